@@ -1,0 +1,101 @@
+"""Shared plumbing for every CLI module: settings at the edge, one-line errors, --json output.
+
+Deliberate decisions:
+- A known failure (bad input, missing data, no network) prints ``error: <what is wrong>`` on stderr and exits 2.
+  An unexpected exception does the same with its type name, never a traceback (set TRADEAGENT_DEBUG=1 to see one).
+- ``--json`` output goes to stdout alone, so it can be piped into ``jq``; human output uses rich.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+
+from agent.settings import Settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad flag, bad date). Printed as one line."""
+
+
+def load_settings() -> Settings:
+    return Settings()
+
+
+def parse_date(value: str | None, flag: str = "--date") -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise UserError(f"{flag} {value!r} is not a date; use YYYY-MM-DD") from None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (date, datetime)):
+        return obj.isoformat()
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, default=_json_default, indent=2, sort_keys=False)
+
+
+def print_json(obj: Any) -> None:
+    sys.stdout.write(dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [UserError]
+    # Each layer has one base error; imported lazily so the CLI loads even while a layer is absent.
+    for module, name in (
+        ("tools.errors", "DataError"),
+        ("portfolio.errors", "PortfolioError"),
+        ("agent.errors", "AgentError"),
+    ):
+        try:
+            mod = __import__(module, fromlist=[name])
+            errors.append(getattr(mod, name))
+        except (ImportError, AttributeError):
+            continue
+    return tuple(errors)
+
+
+def cli_errors(fn: F) -> F:
+    """Turn any exception into a one-line message and exit code 2 (typer.Exit passes through)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except _known_errors() as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+            if os.environ.get("TRADEAGENT_DEBUG"):
+                raise
+            err_console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc}", highlight=False)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,104 @@
+"""``tradeagent daily`` and ``tradeagent demo``: one trading day, a console summary, optional --json."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import typer
+from rich.table import Table
+
+from agent.cli_common import cli_errors, console, load_settings, parse_date, print_json
+from agent.daily import DailyResult, run_daily
+
+LlmOption = Annotated[
+    str | None, typer.Option("--llm", help="offline | openai (default: openai when OPENAI_API_KEY is set, else offline)")
+]
+CacheOption = Annotated[str, typer.Option("--llm-cache", help="record | replay | off")]
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> Any:
+    if value is not None and value not in allowed:
+        from agent.cli_common import UserError
+
+        raise UserError(f"{flag} must be one of {', '.join(allowed)}, not {value!r}")
+    return value
+
+
+def render_summary(result: DailyResult) -> None:
+    r = result.results
+    title = f"tradeagent daily · {r['date']} · {r['universe']} · llm={r['llm']}"
+    if result.repeated:
+        title += " · already traded: nothing re-run"
+    console.print(f"[bold]{title}[/bold]")
+    if r.get("hold"):
+        hold = r["hold"]
+        colour = "red" if hold.get("fallback") else "yellow"
+        console.print(f"[{colour}]HOLD-ALL {hold['reason']}[/{colour}]: {hold['detail']}")
+    for fill in r.get("fills", []):
+        console.print(f"filled {fill['side']} {fill['quantity']:g} {fill['symbol']} @ {fill['price']:.4f} ({fill['fill_date']})")
+    nodes = Table(title="nodes", show_lines=False)
+    for col in ("node", "status", "llm calls", "detail"):
+        nodes.add_column(col)
+    for name, n in r.get("nodes", {}).items():
+        detail = n.get("abstain_reason") or ""
+        if n.get("status") == "ok" and n.get("output"):
+            out = n["output"]
+            items = out.get("signals") or out.get("targets") or []
+            detail = f"{len(items)} item(s)"
+        nodes.add_row(name, n.get("status", "?"), str(n.get("llm_calls", 0)), detail)
+    console.print(nodes)
+    orders = Table(title="orders (after the risk guard)")
+    for col in ("symbol", "side", "quantity", "status", "reason"):
+        orders.add_column(col)
+    for o in r.get("approved", []):
+        state = "placed" if o["order_id"] in r.get("placed", []) else ("dry-run" if r.get("dry_run") else "approved")
+        orders.add_row(o["symbol"], o["side"], f"{o['quantity']:g}", state, o.get("clamped") or "")
+    for rej in r.get("rejected", []):
+        orders.add_row(rej.get("symbol") or "?", "", "", "[red]rejected[/red]", f"{rej['code']}: {rej['detail']}")
+    console.print(orders)
+    p = r.get("portfolio", {})
+    console.print(
+        f"portfolio {p.get('base_currency')}: equity {p.get('equity', 0):,.2f} · cash {p.get('cash', 0):,.2f} · "
+        f"{len(p.get('positions', []))} position(s) · risk {r['risk']['state']['mode']}"
+    )
+    for note in r.get("data", {}).get("notes", []):
+        console.print(f"[dim]note: {note}[/dim]")
+    console.print(f"[dim]results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s[/dim]")
+
+
+def _run(**kwargs: Any) -> None:
+    as_json = kwargs.pop("as_json")
+    result = run_daily(load_settings(), progress=not as_json, **kwargs)
+    if as_json:
+        print_json({**result.results, "results_path": str(result.path), "repeated": result.repeated})
+    else:
+        render_summary(result)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    @cli_errors
+    def daily(
+        date: Annotated[str | None, typer.Option("--date", help="session D whose close the decision reads (YYYY-MM-DD)")] = None,
+        universe: Annotated[str, typer.Option("--universe", help="built-in name or path to a TOML file")] = "demo",
+        dry_run: Annotated[bool, typer.Option("--dry-run", help="decide and guard, but change nothing")] = False,
+        llm: LlmOption = None,
+        llm_cache: CacheOption = "off",
+        as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    ) -> None:
+        """Run one trading day: settle, refresh data, decide, guard, place paper orders, write results."""
+        _run(
+            universe=universe,
+            run_date=parse_date(date),
+            dry_run=dry_run,
+            llm=_choice(llm, ("offline", "openai"), "--llm"),
+            cache_mode=_choice(llm_cache, ("record", "replay", "off"), "--llm-cache"),
+            as_json=as_json,
+        )
+
+    @app.command()
+    @cli_errors
+    def demo(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
+        """The daily run on the offline demo universe with the offline rule policy (no network, no key)."""
+        llm: Literal["offline"] = "offline"
+        _run(universe="demo", run_date=None, dry_run=False, llm=llm, cache_mode="off", latest_common=True, as_json=as_json)

@@ -1,0 +1,252 @@
+"""The daily run: settle yesterday's orders, refresh data, run the graph, guard, place, write the results file.
+
+Contract (shared/DESIGN.md):
+- D is the session whose CLOSE the decision reads. Orders decided on an earlier run fill at the OPEN of the
+  first session after their decision day, before anything else happens on D.
+- ``TRADEAGENT_HOME/results/daily/D.json`` holds every node's output, the proposed, approved and rejected
+  orders with reasons, prompt hashes, the LLM used and timings.
+- A second run for a date that already placed orders is idempotent: nothing is re-decided or re-placed; it
+  reports the first run's file. A day that held (no orders) may be re-run, e.g. after the LLM came back.
+- ``--dry-run`` changes nothing in the ledger: no settlement, no equity mark, no orders.
+- Any failure past data loading ends in hold-all, and the results file says why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from agent.cli_common import UserError
+from agent.graph import build_graph
+from agent.llm.base import TokenBudget
+from agent.llm.factory import make_client
+from agent.settings import Settings
+from agent.state import DayDeps
+from portfolio.broker import PaperBroker
+from portfolio.holdall import hold_all
+from portfolio.ledger import Ledger
+from portfolio.models import MarketSnapshot, Quote
+from portfolio.risk import RiskStateStore, load_limits, update_breakers
+from prompts.loader import load_prompt
+from tools.cache import MarketCache
+from tools.data import UniverseData, load_universe_data
+from tools.indicators import correlation_matrix, indicators_as_of
+from tools.universe import load_universe
+from tools.view import MarketView
+
+DEFAULT_STARTING_CASH = 10_000.0
+PROMPTS = ("system", "analyst", "sentiment", "quant", "risk")
+
+
+@dataclass(frozen=True)
+class DailyResult:
+    run_date: date
+    path: Path
+    results: dict[str, Any]
+    repeated: bool = False  # True when the day had already traded and nothing was re-run
+
+
+def last_common_session(data: UniverseData) -> date:
+    """The last day on which every instrument with data has a bar (the demo's run date)."""
+    lasts = [df.index[-1].date() for df in data.bars.values() if len(df)]
+    if not lasts:
+        raise UserError("no instrument of the universe has any data")
+    return min(lasts)
+
+
+def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=2, sort_keys=False, default=str)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def market_snapshot(view: MarketView, data: UniverseData, universe_currency: dict[str, str], base: str) -> MarketSnapshot:
+    """Quotes at D's close (price, its date, FX, tradeability, volatility) and return correlations."""
+    quotes: dict[str, Quote] = {}
+    for symbol, bars in data.bars.items():
+        if bars.empty:
+            continue
+        last = bars.iloc[-1]
+        validation = view.validation.get(symbol)
+        ind = view.indicators.get(symbol)
+        vol = indicators_as_of(ind, view.as_of).get("vol_20") if ind is not None else None
+        currency = universe_currency.get(symbol, base)
+        quotes[symbol] = Quote(
+            symbol=symbol,
+            price=float(last["close"]),
+            price_date=bars.index[-1].date(),
+            currency=currency,
+            fx_rate=float(data.fx.get(currency, float("nan"))),
+            tradeable=bool(validation and validation.tradeable),
+            untradeable_reason=None if validation is None or validation.tradeable else "; ".join(validation.reasons),
+            volatility=None if vol is None or pd.isna(vol) else float(vol),
+        )
+    closes = {s: b["close"] for s, b in data.bars.items() if len(b) > 1}
+    corr = correlation_matrix(closes, view.as_of) if len(closes) > 1 else pd.DataFrame()
+    correlations = {
+        a: {b: float(v) for b, v in row.items() if a != b and pd.notna(v)} for a, row in corr.to_dict("index").items()
+    }
+    return MarketSnapshot(as_of=view.as_of, base_currency=base, quotes=quotes, correlations=correlations)
+
+
+def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date) -> list[dict[str, Any]]:
+    """Fill every pending order at the open of the first session after its decision day, up to D."""
+    pending = broker.pending()
+    if not pending:
+        return []
+    first_decided = min(o.run_date for o in pending)
+    sessions = sorted(
+        {ts.date() for bars in data.bars.values() for ts in bars.index if first_decided < ts.date() <= run_date}
+    )
+    fills = []
+    for session in sessions:
+        opens = {
+            s: float(b.loc[pd.Timestamp(session), "open"])
+            for s, b in data.bars.items()
+            if pd.Timestamp(session) in b.index
+        }
+        fills.extend(broker.settle(session, opens, data.fx))
+    return [f.model_dump(mode="json") for f in fills]
+
+
+def run_daily(
+    settings: Settings,
+    *,
+    universe: str = "demo",
+    run_date: date | None = None,
+    dry_run: bool = False,
+    llm: Literal["offline", "openai"] | None = None,
+    cache_mode: Literal["record", "replay", "off"] = "off",
+    progress: bool = False,
+    latest_common: bool = False,
+) -> DailyResult:
+    started = time.perf_counter()
+    settings.ensure_home()
+    uni = load_universe(universe)
+    cache = MarketCache(settings.db_path)
+    data = load_universe_data(uni, cache, as_of=run_date, refresh=True, progress=progress)
+    if run_date is None:
+        run_date = last_common_session(data) if latest_common else max(df.index[-1].date() for df in data.bars.values() if len(df))
+    if not any(len(b) and b.index[-1].date() == run_date for b in data.bars.values()):
+        raise UserError(f"{run_date} is not a session of universe {uni.name!r}: no instrument has a bar that day")
+    data_seconds = time.perf_counter() - started
+    path = settings.daily_results_dir / f"{run_date.isoformat()}.json"
+
+    ledger = Ledger(settings.db_path, base_currency=uni.base_currency, starting_cash=settings.starting_cash or DEFAULT_STARTING_CASH)
+    try:
+        history = ledger.history(run_date)
+        if not dry_run and history.orders_today > 0 and path.exists():
+            previous = json.loads(path.read_text(encoding="utf-8"))
+            return DailyResult(run_date=run_date, path=path, results=previous, repeated=True)
+
+        broker = PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
+        fills = [] if dry_run else _settle_pending(broker, ledger, data, run_date)
+        view = MarketView.build(data, run_date)
+        currencies = {i.symbol: i.currency for i in uni.instruments}
+        market = market_snapshot(view, data, currencies, uni.base_currency)
+        snapshot = ledger.snapshot(market)
+        limits, limit_notes = load_limits(settings.risk_config_path if settings.risk_config_path.exists() else None)
+        store = RiskStateStore(settings.risk_state_path)
+        risk_state = store.load()
+        if not dry_run:
+            ledger.record_equity(run_date, snapshot)
+            latched = update_breakers(ledger.equity_curve(), limits, risk_state, run_date)
+            if latched != risk_state:
+                store.save(latched)
+                risk_state = latched
+        client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget))
+        deps = DayDeps(
+            run_date=run_date, universe=uni, view=view, market=market, portfolio=snapshot, limits=limits,
+            risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
+            broker=None if dry_run else broker, commission_bps=settings.commission_bps,
+            slippage_bps=settings.slippage_bps,
+        )  # fmt: skip
+        graph_started = time.perf_counter()
+        try:
+            state = build_graph(deps).invoke({"nodes": {}, "notes": [], "timings": {}})
+        except Exception as exc:  # noqa: BLE001 - the graph wraps its nodes; this is the last net
+            state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
+        graph_seconds = time.perf_counter() - graph_started
+
+        results = _results(
+            run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=dry_run, client=client,
+            state=state, fills=fills, snapshot=snapshot.model_dump(mode="json"), risk_state=risk_state.model_dump(mode="json"),
+            limits=limits.model_dump(mode="json"), limit_notes=limit_notes, data=data, view=view,
+            timings={"data_seconds": round(data_seconds, 4), "graph_seconds": round(graph_seconds, 4),
+                     "total_seconds": round(time.perf_counter() - started, 4)},
+        )  # fmt: skip
+        _write_json_atomic(path, results)
+        return DailyResult(run_date=run_date, path=path, results=results)
+    finally:
+        ledger.close()
+
+
+def _results(
+    *,
+    run_date: date,
+    uni_name: str,
+    base: str,
+    dry_run: bool,
+    client: Any,
+    state: dict[str, Any],
+    fills: list[dict[str, Any]],
+    snapshot: dict[str, Any],
+    risk_state: dict[str, Any],
+    limits: dict[str, Any],
+    limit_notes: list[str],
+    data: UniverseData,
+    view: MarketView,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    guard_result = state.get("guard")
+    nodes = state.get("nodes", {})
+    hold = state.get("hold")
+    placed = state.get("placed", [])
+    if hold:
+        status = "hold"
+    elif placed:
+        status = "orders_placed"
+    elif dry_run and guard_result is not None and guard_result.approved:
+        status = "dry_run"
+    else:
+        status = "no_orders"
+    return {
+        "date": run_date.isoformat(),
+        "universe": uni_name,
+        "base_currency": base,
+        "status": status,
+        "dry_run": dry_run,
+        "llm": getattr(client, "provider", "unknown"),
+        "model": getattr(client, "model", "unknown"),
+        "hold": hold,
+        "nodes": nodes,
+        "proposed": state.get("proposals", []),
+        "approved": [o.model_dump(mode="json") for o in guard_result.approved] if guard_result else [],
+        "rejected": [r.model_dump(mode="json") for r in guard_result.rejections] if guard_result else [],
+        "clamps": [c.model_dump(mode="json") for c in guard_result.clamps] if guard_result else [],
+        "placed": placed,
+        "fills": fills,
+        "portfolio": snapshot,
+        "risk": {"state": risk_state, "limits": limits, "notes": limit_notes},
+        "data": {
+            "notes": list(data.notes),
+            "errors": dict(data.errors),
+            "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable},
+        },
+        "prompts": {name: {"version": p.version, "sha256": p.sha256} for name in PROMPTS for p in [load_prompt(name)]},
+        "llm_calls": sum(int(n.get("llm_calls", 0)) for n in nodes.values()),
+        "tokens": sum(int(n.get("tokens", 0)) for n in nodes.values()),
+        "timings": {**state.get("timings", {}), **timings},
+    }

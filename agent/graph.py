@@ -1,0 +1,109 @@
+"""The daily LangGraph: one invocation per trading day for the whole universe.
+
+    context ─┬─► analyst ───┐
+             ├─► sentiment ─┼─► risk ─► decision ─► guard ─► broker ─► record
+             ├─► quant ─────┘    │         │          │                  ▲
+             └─► hold ◄──────────┴─────────┴──────────┘ (no orders) ─────┘
+
+Routers return ``Literal`` names so the topology is explicit and snapshot-tested. Any node that raises
+ends the day in hold-all with ``fallback:<node>_error``: the graph never lets an exception reach the
+broker, and the guard is the only way to the broker (``ApprovedOrder`` is built by the guard alone).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, Literal
+
+from langgraph.graph import END, START, StateGraph
+
+from agent import nodes
+from agent.state import DayDeps, DayState
+from portfolio.holdall import hold_all
+
+NodeFn = Callable[[DayState, DayDeps], DayState]
+
+
+def _safe(name: str, fn: NodeFn, deps: DayDeps) -> Callable[[DayState], DayState]:
+    """Time the node; turn an exception into an abstention (signal nodes) or hold-all (the rest)."""
+
+    @wraps(fn)
+    def run(state: DayState) -> DayState:
+        started = time.perf_counter()
+        try:
+            update = fn(state, deps)
+        except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+            detail = f"{type(exc).__name__} in node {name}"
+            if name in nodes.SIGNAL_NODES:
+                update = {"nodes": {name: nodes._outcome(name, deps, status="abstained", abstain_reason=f"error:{type(exc).__name__}")}}
+            else:
+                update = {"hold": hold_all(f"{name}_error", detail).model_dump()}
+        update = dict(update)
+        update["timings"] = {name: round(time.perf_counter() - started, 4)}
+        return update  # type: ignore[return-value]
+
+    return run
+
+
+def _after_context(state: DayState) -> list[Literal["analyst", "sentiment", "quant"]] | Literal["hold"]:
+    if state.get("hold"):
+        return "hold"
+    return ["analyst", "sentiment", "quant"]
+
+
+def _after_risk(state: DayState) -> Literal["decision", "hold"]:
+    return "hold" if state.get("hold") else "decision"
+
+
+def _after_decision(state: DayState) -> Literal["guard", "record"]:
+    return "record" if state.get("hold") else "guard"
+
+
+def _after_guard_for(deps: DayDeps) -> Callable[[DayState], Literal["broker", "record"]]:
+    def route(state: DayState) -> Literal["broker", "record"]:
+        result = state.get("guard")
+        if state.get("hold") or deps.broker is None or result is None or not result.approved:
+            return "record"
+        return "broker"
+
+    return route
+
+
+def _record(state: DayState, deps: DayDeps) -> DayState:
+    """Closing bookkeeping inside the graph: nothing to write yet beyond the guard log (done by the guard)."""
+    return {"notes": [f"llm={getattr(deps.client, 'provider', 'unknown')}"]}
+
+
+def build_graph(deps: DayDeps) -> Any:
+    graph: StateGraph[Any] = StateGraph(DayState)
+    steps: dict[str, NodeFn] = {
+        "context": nodes.context_node,
+        "analyst": nodes.analyst_node,
+        "sentiment": nodes.sentiment_node,
+        "quant": nodes.quant_node,
+        "risk": nodes.risk_node,
+        "decision": nodes.decision_node,
+        "guard": nodes.guard_node,
+        "broker": nodes.broker_node,
+        "hold": nodes.hold_node,
+        "record": _record,
+    }
+    for name, fn in steps.items():
+        graph.add_node(name, _safe(name, fn, deps))
+    graph.add_edge(START, "context")
+    graph.add_conditional_edges("context", _after_context, ["analyst", "sentiment", "quant", "hold"])
+    graph.add_edge(["analyst", "sentiment", "quant"], "risk")
+    graph.add_conditional_edges("risk", _after_risk)
+    graph.add_conditional_edges("decision", _after_decision)
+    graph.add_conditional_edges("guard", _after_guard_for(deps))
+    graph.add_edge("broker", "record")
+    graph.add_edge("hold", "record")
+    graph.add_edge("record", END)
+    return graph.compile()
+
+
+def topology(deps: DayDeps) -> str:
+    """Mermaid text of the graph, for the snapshot test and the README."""
+    return str(build_graph(deps).get_graph().draw_mermaid())

@@ -1,0 +1,279 @@
+"""The daily graph's nodes. Each is a plain function of (state, deps) returning a partial state update.
+
+Deliberate decisions:
+- One LLM conversation per node per day for the WHOLE universe (the prompt carries every symbol's
+  features), never one per symbol: cost and latency stay flat as the universe grows.
+- Signal nodes (analyst, sentiment, quant) ABSTAIN on any failure: their outcome says why and carries no
+  weight. The risk node cannot abstain safely: if it fails, or no signal node produced anything, the day
+  ends in hold-all with a ``fallback:<cause>`` reason.
+- Sentiment and quant abstain today because news ingestion and the quant models do not exist yet; their
+  tools are absent, not faked. When they land, only these two functions change.
+- The decision node is code, not an LLM: it turns the risk plan's target weights into orders, with a
+  no-churn band. Every order it proposes still passes the guard, which the LLM cannot reach.
+- The node that would read untrusted text (sentiment) is offered no tools at all.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.errors import LLMError
+from agent.llm.base import LLMRequest
+from agent.llm.runner import BoundTool, ask
+from agent.llm.base import tool_spec
+from agent.models import AnalystReport, NodeOutcome, RiskPlan
+from agent.state import DayDeps, DayState
+from portfolio.holdall import deliberate_hold, hold_all
+from portfolio.risk import guard
+from prompts.loader import load_prompt, render
+from tools.indicators import indicators_as_of
+from tools.market_tools import GetBarsInput, GetIndicatorsInput, get_bars, get_indicators
+from tools.portfolio_tools import GetPortfolioInput, GetRiskLimitsInput, get_portfolio, get_risk_limits
+
+# Indicator columns the analyst sees for each symbol (names from tools.indicators).
+FEATURES = (
+    "close", "sma_20", "sma_50", "sma_200", "ema_12", "ema_26", "rsi_14", "macd_hist",
+    "bb_percent", "adx_14", "vol_20", "drawdown",
+)  # fmt: skip
+REBALANCE_BAND = 0.02  # weight changes smaller than 2% of equity are not traded (no churn)
+SIGNAL_NODES = ("analyst", "sentiment", "quant")
+
+
+def _round(value: Any) -> float | None:
+    """Six significant digits keep prompts short and cache keys stable; NaN/inf become null."""
+    if value is None:
+        return None
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(f):
+        return None
+    return float(f"{f:.6g}")
+
+
+def _outcome(node: str, deps: DayDeps, **fields: Any) -> dict[str, Any]:
+    llm = getattr(deps.client, "provider", "unknown")
+    return NodeOutcome(node=node, llm=llm, **fields).model_dump(mode="json")
+
+
+# --------------------------------------------------------------------------- context
+
+
+def context_node(state: DayState, deps: DayDeps) -> DayState:
+    features: dict[str, dict[str, Any]] = {}
+    for symbol in deps.universe.symbols:
+        ind = deps.view.indicators.get(symbol)
+        row = indicators_as_of(ind, deps.run_date) if ind is not None else {}
+        closes = deps.view.bars[symbol]["close"] if symbol in deps.view.bars else None
+        ret_20d = None
+        if closes is not None and len(closes) > 20:
+            ret_20d = closes.iloc[-1] / closes.iloc[-21] - 1.0
+        feats = {name: _round(row.get(name)) for name in FEATURES}
+        feats["ret_20d"] = _round(ret_20d)
+        validation = deps.view.validation.get(symbol)
+        feats["tradeable"] = bool(validation.tradeable) if validation is not None else False
+        features[symbol] = feats
+    update: DayState = {"features": features}
+    if not any(f["tradeable"] for f in features.values()):
+        update["hold"] = hold_all("no_tradeable_data", "no instrument passed the data validation gate").model_dump()
+    elif deps.risk_state.mode == "HALTED":
+        update["hold"] = deliberate_hold("halted", f"risk state HALTED: {deps.risk_state.reason}").model_dump()
+    return update
+
+
+# --------------------------------------------------------------------------- LLM plumbing
+
+
+def _bind(name: str, fn: Callable[..., BaseModel], input_model: type[BaseModel], bound: Any) -> BoundTool:
+    return BoundTool(spec=tool_spec(name, fn, input_model), input_model=input_model, fn=partial(_call, fn, bound))
+
+
+def _call(fn: Callable[..., BaseModel], bound: Any, inp: BaseModel) -> BaseModel:
+    return fn(inp, bound)
+
+
+def market_tools(deps: DayDeps) -> dict[str, BoundTool]:
+    return {
+        "get_bars": _bind("get_bars", get_bars, GetBarsInput, deps.view),
+        "get_indicators": _bind("get_indicators", get_indicators, GetIndicatorsInput, deps.view),
+    }
+
+
+def book_tools(deps: DayDeps) -> dict[str, BoundTool]:
+    return {
+        "get_portfolio": _bind("get_portfolio", get_portfolio, GetPortfolioInput, deps.portfolio),
+        "get_risk_limits": _bind("get_risk_limits", get_risk_limits, GetRiskLimitsInput, deps.limits),
+    }
+
+
+def _ask_node(
+    node: str,
+    deps: DayDeps,
+    output_model: type[BaseModel],
+    context: dict[str, Any],
+    tools: Mapping[str, BoundTool],
+) -> tuple[BaseModel | None, dict[str, Any]]:
+    """Render the node's prompt, run the tool loop, and return (output or None, NodeOutcome dump)."""
+    started = time.perf_counter()
+    system, template = load_prompt("system"), load_prompt(node)
+    schema = output_model.model_json_schema()
+    context_json = json.dumps(context, sort_keys=True, separators=(",", ":"))
+    messages = [
+        {"role": "system", "content": system.text},
+        {
+            "role": "user",
+            "content": render(
+                template,
+                as_of=deps.run_date.isoformat(),
+                context_json=context_json,
+                schema_json=json.dumps(schema, sort_keys=True),
+            ),
+        },
+    ]
+    request = LLMRequest(
+        node=node,
+        messages=messages,
+        tools=[t.spec for t in tools.values()],
+        response_schema=schema,
+        context=context,
+    )
+    common = {"prompt": f"{template.name}@v{template.version}", "prompt_hash": template.sha256}
+    try:
+        result = ask(deps.client, request, output_model, tools)
+    except LLMError as exc:
+        outcome = _outcome(
+            node, deps, status="abstained", abstain_reason=exc.cause,
+            seconds=round(time.perf_counter() - started, 4), **common,
+        )  # fmt: skip
+        return None, outcome
+    outcome = _outcome(
+        node, deps, status="ok", output=result.output.model_dump(mode="json"), llm_calls=result.calls,
+        tokens=result.tokens, seconds=round(time.perf_counter() - started, 4), **common,
+    )  # fmt: skip
+    return result.output, outcome
+
+
+# --------------------------------------------------------------------------- signal nodes
+
+
+def analyst_node(state: DayState, deps: DayDeps) -> DayState:
+    context = {"as_of": deps.run_date.isoformat(), "symbols": state.get("features", {})}
+    _, outcome = _ask_node("analyst", deps, AnalystReport, context, market_tools(deps))
+    return {"nodes": {"analyst": outcome}}
+
+
+def sentiment_node(state: DayState, deps: DayDeps) -> DayState:
+    reason = "news ingestion is not built yet: sentiment abstains and carries no weight"
+    return {"nodes": {"sentiment": _outcome("sentiment", deps, status="abstained", abstain_reason=reason)}}
+
+
+def quant_node(state: DayState, deps: DayDeps) -> DayState:
+    reason = "no quant models (XGBoost, PPO) are trained yet: quant abstains and carries no weight"
+    return {"nodes": {"quant": _outcome("quant", deps, status="abstained", abstain_reason=reason)}}
+
+
+# --------------------------------------------------------------------------- risk and decision
+
+
+def _signals(state: DayState) -> dict[str, dict[str, Any]]:
+    """Per symbol, each signal node's {score, confidence}, or None where that node abstained or was silent."""
+    signals: dict[str, dict[str, Any]] = {s: dict.fromkeys(SIGNAL_NODES) for s in state.get("features", {})}
+    for node in SIGNAL_NODES:
+        outcome = state.get("nodes", {}).get(node) or {}
+        if outcome.get("status") != "ok":
+            continue
+        for sig in (outcome.get("output") or {}).get("signals", []):
+            if sig["symbol"] in signals:
+                signals[sig["symbol"]][node] = {"score": sig["score"], "confidence": sig["confidence"]}
+    return signals
+
+
+def risk_node(state: DayState, deps: DayDeps) -> DayState:
+    nodes = state.get("nodes", {})
+    if not any(nodes.get(n, {}).get("status") == "ok" for n in SIGNAL_NODES):
+        causes = ",".join(f"{n}={nodes.get(n, {}).get('abstain_reason', 'missing')}" for n in SIGNAL_NODES)
+        return {"hold": hold_all("no_signals", f"every signal node abstained ({causes})").model_dump()}
+    snap = deps.portfolio
+    context = {
+        "as_of": deps.run_date.isoformat(),
+        "base_currency": snap.base_currency,
+        "equity": _round(snap.equity),
+        "cash": _round(snap.cash),
+        "positions": {p.symbol: _round(p.weight) for p in snap.positions},
+        "limits": deps.limits.model_dump(mode="json"),
+        "signals": _signals(state),
+        "volatility": {s: f.get("vol_20") for s, f in state.get("features", {}).items()},
+    }
+    plan, outcome = _ask_node("risk", deps, RiskPlan, context, book_tools(deps))
+    update: DayState = {"nodes": {"risk": outcome}}
+    if plan is None:
+        update["hold"] = hold_all(f"risk_{outcome['abstain_reason']}", "the risk node could not size the day").model_dump()
+    return update
+
+
+def decision_node(state: DayState, deps: DayDeps) -> DayState:
+    """Target weights -> orders. Code, not an LLM; unknown symbols pass through so the guard rejects them."""
+    plan = RiskPlan.model_validate(state["nodes"]["risk"]["output"])
+    snap = deps.portfolio
+    held = {p.symbol: p for p in snap.positions}
+    proposals: list[dict[str, Any]] = []
+    for target in plan.targets:
+        current = held.get(target.symbol)
+        w0 = current.weight if current is not None else 0.0
+        delta = target.target_weight - w0
+        if target.target_weight == 0.0 and current is not None and current.quantity > 0:
+            proposals.append(
+                {"symbol": target.symbol, "side": "sell", "quantity": current.quantity, "reason": target.rationale}
+            )
+            continue
+        if abs(delta) < REBALANCE_BAND:
+            continue
+        quote = deps.market.quotes.get(target.symbol)
+        side = "buy" if delta > 0 else "sell"
+        if quote is None or not (quote.price > 0 and quote.fx_rate > 0):
+            proposals.append({"symbol": target.symbol, "side": side, "weight": abs(delta), "reason": target.rationale})
+            continue
+        quantity = math.floor(abs(delta) * snap.equity / (quote.price * quote.fx_rate) * 1e4) / 1e4
+        if quantity > 0:
+            proposals.append({"symbol": target.symbol, "side": side, "quantity": quantity, "reason": target.rationale})
+    update: DayState = {"proposals": proposals}
+    if not proposals:
+        update["hold"] = deliberate_hold("no_change", "the plan matches the book within the rebalance band").model_dump()
+    return update
+
+
+# --------------------------------------------------------------------------- guard, broker, hold
+
+
+def guard_node(state: DayState, deps: DayDeps) -> DayState:
+    result = guard(
+        state.get("proposals", []),
+        portfolio=deps.portfolio,
+        market=deps.market,
+        limits=deps.limits,
+        state=deps.risk_state,
+        history=deps.history,
+        run_date=deps.run_date,
+    )
+    deps.ledger.record_guard(deps.run_date, result)
+    return {"guard": result}
+
+
+def broker_node(state: DayState, deps: DayDeps) -> DayState:
+    if deps.broker is None:  # the router never comes here in --dry-run; fail closed if it did
+        return {"hold": hold_all("no_broker", "orders approved but no broker in this run").model_dump()}
+    return {"placed": deps.broker.submit(state["guard"].approved)}
+
+
+def hold_node(state: DayState, deps: DayDeps) -> DayState:
+    if state.get("hold"):
+        return {}
+    return {"hold": hold_all("unknown", "the graph routed to hold without a reason").model_dump()}

@@ -1,0 +1,48 @@
+"""The daily graph's state and its injected dependencies.
+
+``DayState`` holds only what the day produces (plain data, JSON-serialisable through ``results``);
+``DayDeps`` holds what the day reads and acts through (market view, ledger, LLM client, broker). Deps are
+built at the edge (``agent.daily``) and closed over by the nodes, so the graph itself has no I/O setup.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+from datetime import date
+from typing import Annotated, Any, TypedDict
+
+from agent.llm.base import LLMClient
+from portfolio.broker import Broker
+from portfolio.ledger import Ledger, TradingHistory
+from portfolio.models import GuardResult, MarketSnapshot, PortfolioSnapshot, RiskLimits, RiskState
+from tools.models import Universe
+from tools.view import MarketView
+
+
+@dataclass(frozen=True)
+class DayDeps:
+    run_date: date
+    universe: Universe
+    view: MarketView
+    market: MarketSnapshot
+    portfolio: PortfolioSnapshot
+    limits: RiskLimits
+    risk_state: RiskState
+    history: TradingHistory
+    client: LLMClient
+    ledger: Ledger
+    broker: Broker | None  # None in --dry-run: nothing can be placed
+    commission_bps: float = 10.0
+    slippage_bps: float = 5.0
+
+
+class DayState(TypedDict, total=False):
+    features: dict[str, dict[str, Any]]  # per-symbol indicator snapshot as of the run date
+    nodes: Annotated[dict[str, dict[str, Any]], operator.or_]  # node name -> NodeOutcome dump
+    proposals: list[dict[str, Any]]  # orders the decision node proposed (before the guard)
+    guard: GuardResult  # approved orders (which only the guard can build), rejections and clamps
+    placed: list[str]  # order ids handed to the broker
+    hold: dict[str, Any] | None  # portfolio.holdall.Hold dump when the day holds
+    notes: Annotated[list[str], operator.add]
+    timings: Annotated[dict[str, float], operator.or_]

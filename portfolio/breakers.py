@@ -1,0 +1,98 @@
+"""Circuit breakers and the persisted kill-switch state (re-exported by ``portfolio.risk``).
+
+Deliberate decisions:
+- Breakers LATCH: a one-day loss beyond ``daily_loss_limit`` moves ACTIVE → REDUCING, a drawdown from the
+  peak beyond ``max_drawdown`` moves anything → HALTED. Nothing here ever loosens a mode; only a person does,
+  with ``tradeagent risk resume`` (never an LLM tool).
+- Fail closed: an equity curve with a non-finite or non-positive value halts; a missing state file means
+  ACTIVE (a fresh install), but a CORRUPT one means HALTED.
+- The state file is written atomically (temp file in the same directory, fsync, ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+from portfolio.errors import RiskStateError
+from portfolio.models import RiskLimits, RiskState
+
+_RANK = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
+
+
+def update_breakers(
+    equity_curve: Sequence[tuple[date, float]], limits: RiskLimits, state: RiskState, today: date
+) -> RiskState:
+    """Return the new risk state after looking at the equity curve up to ``today`` (inclusive)."""
+    if not isinstance(state, RiskState):
+        return RiskState(mode="HALTED", reason="invalid risk state", since=today, changed_by="breaker:fail_closed")
+    if state.mode == "HALTED":
+        return state
+    try:
+        points = sorted((d, float(v)) for d, v in equity_curve if d <= today)
+    except (TypeError, ValueError):
+        return RiskState(mode="HALTED", reason="unreadable equity curve", since=today, changed_by="breaker:fail_closed")
+    if not points:
+        return state
+    values = [v for _, v in points]
+    if any(not math.isfinite(v) or v <= 0 for v in values):
+        return RiskState(mode="HALTED", reason="non-finite or non-positive equity", since=today,
+                         changed_by="breaker:fail_closed")
+    peak, last = max(values), values[-1]
+    drawdown = 1.0 - last / peak
+    if drawdown > limits.max_drawdown:
+        return RiskState(mode="HALTED", since=today, changed_by="breaker:max_drawdown",
+                         reason=f"drawdown {drawdown:.2%} from peak {peak:.2f} exceeds {limits.max_drawdown:.2%}")
+    if len(values) >= 2 and state.mode == "ACTIVE":
+        loss = 1.0 - last / values[-2]
+        if loss > limits.daily_loss_limit:
+            return RiskState(mode="REDUCING", since=today, changed_by="breaker:daily_loss",
+                             reason=f"one-day loss {loss:.2%} exceeds {limits.daily_loss_limit:.2%}")
+    return state
+
+
+class RiskStateStore:
+    """The kill-switch state in a JSON file (``TRADEAGENT_HOME/risk_state.json``)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def load(self) -> RiskState:
+        if not self.path.exists():
+            return RiskState(mode="ACTIVE", reason="no risk state saved yet", changed_by="default")
+        try:
+            return RiskState.model_validate(json.loads(self.path.read_text(encoding="utf-8")))
+        except Exception as exc:  # noqa: BLE001 - any unreadable state halts trading
+            return RiskState(mode="HALTED", reason=f"corrupt risk state file ({type(exc).__name__})",
+                             changed_by="fail_closed")
+
+    def save(self, state: RiskState) -> None:
+        if not isinstance(state, RiskState):
+            raise RiskStateError("only a RiskState can be saved")
+        data = state.model_dump_json(indent=2)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".risk_state.", suffix=".tmp", dir=self.path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise RiskStateError(f"cannot write risk state to {self.path}: {exc.strerror or exc}") from None
+
+
+def stricter(a: RiskState, b: RiskState) -> RiskState:
+    """The more restrictive of two states (used when a breaker and a saved state disagree)."""
+    return b if _RANK.get(b.mode, 2) > _RANK.get(a.mode, 2) else a

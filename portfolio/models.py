@@ -1,0 +1,234 @@
+"""Pydantic models of the portfolio layer: orders, fills, positions, snapshots, risk limits and state.
+
+Contract (shared/DESIGN.md):
+- every model is ``frozen=True, extra="forbid"``;
+- ``ApprovedOrder`` can be built ONLY by the risk guard (``portfolio/risk.py``). Its validator demands the
+  module-private capability token ``_GUARD_KEY`` in the validation context; ``ApprovedOrder(...)``,
+  ``model_construct`` and ``model_copy`` raise everywhere else. This is a guard-rail against mistakes, not a
+  security boundary against code running in the same process: importing ``_GUARD_KEY`` outside
+  ``portfolio/risk.py`` is a review error (a test greps the repository for it).
+- money in the ledger is in the base currency; ``Quote.fx_rate`` = base units per 1 unit of the
+  instrument's currency.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+
+Side = Literal["buy", "sell"]
+RiskMode = Literal["ACTIVE", "REDUCING", "HALTED"]
+OrderStatus = Literal["pending", "filled", "cancelled"]
+
+# Capability token: only portfolio/risk.py may import it (enforced by a test, see module docstring).
+_GUARD_KEY = object()
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Order(_Frozen):
+    """A proposed order: exactly one of ``quantity`` (units) or ``weight`` (fraction of equity to trade).
+
+    ``limit_price`` is optional; when present the guard applies its price collar against the quote.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+    symbol: str = Field(min_length=1, max_length=40)
+    side: Side
+    quantity: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    weight: float | None = Field(default=None, gt=0, le=1, allow_inf_nan=False)
+    reason: str = Field(default="", max_length=2000)
+    strategy: str = Field(default="v1", pattern=r"^[A-Za-z0-9_.\-]{1,32}$")
+    limit_price: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> Order:
+        if (self.quantity is None) == (self.weight is None):
+            raise ValueError("give exactly one of quantity or weight")
+        return self
+
+
+class ApprovedOrder(_Frozen):
+    """An order the risk guard approved. Only the guard can construct one (see module docstring)."""
+
+    order_id: str
+    run_date: date
+    symbol: str
+    side: Side
+    quantity: float = Field(gt=0, allow_inf_nan=False)
+    reference_price: float = Field(gt=0, allow_inf_nan=False)
+    currency: str
+    fx_rate: float = Field(default=1.0, gt=0, allow_inf_nan=False)
+    notional_base: float = Field(ge=0, allow_inf_nan=False)
+    strategy: str
+    reason: str
+    clamped: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_the_guard(cls, data: Any, info: ValidationInfo) -> Any:
+        ctx = info.context
+        if not isinstance(ctx, dict) or ctx.get("guard_key") is not _GUARD_KEY:
+            raise TypeError("ApprovedOrder can only be created by portfolio.risk.guard")
+        return data
+
+    @classmethod
+    def model_construct(cls, *args: Any, **kwargs: Any) -> ApprovedOrder:  # type: ignore[override]
+        raise TypeError("ApprovedOrder can only be created by portfolio.risk.guard")
+
+    def model_copy(self, *args: Any, **kwargs: Any) -> ApprovedOrder:  # type: ignore[override]
+        raise TypeError("ApprovedOrder cannot be copied; ask the guard again")
+
+    def __copy__(self) -> ApprovedOrder:
+        raise TypeError("ApprovedOrder cannot be copied; ask the guard again")
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ApprovedOrder:
+        raise TypeError("ApprovedOrder cannot be copied; ask the guard again")
+
+
+class Rejection(_Frozen):
+    symbol: str | None
+    raw: str
+    code: str
+    detail: str
+
+
+class Clamp(_Frozen):
+    order_id: str
+    code: str
+    detail: str
+    from_quantity: float
+    to_quantity: float
+
+
+class GuardResult(_Frozen):
+    approved: list[ApprovedOrder]
+    rejections: list[Rejection]
+    clamps: list[Clamp]
+    mode: RiskMode
+
+
+class OrderRecord(_Frozen):
+    """An order as the ledger stores it."""
+
+    order_id: str
+    run_date: date
+    symbol: str
+    side: Side
+    quantity: float
+    filled_quantity: float
+    reference_price: float
+    currency: str
+    fx_rate: float
+    notional_base: float
+    strategy: str
+    reason: str
+    clamped: str | None
+    status: OrderStatus
+    status_reason: str | None
+
+
+class Fill(_Frozen):
+    """One execution. ``price`` includes slippage; ``commission`` and ``slippage`` are base-currency amounts."""
+
+    order_id: str
+    symbol: str
+    side: Side
+    quantity: float
+    price: float
+    commission: float
+    slippage: float
+    fill_date: date
+    currency: str
+    fx_rate: float
+
+
+class Position(_Frozen):
+    symbol: str
+    quantity: float
+    avg_price: float  # in the instrument's currency
+    currency: str
+
+
+class PositionView(_Frozen):
+    symbol: str
+    quantity: float
+    avg_price: float
+    market_value: float  # base currency
+    weight: float  # fraction of equity
+
+
+class PortfolioSnapshot(_Frozen):
+    as_of: date
+    base_currency: str
+    cash: float
+    equity: float
+    positions: list[PositionView]
+    realised_pnl: float
+    unrealised_pnl: float
+    fees: float
+
+
+class Quote(_Frozen):
+    symbol: str
+    price: float
+    price_date: date
+    currency: str = "USD"
+    fx_rate: float = 1.0  # base units per 1 unit of the instrument's currency
+    tradeable: bool = True
+    untradeable_reason: str | None = None
+    shortable: bool = False
+    volatility: float | None = None  # annualised, 20 days
+
+
+class MarketSnapshot(_Frozen):
+    as_of: date
+    base_currency: str
+    quotes: dict[str, Quote]
+    correlations: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+
+class TradingHistory(_Frozen):
+    """What the ledger already holds that the guard needs: orders of ``run_date`` and last trade per symbol.
+
+    Every stored order counts (pending, filled or cancelled): a re-run of a day must never add orders.
+    """
+
+    run_date: date
+    order_ids_today: list[str] = Field(default_factory=list)
+    last_trade: dict[str, date] = Field(default_factory=dict)
+
+    @property
+    def orders_today(self) -> int:
+        return len(self.order_ids_today)
+
+
+class RiskLimits(_Frozen):
+    """Limits in force. Weights and notionals are fractions of equity unless named ``*_value`` (base units)."""
+
+    max_position_weight: float
+    max_gross_exposure: float
+    max_open_positions: int
+    max_orders_per_day: int
+    max_order_notional: float  # fraction of equity per order (fat-finger); larger orders are clamped
+    max_order_value: float  # absolute cap per order, base currency units; larger orders are clamped
+    min_trade_value: float  # base currency units; smaller orders are rejected
+    max_price_deviation: float  # collar: |limit_price / quote - 1|
+    max_correlation: float  # of a NEW position with any held one
+    cooldown_days: int  # days between two orders in one symbol (1: at most one a day)
+    high_volatility: float  # annualised; buys above it are halved
+    daily_loss_limit: float  # one-day equity loss that latches REDUCING
+    max_drawdown: float  # drawdown from peak that latches HALTED
+    fee_buffer_bps: float  # commission + slippage the cash check reserves (at least the broker's)
+
+
+class RiskState(_Frozen):
+    mode: RiskMode = "ACTIVE"
+    reason: str = ""
+    since: date | None = None
+    changed_by: str = "default"

@@ -1,0 +1,81 @@
+"""``csv:PATH``: daily bars from a local CSV (or ``.parquet``) file, one instrument per file.
+
+Expected columns (headers case-insensitive, surrounding spaces ignored): ``Date, Open, High, Low, Close,
+Volume``. Other columns (``Adj Close``…) are ignored. A parquet file may carry the dates as its index.
+
+Deliberate decisions:
+- Every shape problem is a ``MalformedDataError`` naming the file and the first offending row, because
+  a user fixes these by hand: missing file, missing column, unparsable date, a price that is text.
+- An *empty* price cell is not malformed (it is a gap); it stays NaN and the validation gate decides.
+- ``Volume`` may be absent (FX and index files often have none) and then reads as 0.0.
+- The file is re-read on every fetch: it is local and cheap, and the user may have edited it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from tools.errors import MalformedDataError
+from tools.market_data.base import COLUMNS, cut, normalise
+from tools.models import Instrument
+
+_REQUIRED = ("date", "open", "high", "low", "close")
+
+
+def _read(path: Path) -> pd.DataFrame:
+    if not path.is_file():
+        raise MalformedDataError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() == ".parquet":
+            raw = pd.read_parquet(path)
+            if isinstance(raw.index, pd.DatetimeIndex):
+                raw = raw.rename_axis("date").reset_index()
+        else:
+            raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
+    except Exception as exc:  # pandas/pyarrow raise many types for one cause: an unreadable file
+        raise MalformedDataError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
+    raw.columns = [str(c).strip().lower() for c in raw.columns]
+    return raw
+
+
+def read_ohlcv_file(path: Path) -> pd.DataFrame:
+    """Parse and check a CSV/parquet OHLCV file into the contract frame shape."""
+    raw = _read(path)
+    missing = [c for c in _REQUIRED if c not in raw.columns]
+    if missing:
+        raise MalformedDataError(
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(map(str, raw.columns)) or 'none'})"
+        )
+    if raw.columns.duplicated().any():
+        raise MalformedDataError(f"{path}: duplicate column names (headers are case-insensitive)")
+    dates = pd.to_datetime(raw["date"], errors="coerce", format="mixed")
+    bad = dates.isna()
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise MalformedDataError(f"{path}: unparsable date {raw['date'].iloc[row]!r} in data row {row + 1}")
+    frame = pd.DataFrame(index=pd.DatetimeIndex(dates))
+    for col in COLUMNS:
+        if col not in raw.columns:
+            continue
+        text = raw[col]
+        values = pd.to_numeric(text, errors="coerce")
+        # A value that was present but did not parse is malformed; an empty cell is only a gap.
+        present = text.notna() & (text.astype(str).str.strip() != "")
+        wrong = present.to_numpy() & values.isna().to_numpy()
+        if wrong.any():
+            row = int(wrong.nonzero()[0][0])
+            raise MalformedDataError(f"{path}: non-numeric {col} {text.iloc[row]!r} in data row {row + 1}")
+        frame[col] = values.to_numpy(dtype="float64")
+    return normalise(frame)
+
+
+class CsvData:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path).expanduser()
+        self.name = f"csv:{path}"
+
+    def fetch(self, instrument: Instrument, start: date | None, end: date | None) -> pd.DataFrame:
+        return cut(read_ohlcv_file(self.path), start, end)

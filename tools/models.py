@@ -1,0 +1,69 @@
+"""Pydantic models of the data layer: instruments, universes, validation verdicts.
+
+All are frozen with ``extra="forbid"`` so a typo in a universe TOML (``curency = "EUR"``) is an error,
+not a silently ignored key.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Instrument(_Frozen):
+    symbol: str = Field(min_length=1)
+    source: str = Field(min_length=1, description="sample | csv:PATH | yfinance | ccxt:EXCHANGE | synthetic")
+    currency: str = "USD"
+    shortable: bool = False  # long-only unless a universe says otherwise: the safe default
+    name: str | None = None
+
+    @field_validator("currency")
+    @classmethod
+    def _upper_currency(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError(f"currency {value!r} is not a 3-letter ISO code")
+        return value.upper()
+
+
+class NewsConfig(_Frozen):
+    feeds: list[str] = Field(default_factory=list)
+    subreddits: list[str] = Field(default_factory=list)
+
+
+class Universe(_Frozen):
+    name: str = Field(min_length=1)
+    base_currency: str = "USD"
+    instruments: list[Instrument] = Field(min_length=1)
+    news: NewsConfig = Field(default_factory=NewsConfig)
+
+    @field_validator("base_currency")
+    @classmethod
+    def _upper_base(cls, value: str) -> str:
+        if len(value) != 3 or not value.isalpha():
+            raise ValueError(f"base_currency {value!r} is not a 3-letter ISO code")
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _unique_symbols(self) -> Universe:
+        seen: set[str] = set()
+        for inst in self.instruments:
+            if inst.symbol in seen:
+                raise ValueError(f"symbol {inst.symbol!r} appears twice")
+            seen.add(inst.symbol)
+        return self
+
+    @property
+    def symbols(self) -> list[str]:
+        return [inst.symbol for inst in self.instruments]
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        return next((inst for inst in self.instruments if inst.symbol == symbol), None)
+
+
+class ValidationResult(_Frozen):
+    symbol: str
+    tradeable: bool
+    reasons: list[str] = Field(default_factory=list)
