@@ -26,7 +26,7 @@ import pandas as pd
 
 from agent.cli_common import UserError
 from agent.graph import build_graph
-from agent.llm.base import TokenBudget
+from agent.llm.base import LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.settings import Settings
 from agent.state import DayDeps
@@ -131,7 +131,9 @@ def run_daily(
     cache_mode: Literal["record", "replay", "off"] = "off",
     progress: bool = False,
     latest_common: bool = False,
+    client: LLMClient | None = None,
 ) -> DailyResult:
+    """Run one trading day. ``client`` replaces the LLM built from settings (tests, evals)."""
     started = time.perf_counter()
     settings.ensure_home()
     uni = load_universe(universe)
@@ -166,7 +168,8 @@ def run_daily(
             if latched != risk_state:
                 store.save(latched)
                 risk_state = latched
-        client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget))
+        if client is None:
+            client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget))
         deps = DayDeps(
             run_date=run_date, universe=uni, view=view, market=market, portfolio=snapshot, limits=limits,
             risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
