@@ -39,8 +39,13 @@ LLMCause = Literal[
 LLM_CAUSES: frozenset[str] = frozenset(get_args(LLMCause))
 
 _MAX_MESSAGE = 300
-# Anything shaped like a bearer secret ("sk-…", "key-…", possibly masked with *): servers echo partial keys.
-_SECRET_SHAPE = re.compile(r"\b(?:sk|key|api[_-]?key)[-_][A-Za-z0-9*._\-]{6,}", re.IGNORECASE)
+# Anything shaped like a secret ("sk-…" possibly masked with *, "api_key=…", "Bearer …"): servers echo keys.
+_SECRET_SHAPE = re.compile(
+    r"\b(?:sk|key)[-_][A-Za-z0-9*._\-]{6,}"
+    r"|\bapi[_-]?key[\"']?\s*[:=]\s*[\"']?[^\s\"',;]+"
+    r"|\bBearer\s+[^\s\"',;]+",
+    re.IGNORECASE,
+)
 
 
 def redact(text: str, *secrets: str) -> str:

@@ -90,7 +90,8 @@ class OpenAIClient:
             api_key=self._secret,
             timeout=timeout,
             max_retries=0,
-            http_client=http_client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout))),
+            # the SDK accepts the pinned httpx.Client as well as its own httpx2 one (checked in openai 3.54)
+            http_client=http_client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout))),  # type: ignore[arg-type]
         )
 
     def __repr__(self) -> str:  # never show the key

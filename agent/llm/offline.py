@@ -1,0 +1,319 @@
+"""``OfflineRulesClient``: a deterministic, documented rule policy that speaks the LLM protocol.
+
+It is NOT an LLM and is never presented as one: its provider is ``"offline-rules"`` and its model
+``"offline-rules-v1"``. It ignores the messages and reads ``request.node`` and ``request.context`` (the facts
+the prompt was rendered from), and answers with final JSON ``content`` matching the node's model in
+``agent.models``. Same context -> byte-identical content. It makes no tool calls and uses no tokens.
+The same rules, for readers, are in ``prompts/offline_rules.md``.
+
+analyst (context ``symbols: {SYM: {close, sma_20, sma_50, sma_200, ema_12, ema_26, rsi_14, macd_hist,
+bb_percent, adx_14, vol_20, drawdown, ret_20d, tradeable}}``) -> AnalystReport. Untradeable symbols and
+symbols without a close are skipped.
+- trend = mean of the available parts: close vs sma_50, close vs sma_200, sma_50 vs sma_200, each the
+  relative gap scaled so a 5 % gap is full strength, clipped to [-1, 1].
+- momentum = mean of the available parts: ret_20d / 10 % (clipped), sign of macd_hist, sign of ema_12 - ema_26.
+- score = 0.6 trend + 0.4 momentum (one alone when the other is missing; both missing: no opinion);
+  RSI > 70 halves a positive score, RSI < 30 halves a negative one (mean reversion: never chase).
+- confidence = (0.2 + 0.6 agreement) x ADX factor x volatility factor, where agreement is the share of the
+  non-zero parts with the score's sign, ADX factor = clip(adx_14 / 40, 0.25, 1) (0.5 when missing), and
+  volatility factor = clip(0.30 / vol_20, 0.4, 1) (0.8 when missing; vol_20 is annualised).
+  bb_percent, sma_20 and drawdown are shown in the prompt but not used by the rules.
+sentiment (``symbols: {SYM: {score, n_items}}``) -> SentimentReport: the score clipped to [-1, 1];
+confidence = n / (n + 5); a null score or zero items: no opinion (omitted).
+quant (``symbols: {SYM: {xgb_prob_up, ppo_action}}``) -> QuantReport: score = mean of the available of
+2 p - 1 and the PPO action (clipped to [-1, 1]); confidence 0.4 with one source, 0.4 + 0.4 (1 - |a - b| / 2)
+with two; neither: omitted.
+risk (``equity, cash, positions {SYM: weight}, limits, signals {SYM: {analyst|sentiment|quant: {score,
+confidence} | null}}, volatility {SYM: annual vol | null}``, optional ``pnl {SYM: unrealised return}`` and
+``momentum {SYM: ret_20d}``) -> RiskPlan, one target per symbol in signals or positions:
+1. combined score = confidence-weighted mean of the present sources; combined confidence = sum c^2 / sum c.
+   A missing, null or zero-confidence source carries no weight at all.
+2. no source at all: hold the current weight (capped at max_position_weight); combined <= 0: target 0.
+3. size = min(1, 10 % / vol) x combined x confidence, capped at max_position_weight. No volatility
+   estimate: no new risk (a held position is kept, capped).
+4. hysteresis: a new position needs combined >= 0.15; a held one with 0 < combined < 0.15, or whose new
+   size is within 2 percentage points of its weight, keeps its weight (capped) - no churn.
+5. loss aversion, countered: a position that is losing (pnl < 0) with negative momentum is never added to.
+6. at most max_open_positions names, strongest combined x confidence first (ties: symbol order);
+   gross is scaled down to 0.95 x max_gross_exposure. Weights are floored to 4 decimals.
+   Missing limits default to max_position_weight 0.10, max_gross_exposure 1.0, max_open_positions 5.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent.errors import LLMError
+from agent.llm.base import LLMRequest, LLMResponse
+from agent.models import AnalystReport, QuantReport, RiskPlan, SentimentReport, SymbolSignal, TargetWeight
+
+PROVIDER = "offline-rules"
+MODEL = "offline-rules-v1"
+
+TREND_FULL_GAP = 0.05
+RET_FULL = 0.10
+TREND_WEIGHT, MOMENTUM_WEIGHT = 0.6, 0.4
+RSI_OVERBOUGHT, RSI_OVERSOLD, RSI_DAMPING = 70.0, 30.0, 0.5
+ADX_STRONG, VOL_CALM = 40.0, 0.30
+SENTIMENT_HALF_ITEMS = 5
+VOL_TARGET = 0.10
+ENTRY_SCORE = 0.15
+REBALANCE_BAND = 0.02
+GROSS_HEADROOM = 0.95
+DEFAULT_LIMITS = {"max_position_weight": 0.10, "max_gross_exposure": 1.0, "max_open_positions": 5}
+
+
+class OfflineRulesClient:
+    """The documented rule policy behind ``--llm offline``; answers every node from its ``context``."""
+
+    provider: str = PROVIDER
+    model: str = MODEL
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        rule = _RULES.get(request.node)
+        if rule is None:
+            raise LLMError("bad_request", f"offline-rules has no rule for node {request.node!r}")
+        try:
+            output = rule(request.context)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise LLMError(
+                "bad_request", f"offline-rules: bad context for node {request.node!r} ({type(exc).__name__}: {exc})"
+            ) from None
+        return LLMResponse(
+            content=output.model_dump_json(),
+            tool_calls=[],
+            finish_reason="stop",
+            prompt_tokens=0,
+            completion_tokens=0,
+            model=MODEL,
+            provider=PROVIDER,
+        )
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def _clip(x: float, lo: float = -1.0, hi: float = 1.0) -> float:
+    return min(hi, max(lo, x))
+
+
+def _r(x: float) -> float:
+    return round(x, 4) + 0.0  # + 0.0 turns -0.0 into 0.0 for stable JSON
+
+
+def _floor4(x: float) -> float:
+    return math.floor(x * 10_000 + 1e-9) / 10_000 + 0.0
+
+
+def _sign(x: float) -> float:
+    return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
+
+
+def _gap(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return _clip((a / b - 1.0) / TREND_FULL_GAP)
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _symbols(ctx: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return sorted((str(s), v or {}) for s, v in ctx["symbols"].items())
+
+
+# -- analyst ---------------------------------------------------------------------------------------------
+
+
+def _analyst_signal(sym: str, f: dict[str, Any]) -> SymbolSignal | None:
+    close = _num(f.get("close"))
+    if not f.get("tradeable", True) or close is None:
+        return None
+    sma50, sma200 = _num(f.get("sma_50")), _num(f.get("sma_200"))
+    trend_parts = [p for p in (_gap(close, sma50), _gap(close, sma200), _gap(sma50, sma200)) if p is not None]
+    ret, macd = _num(f.get("ret_20d")), _num(f.get("macd_hist"))
+    ema12, ema26 = _num(f.get("ema_12")), _num(f.get("ema_26"))
+    mom_parts = []
+    if ret is not None:
+        mom_parts.append(_clip(ret / RET_FULL))
+    if macd is not None:
+        mom_parts.append(_sign(macd))
+    if ema12 is not None and ema26 is not None:
+        mom_parts.append(_sign(ema12 - ema26))
+    trend, momentum = _mean(trend_parts), _mean(mom_parts)
+    if trend is None and momentum is None:
+        return None
+    if trend is None or momentum is None:
+        score = trend if trend is not None else momentum
+        assert score is not None
+    else:
+        score = TREND_WEIGHT * trend + MOMENTUM_WEIGHT * momentum
+    notes = [
+        f"trend {_r(trend):+.2f}" if trend is not None else "trend n/a",
+        f"momentum {_r(momentum):+.2f}" if momentum is not None else "momentum n/a",
+    ]
+    rsi = _num(f.get("rsi_14"))
+    if rsi is not None and ((rsi > RSI_OVERBOUGHT and score > 0) or (rsi < RSI_OVERSOLD and score < 0)):
+        score *= RSI_DAMPING
+        notes.append(f"RSI {rsi:.0f} {'overbought' if rsi > RSI_OVERBOUGHT else 'oversold'}: damped")
+    parts = [p for p in trend_parts + mom_parts if p != 0]
+    agreement = sum(1 for p in parts if _sign(p) == _sign(score)) / len(parts) if parts and score else 0.0
+    adx, vol = _num(f.get("adx_14")), _num(f.get("vol_20"))
+    adx_factor = _clip(adx / ADX_STRONG, 0.25, 1.0) if adx is not None else 0.5
+    vol_factor = _clip(VOL_CALM / vol, 0.4, 1.0) if vol is not None and vol > 0 else 0.8
+    confidence = _clip((0.2 + 0.6 * agreement) * adx_factor * vol_factor, 0.0, 1.0)
+    notes.append(f"agreement {agreement:.2f}")
+    notes.append(f"ADX {adx:.0f}" if adx is not None else "ADX n/a")
+    notes.append(f"vol {vol:.0%}" if vol is not None else "vol n/a")
+    return SymbolSignal(symbol=sym, score=_r(_clip(score)), confidence=_r(confidence), rationale="; ".join(notes))
+
+
+def _analyst(ctx: dict[str, Any]) -> AnalystReport:
+    signals = [s for sym, f in _symbols(ctx) if (s := _analyst_signal(sym, f)) is not None]
+    return AnalystReport(signals=signals)
+
+
+# -- sentiment and quant ------------------------------------------------------------------------------------
+
+
+def _sentiment(ctx: dict[str, Any]) -> SentimentReport:
+    signals = []
+    for sym, f in _symbols(ctx):
+        score, n = _num(f.get("score")), int(f.get("n_items") or 0)
+        if score is None or n <= 0:
+            continue
+        signals.append(
+            SymbolSignal(
+                symbol=sym,
+                score=_r(_clip(score)),
+                confidence=_r(n / (n + SENTIMENT_HALF_ITEMS)),
+                rationale=f"mean sentiment {score:+.2f} over {n} items",
+            )
+        )
+    return SentimentReport(signals=signals)
+
+
+def _quant(ctx: dict[str, Any]) -> QuantReport:
+    signals = []
+    for sym, f in _symbols(ctx):
+        prob, action = _num(f.get("xgb_prob_up")), _num(f.get("ppo_action"))
+        parts, notes = [], []
+        if prob is not None:
+            parts.append(2.0 * _clip(prob, 0.0, 1.0) - 1.0)
+            notes.append(f"xgb P(up) {prob:.2f}")
+        if action is not None:
+            parts.append(_clip(action))
+            notes.append(f"ppo action {action:+.2f}")
+        if not parts:
+            continue
+        confidence = 0.4 if len(parts) == 1 else 0.4 + 0.4 * (1.0 - abs(parts[0] - parts[1]) / 2.0)
+        signals.append(
+            SymbolSignal(
+                symbol=sym, score=_r(sum(parts) / len(parts)), confidence=_r(confidence), rationale="; ".join(notes)
+            )
+        )
+    return QuantReport(signals=signals)
+
+
+# -- risk ------------------------------------------------------------------------------------------------------
+
+
+def _combine(sources: dict[str, Any]) -> tuple[float, float, list[str]] | None:
+    """Confidence-weighted score and confidence of the present sources; None when none is present."""
+    present = []
+    for name in sorted(sources):
+        s = sources[name]
+        if not s:
+            continue
+        score, conf = _num(s.get("score")), _num(s.get("confidence"))
+        if score is None or conf is None or conf <= 0:
+            continue
+        present.append((name, _clip(score), _clip(conf, 0.0, 1.0)))
+    if not present:
+        return None
+    total = sum(c for _, _, c in present)
+    combined = sum(s * c for _, s, c in present) / total
+    confidence = sum(c * c for _, _, c in present) / total
+    return combined, confidence, [f"{n} {s:+.2f}@{c:.2f}" for n, s, c in present]
+
+
+def _risk(ctx: dict[str, Any]) -> RiskPlan:
+    limits = {**DEFAULT_LIMITS, **{k: v for k, v in (ctx.get("limits") or {}).items() if v is not None}}
+    max_w = _clip(float(limits["max_position_weight"]), 0.0, 1.0)
+    gross_cap = GROSS_HEADROOM * float(limits["max_gross_exposure"])
+    max_n = int(limits["max_open_positions"])
+    positions = {str(s): float(w or 0.0) for s, w in (ctx.get("positions") or {}).items()}
+    signals = ctx.get("signals") or {}
+    vols, pnl, mom = ctx.get("volatility") or {}, ctx.get("pnl") or {}, ctx.get("momentum") or {}
+
+    plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
+    for sym in sorted(set(positions) | {str(s) for s in signals}):
+        held = max(0.0, positions.get(sym, 0.0))
+        keep = min(held, max_w)
+        combo = _combine(signals.get(sym) or {})
+        if combo is None:
+            plan[sym] = (keep, 0.0, "no signal from any source: hold current weight")
+            continue
+        combined, conf, used = combo
+        why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})"
+        vol = _num(vols.get(sym))
+        if combined <= 0:
+            target, why = 0.0, why + "; not positive: exit / stay out"
+        elif vol is None or vol <= 0:
+            target, why = keep, why + "; no volatility estimate: no new risk"
+        else:
+            sized = min(max_w, min(1.0, VOL_TARGET / vol) * combined * conf)
+            why += f"; vol {vol:.0%} -> size {sized:.4f}"
+            if combined < ENTRY_SCORE:
+                target = keep
+                why += "; below entry score: " + ("hold (hysteresis)" if held else "no entry")
+            elif held and abs(sized - held) < REBALANCE_BAND:
+                target, why = keep, why + "; within rebalance band: hold"
+            else:
+                target = sized
+            loss = _num(pnl.get(sym))
+            down = _num(mom.get(sym))
+            if target > held and held > 0 and loss is not None and loss < 0 and down is not None and down < 0:
+                target, why = keep, why + "; losing with negative momentum: not adding"
+        plan[sym] = (target, combined * conf, why)
+
+    ranked = sorted((s for s in plan if plan[s][0] > 0), key=lambda s: (-plan[s][1], s))
+    for sym in ranked[max(0, max_n):]:
+        plan[sym] = (0.0, plan[sym][1], plan[sym][2] + "; beyond max_open_positions")
+    gross = sum(t for t, _, _ in plan.values())
+    factor = gross_cap / gross if gross > gross_cap > 0 else (0.0 if gross_cap <= 0 else 1.0)
+    targets = [
+        TargetWeight(
+            symbol=sym,
+            target_weight=_floor4(_clip(t * factor, 0.0, max_w)),
+            rationale=(why + (f"; scaled x{factor:.3f} for gross cap" if factor < 1.0 and t > 0 else ""))[:600],
+        )
+        for sym, (t, _, why) in sorted(plan.items())
+    ]
+    final_gross = sum(t.target_weight for t in targets)
+    n_open = sum(1 for t in targets if t.target_weight > 0)
+    comment = (
+        f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); "
+        f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}"
+    )
+    return RiskPlan(targets=targets, comment=comment)
+
+
+_RULES: dict[str, Callable[[dict[str, Any]], BaseModel]] = {
+    "analyst": _analyst,
+    "sentiment": _sentiment,
+    "quant": _quant,
+    "risk": _risk,
+}

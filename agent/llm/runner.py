@@ -1,0 +1,149 @@
+"""``ask``: the tool-calling loop that turns one node's request into a validated output model.
+
+Contract:
+- ``ask(client, request, output_model, tools, max_rounds=4)`` sends ``request`` with the specs of ``tools``
+  (and no tool specs at all when ``tools`` is empty; the request's own ``tools`` field is replaced).
+- While the model answers with tool calls, each call is validated and executed, and the assistant turn plus
+  one ``{"role": "tool", "tool_call_id", "content"}`` message per call are appended; then the model is asked
+  again. At most ``max_rounds`` model calls are made; if the last one still wants tools: ``too_many_rounds``.
+- The final ``content`` is parsed as JSON (a surrounding ```json fence is stripped; anything else that is not
+  JSON: ``malformed``) and validated into ``output_model`` (failure: ``schema_mismatch``).
+- Returns ``AskResult(output, calls, tokens, tool_trace)``; ``tool_trace`` is one dict per tool call
+  (round, id, tool, arguments, status, and the output or the error fed back) for the results file.
+
+Deliberate decisions:
+- An unknown tool name fails at once (``unknown_tool``): the model is confused about its own powers, and
+  a guessed tool is never executed.
+- Arguments that are not JSON or fail the tool's pydantic input model are answered ONCE per ``ask`` with a
+  tool message describing the validation errors (locations and messages, not the input), so a model can
+  fix a typo; a second bad call, of any tool, raises ``bad_arguments``.
+- Tool output goes back to the model as the output model's JSON. A tool that raises is an infrastructure
+  failure: the exception propagates and the node abstains; it is not shown to the model.
+- ``tokens`` counts recorded usage, cached responses included, so a replay reports the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agent.errors import LLMError
+from agent.llm.base import LLMClient, LLMRequest, LLMResponse, ToolCall, ToolSpec
+
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class BoundTool:
+    """A tool bound to the day's market view: its spec, its input model, and the function to run."""
+
+    spec: ToolSpec
+    input_model: type[BaseModel]
+    fn: Callable[[Any], BaseModel]
+
+
+@dataclass(frozen=True)
+class AskResult:
+    output: BaseModel
+    calls: int
+    tokens: int
+    tool_trace: list[dict[str, Any]] = field(default_factory=list)
+
+
+def ask(
+    client: LLMClient,
+    request: LLMRequest,
+    output_model: type[BaseModel],
+    tools: Mapping[str, BoundTool],
+    *,
+    max_rounds: int = 4,
+) -> AskResult:
+    """Run the tool loop for one node and return its validated output (or raise ``LLMError``)."""
+    if max_rounds < 1:
+        raise ValueError("max_rounds must be >= 1")
+    for name, bound in tools.items():
+        if name != bound.spec.name:
+            raise ValueError(f"tool bound as {name!r} but its spec is named {bound.spec.name!r}")
+    messages: list[dict[str, Any]] = list(request.messages)
+    specs = [t.spec for t in tools.values()]
+    calls = tokens = 0
+    trace: list[dict[str, Any]] = []
+    strikes = 0
+    for round_no in range(1, max_rounds + 1):
+        response = client.complete(request.model_copy(update={"messages": list(messages), "tools": specs}))
+        calls += 1
+        tokens += response.prompt_tokens + response.completion_tokens
+        if not response.tool_calls:
+            return AskResult(_parse_final(response, output_model), calls, tokens, trace)
+        messages.append(_assistant_turn(response))
+        for call in response.tool_calls:
+            tool = tools.get(call.name)
+            if tool is None:
+                offered = ", ".join(sorted(tools)) or "none"
+                raise LLMError("unknown_tool", f"model called {call.name[:64]!r}; tools offered: {offered}")
+            entry: dict[str, Any] = {"round": round_no, "id": call.id, "tool": call.name}
+            try:
+                args = tool.input_model.model_validate_json(call.arguments)
+            except ValidationError as exc:
+                strikes += 1
+                problem = _describe_validation(exc)
+                trace.append({**entry, "arguments": call.arguments[:500], "status": "bad_arguments", "error": problem})
+                if strikes > 1:
+                    raise LLMError("bad_arguments", f"{call.name}: {problem}") from None
+                messages.append(_tool_message(call, {"error": f"invalid arguments: {problem}. Fix and retry."}))
+                continue
+            result = tool.fn(args)
+            payload = result.model_dump(mode="json")
+            trace.append({**entry, "arguments": args.model_dump(mode="json"), "status": "ok", "output": payload})
+            messages.append(_tool_message(call, payload))
+    raise LLMError("too_many_rounds", f"still calling tools after {max_rounds} rounds")
+
+
+def parse_json_answer(content: str | None) -> Any:
+    """The JSON value in ``content`` (a ```json fence is allowed around it); ``malformed`` otherwise."""
+    if content is None or not content.strip():
+        raise LLMError("malformed", "empty answer")
+    text = content.strip()
+    if match := _FENCE.match(text):
+        text = match.group(1)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise LLMError("malformed", f"answer is not JSON ({exc.msg} at char {exc.pos})") from None
+
+
+def _parse_final(response: LLMResponse, output_model: type[BaseModel]) -> BaseModel:
+    obj = parse_json_answer(response.content)
+    try:
+        return output_model.model_validate(obj)
+    except ValidationError as exc:
+        raise LLMError("schema_mismatch", f"{output_model.__name__}: {_describe_validation(exc)}") from None
+
+
+def _describe_validation(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:5]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(root)"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - len(parts)
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _assistant_turn(response: LLMResponse) -> dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": response.content,
+        "tool_calls": [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in response.tool_calls
+        ],
+    }
+
+
+def _tool_message(call: ToolCall, payload: Any) -> dict[str, Any]:
+    return {"role": "tool", "tool_call_id": call.id, "content": json.dumps(payload, sort_keys=True)}

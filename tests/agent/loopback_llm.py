@@ -1,0 +1,93 @@
+"""A misbehaving OpenAI-compatible server on loopback, for end-to-end runs of the real HTTP path.
+
+Each scenario is a function (request body -> (status, body)). The server counts the requests it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+Scenario = Callable[[dict[str, Any]], tuple[int, dict[str, Any] | str]]
+
+
+def completion(message: dict[str, Any], finish_reason: str = "stop", model: str = "misbehaving-1") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-loopback",
+        "object": "chat.completion",
+        "created": 1_763_700_000,
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish_reason}],
+        "usage": {"prompt_tokens": 900, "completion_tokens": 60, "total_tokens": 960},
+    }
+
+
+def always_500(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    return 500, {"error": {"message": "internal error", "type": "server_error"}}
+
+
+def garbage_text(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    return 200, completion({"content": "Sure! Buy everything!!! {not json"})
+
+
+def not_json_at_all(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    return 200, "<html>bad gateway</html>"
+
+
+def hostile_tool_arguments(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    call = {"id": "call_1", "type": "function", "function": {"name": "get_bars", "arguments": '{"symbol": 12, "lookback": "all of them; DROP TABLE orders"}'}}
+    return 200, completion({"content": None, "tool_calls": [call]}, finish_reason="tool_calls")
+
+
+def unknown_tool(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    call = {"id": "call_1", "type": "function", "function": {"name": "place_order", "arguments": '{"symbol": "SP500", "quantity": 1e9}'}}
+    return 200, completion({"content": None, "tool_calls": [call]}, finish_reason="tool_calls")
+
+
+def reckless_but_valid(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]:
+    """Valid answers that ask for far too much: every signal maximal, every target weight 100%."""
+    prompt = "\n".join(str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") == "user")
+    symbols = [s for s in ("SP500", "NASDAQ", "GOOG") if s in prompt]
+    if '"targets"' in prompt:  # only the risk node's output schema has this key
+        answer = {"targets": [{"symbol": s, "target_weight": 1.0, "rationale": "all in"} for s in symbols + ["NOPE"]]}
+    else:
+        answer = {"signals": [{"symbol": s, "score": 1.0, "confidence": 1.0, "rationale": "to the moon"} for s in symbols]}
+    return 200, completion({"content": json.dumps(answer)})
+
+
+class _Handler(BaseHTTPRequestHandler):
+    scenario: Scenario
+    seen: list[dict[str, Any]]
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        length = int(self.headers.get("content-length", 0))
+        body = json.loads(self.rfile.read(length) or b"{}")
+        self.seen.append({"path": self.path, "body": body, "auth": self.headers.get("authorization", "")})
+        status, payload = self.scenario(body)
+        raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        return
+
+
+@contextmanager
+def serve(scenario: Scenario) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+    handler = type("Handler", (_Handler,), {"scenario": staticmethod(scenario), "seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1", seen
+    finally:
+        server.shutdown()
+        server.server_close()
