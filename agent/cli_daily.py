@@ -52,7 +52,7 @@ def render_summary(result: DailyResult) -> None:
         orders.add_column(col)
     for o in r.get("approved", []):
         state = "placed" if o["order_id"] in r.get("placed", []) else ("dry-run" if r.get("dry_run") else "approved")
-        orders.add_row(o["symbol"], o["side"], f"{o['quantity']:g}", state, o.get("clamped") or "")
+        orders.add_row(o["symbol"], o["side"], f"{o['quantity']:g}", state, f"clamped: {o['clamped']}" if o.get("clamped") else "")
     for rej in r.get("rejected", []):
         orders.add_row(rej.get("symbol") or "?", "", "", "[red]rejected[/red]", f"{rej['code']}: {rej['detail']}")
     console.print(orders)

@@ -140,7 +140,13 @@ def run_daily(
     cache = MarketCache(settings.db_path)
     data = load_universe_data(uni, cache, as_of=run_date, refresh=True, progress=progress)
     if run_date is None:
+        if not any(len(df) for df in data.bars.values()):
+            raise UserError(f"no instrument of universe {uni.name!r} has any data: {'; '.join(data.errors.values())}")
         run_date = last_common_session(data) if latest_common else max(df.index[-1].date() for df in data.bars.values() if len(df))
+        # now that D is known, read everything again point-in-time from the cache (no refetch)
+        notes, errors = data.notes, data.errors
+        data = load_universe_data(uni, cache, as_of=run_date, refresh=False)
+        data.notes[:0], data.errors = notes, {**errors, **data.errors}
     if not any(len(b) and b.index[-1].date() == run_date for b in data.bars.values()):
         raise UserError(f"{run_date} is not a session of universe {uni.name!r}: no instrument has a bar that day")
     data_seconds = time.perf_counter() - started

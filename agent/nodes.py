@@ -196,6 +196,13 @@ def _signals(state: DayState) -> dict[str, dict[str, Any]]:
     return signals
 
 
+def _unrealised_return(symbol: str, avg_price: float, deps: DayDeps) -> float | None:
+    quote = deps.market.quotes.get(symbol)
+    if quote is None or avg_price <= 0:
+        return None
+    return _round(quote.price / avg_price - 1.0)
+
+
 def risk_node(state: DayState, deps: DayDeps) -> DayState:
     nodes = state.get("nodes", {})
     if not any(nodes.get(n, {}).get("status") == "ok" for n in SIGNAL_NODES):
@@ -211,6 +218,8 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         "limits": deps.limits.model_dump(mode="json"),
         "signals": _signals(state),
         "volatility": {s: f.get("vol_20") for s, f in state.get("features", {}).items()},
+        "momentum": {s: f.get("ret_20d") for s, f in state.get("features", {}).items()},
+        "pnl": {p.symbol: _unrealised_return(p.symbol, p.avg_price, deps) for p in snap.positions},
     }
     plan, outcome = _ask_node("risk", deps, RiskPlan, context, book_tools(deps))
     update: DayState = {"nodes": {"risk": outcome}}

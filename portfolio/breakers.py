@@ -68,7 +68,7 @@ class RiskStateStore:
             return RiskState(mode="ACTIVE", reason="no risk state saved yet", changed_by="default")
         try:
             return RiskState.model_validate(json.loads(self.path.read_text(encoding="utf-8")))
-        except Exception as exc:  # noqa: BLE001 - any unreadable state halts trading
+        except Exception as exc:  # any unreadable state halts trading
             return RiskState(mode="HALTED", reason=f"corrupt risk state file ({type(exc).__name__})",
                              changed_by="fail_closed")
 

@@ -1,7 +1,8 @@
 """``csv:PATH``: daily bars from a local CSV (or ``.parquet``) file, one instrument per file.
 
 Expected columns (headers case-insensitive, surrounding spaces ignored): ``Date, Open, High, Low, Close,
-Volume``. Other columns (``Adj Close``…) are ignored. A parquet file may carry the dates as its index.
+Volume``. Other columns (``Adj Close``…) are ignored. Parquet files are read with DuckDB (pandas would
+need pyarrow, not a dependency); the date column is named ``Date`` there too.
 
 Deliberate decisions:
 - Every shape problem is a ``MalformedDataError`` naming the file and the first offending row, because
@@ -16,6 +17,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 
 from tools.errors import MalformedDataError
@@ -30,11 +32,12 @@ def _read(path: Path) -> pd.DataFrame:
         raise MalformedDataError(f"{path}: file not found")
     try:
         if path.suffix.lower() == ".parquet":
-            raw = pd.read_parquet(path)
-            if isinstance(raw.index, pd.DatetimeIndex):
-                raw = raw.rename_axis("date").reset_index()
+            # DuckDB reads parquet natively; pandas would need pyarrow, which is not a dependency.
+            with duckdb.connect() as con:
+                raw = con.execute("SELECT * FROM read_parquet(?)", [str(path)]).df()
         else:
-            raw = pd.read_csv(path, dtype=str, skipinitialspace=True)
+            # Only an empty cell is a gap; pandas would also read "n/a", "null"… as NaN and hide bad exports.
+            raw = pd.read_csv(path, dtype=str, skipinitialspace=True, keep_default_na=False, na_values=[""])
     except Exception as exc:  # pandas/pyarrow raise many types for one cause: an unreadable file
         raise MalformedDataError(f"{path}: cannot be read ({type(exc).__name__}: {exc})") from None
     raw.columns = [str(c).strip().lower() for c in raw.columns]

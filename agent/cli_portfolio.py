@@ -1,0 +1,164 @@
+"""CLI: ``tradeagent portfolio``, ``tradeagent trades`` and ``tradeagent risk limits|status|halt|reduce|resume``.
+
+Deliberate decisions:
+- ``portfolio`` values positions at the last marks the ledger stored (the open price of the last fill or the
+  last ``record_equity``), because the CLI has no market data. Without a ledger it says so and shows the
+  starting cash from settings (10,000 USD by default).
+- The ledger is opened READ-ONLY here, so these commands never create or change it.
+- The kill switch lives here (``risk halt|reduce|resume``), never in an LLM tool. ``risk limits`` shows the
+  limits IN FORCE: the coded ceilings tightened by ``TRADEAGENT_HOME/risk.toml``; looser values are ignored
+  and reported on stderr.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agent.cli_common import cli_errors, console, err_console, load_settings, print_json
+from portfolio.ledger import Ledger
+from portfolio.models import RiskMode, RiskState
+from portfolio.risk import RiskStateStore, load_limits
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the risk state).")]
+
+_DEFAULT_CASH = 10_000.0
+_DEFAULT_BASE = "USD"
+
+
+def _portfolio_data() -> tuple[dict[str, Any], bool]:
+    settings = load_settings()
+    ledger = Ledger.open_existing(settings.db_path)
+    if ledger is None:
+        cash = float(settings.starting_cash or _DEFAULT_CASH)
+        return {"base_currency": _DEFAULT_BASE, "cash": cash, "equity": cash, "positions": []}, False
+    try:
+        snap = ledger.snapshot(None)
+    finally:
+        ledger.close()
+    positions = [
+        {"symbol": p.symbol, "quantity": p.quantity, "avg_price": p.avg_price, "market_value": p.market_value,
+         "weight": p.weight}
+        for p in snap.positions
+    ]
+    return {"base_currency": snap.base_currency, "cash": snap.cash, "equity": snap.equity,
+            "positions": positions}, True
+
+
+@cli_errors
+def portfolio_cmd(json_: JsonFlag = False) -> None:
+    """Show cash, equity and positions (valued at the ledger's last marks)."""
+    data, exists = _portfolio_data()
+    if json_:
+        print_json(data)
+        return
+    if not exists:
+        console.print(f"No ledger yet: {data['cash']:,.2f} {data['base_currency']} starting cash, no positions. "
+                      "Run `tradeagent demo` or `tradeagent daily` first.")
+        return
+    ccy = data["base_currency"]
+    console.print(f"Equity {data['equity']:,.2f} {ccy} · cash {data['cash']:,.2f} {ccy}")
+    table = Table("symbol", "quantity", "avg price", f"value ({ccy})", "weight")
+    for p in data["positions"]:
+        table.add_row(p["symbol"], f"{p['quantity']:g}", f"{p['avg_price']:,.4f}", f"{p['market_value']:,.2f}",
+                      f"{p['weight']:.1%}")
+    console.print(table)
+
+
+@cli_errors
+def trades_cmd(json_: JsonFlag = False) -> None:
+    """List orders (pending, filled, cancelled) and fills."""
+    ledger = Ledger.open_existing(load_settings().db_path)
+    if ledger is None:
+        orders, fills = [], []
+    else:
+        try:
+            orders, fills = ledger.orders(), ledger.fills()
+        finally:
+            ledger.close()
+    if json_:
+        print_json({"orders": orders, "fills": fills})
+        return
+    if not orders:
+        console.print("No trades yet.")
+        return
+    table = Table("order id", "status", "side", "symbol", "quantity", "filled", "note")
+    for o in orders:
+        table.add_row(o.order_id, o.status, o.side, o.symbol, f"{o.quantity:g}", f"{o.filled_quantity:g}",
+                      o.status_reason or o.clamped or "")
+    console.print(table)
+
+
+risk_app = typer.Typer(help="Risk limits in force and the kill switch (halt, reduce, resume).",
+                       no_args_is_help=True)
+
+
+@risk_app.command("limits")
+@cli_errors
+def risk_limits_cmd(json_: JsonFlag = False) -> None:
+    """Show the risk limits in force (coded ceilings tightened by risk.toml)."""
+    limits, notes = load_limits(load_settings().risk_config_path)
+    for note in notes:
+        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+    if json_:
+        print_json(limits.model_dump())
+        return
+    table = Table("limit", "in force")
+    for key, value in limits.model_dump().items():
+        table.add_row(key, str(value))
+    console.print(table)
+
+
+def _show_state(state: RiskState, json_: bool) -> None:
+    if json_:
+        print_json(state.model_dump(mode="json"))
+    else:
+        since = f" since {state.since}" if state.since else ""
+        console.print(f"Risk mode [bold]{state.mode}[/bold]{since} ({state.changed_by}): {state.reason}")
+
+
+@risk_app.command("status")
+@cli_errors
+def risk_status_cmd(json_: JsonFlag = False) -> None:
+    """Show the risk mode (ACTIVE, REDUCING, HALTED) and why."""
+    _show_state(RiskStateStore(load_settings().risk_state_path).load(), json_)
+
+
+def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
+    settings = load_settings()
+    settings.ensure_home()
+    state = RiskState(mode=mode, reason=reason, since=date.today(), changed_by="cli")
+    RiskStateStore(settings.risk_state_path).save(state)
+    _show_state(state, json_)
+
+
+@risk_app.command("halt")
+@cli_errors
+def risk_halt_cmd(reason: ReasonOpt = "halted by hand", json_: JsonFlag = False) -> None:
+    """Stop all trading: nothing passes the guard until `risk resume`."""
+    _set_mode("HALTED", reason, json_)
+
+
+@risk_app.command("reduce")
+@cli_errors
+def risk_reduce_cmd(reason: ReasonOpt = "reducing by hand", json_: JsonFlag = False) -> None:
+    """Only risk-reducing orders (sells) pass until `risk resume`."""
+    _set_mode("REDUCING", reason, json_)
+
+
+@risk_app.command("resume")
+@cli_errors
+def risk_resume_cmd(reason: ReasonOpt = "resumed by hand", json_: JsonFlag = False) -> None:
+    """Back to ACTIVE (releases a breaker's latch)."""
+    _set_mode("ACTIVE", reason, json_)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``portfolio``, ``trades`` and the ``risk`` group to the top-level app."""
+    app.command("portfolio")(portfolio_cmd)
+    app.command("trades")(trades_cmd)
+    app.add_typer(risk_app, name="risk")

@@ -1,0 +1,117 @@
+"""Brokers: the ``Broker`` protocol and the paper broker that fills against the ledger.
+
+Contract:
+- ``submit`` accepts ONLY ``ApprovedOrder`` (anything else raises ``TypeError``), stores them as pending and is
+  idempotent: an order id already stored is not stored again.
+- ``settle(session, open_prices)`` fills every pending order decided BEFORE ``session`` at that session's OPEN,
+  all in one ledger transaction. Orders decided on day D therefore fill at the next session's open.
+
+Deliberate decisions:
+- Sells fill before buys (as the guard assumed), so a sell's proceeds can fund a buy of the same session.
+- Slippage: a buy pays ``open × (1 + slippage_bps)``, a sell receives ``open × (1 - slippage_bps)``; commission
+  is ``commission_bps`` of the traded value in base currency. Both are recorded on the fill.
+- A sell never exceeds the quantity held at fill time (scaled down; cancelled when nothing is held).
+- A buy that cash cannot pay at fill time (the open gapped up) is scaled down to what cash pays, fees included,
+  or cancelled with a reason when nothing is left: cash never goes negative.
+- No usable open price (missing, ≤ 0, non-finite), or no fx rate for a foreign currency when the order's own
+  rate is unusable: the order stays pending. ``fx_rates`` is keyed by currency code; when it lacks the order's
+  currency, the fx rate the guard saw is used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import date
+from typing import Protocol, runtime_checkable
+
+from portfolio.ledger import Ledger
+from portfolio.models import ApprovedOrder, Fill, OrderRecord
+
+
+@runtime_checkable
+class Broker(Protocol):
+    def submit(self, orders: Sequence[ApprovedOrder]) -> list[str]: ...
+
+    def settle(
+        self, session: date, open_prices: Mapping[str, float], fx_rates: Mapping[str, float] | None = None
+    ) -> list[Fill]: ...
+
+    def pending(self) -> list[OrderRecord]: ...
+
+
+class PaperBroker:
+    """Fills approved orders in the ledger at the next session's open, with slippage and commission."""
+
+    def __init__(self, ledger: Ledger, *, commission_bps: float = 10, slippage_bps: float = 5) -> None:
+        for name, bps in (("commission_bps", commission_bps), ("slippage_bps", slippage_bps)):
+            if not math.isfinite(bps) or not 0 <= bps < 10_000:
+                raise ValueError(f"{name} must be in [0, 10000), got {bps}")
+        self.ledger = ledger
+        self.commission = commission_bps / 10_000.0
+        self.slippage = slippage_bps / 10_000.0
+
+    @property
+    def cost_bps(self) -> float:
+        """Commission + slippage, for the guard's cash check."""
+        return (self.commission + self.slippage) * 10_000.0
+
+    def submit(self, orders: Sequence[ApprovedOrder]) -> list[str]:
+        items = list(orders)
+        for o in items:
+            if type(o) is not ApprovedOrder:
+                raise TypeError(f"the broker accepts only ApprovedOrder from the risk guard, got {type(o).__name__}")
+        return self.ledger.add_orders(items)
+
+    def pending(self) -> list[OrderRecord]:
+        return self.ledger.orders(status="pending")
+
+    def settle(
+        self, session: date, open_prices: Mapping[str, float], fx_rates: Mapping[str, float] | None = None
+    ) -> list[Fill]:
+        fills: list[Fill] = []
+        base = self.ledger.base_currency
+        with self.ledger.transaction():
+            for order in self.ledger.pending_before(session):
+                open_price = _usable(open_prices.get(order.symbol))
+                fx = 1.0 if order.currency == base else _usable((fx_rates or {}).get(order.currency, order.fx_rate))
+                if open_price is None or fx is None:
+                    continue
+                fill, note = self._fill(order, session, open_price, fx)
+                if fill is None:
+                    self.ledger.cancel(order.order_id, note or "not fillable")
+                    continue
+                self.ledger.apply_fill(fill, mark_base=open_price * fx, note=note)
+                fills.append(fill)
+        return fills
+
+    def _fill(self, order: OrderRecord, session: date, open_price: float, fx: float) -> tuple[Fill | None, str | None]:
+        held = self.ledger.position_costs().get(order.symbol, (0.0, 0.0, None))[0]
+        qty, note = order.quantity, None
+        if order.side == "sell":
+            price = open_price * (1.0 - self.slippage)
+            if held <= 0:
+                return None, "cancelled: nothing held at fill time"
+            if qty > held:
+                qty, note = held, f"scaled from {order.quantity:g} to the {held:g} held at fill time"
+        else:
+            price = open_price * (1.0 + self.slippage)
+            cash = self.ledger.account()["cash"]
+            unit_cost = price * fx * (1.0 + self.commission)
+            if qty * unit_cost > cash:
+                qty = math.floor(cash / unit_cost * 1e6 * (1.0 - 1e-12)) / 1e6
+                if qty <= 0:
+                    return None, f"cancelled: insufficient cash ({cash:.2f}) at fill time"
+                note = f"scaled from {order.quantity:g} to {qty:g}: insufficient cash at fill time"
+        value = qty * price * fx
+        fill = Fill(order_id=order.order_id, symbol=order.symbol, side=order.side, quantity=qty, price=price,
+                    commission=value * self.commission, slippage=qty * open_price * self.slippage * fx,
+                    fill_date=session, currency=order.currency, fx_rate=fx)
+        return fill, note
+
+
+def _usable(x: object) -> float | None:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return None
+    f = float(x)
+    return f if math.isfinite(f) and f > 0 else None

@@ -1,0 +1,353 @@
+"""The DuckDB ledger: cash, positions, orders, fills, the equity curve and the guard's log.
+
+Contract:
+- One DuckDB FILE shared with other modules (the market-data ``ohlcv`` table lives there too): the ledger
+  creates only its own ``pf_*`` tables, ``IF NOT EXISTS``, and never drops anything.
+- Every change runs in ONE transaction (BEGIN/COMMIT, ROLLBACK on any error): a crash leaves the ledger as it
+  was before the change or after it, never half-way.
+- Base currency and starting cash are stored when the ledger is created; reopening it with another base
+  currency raises ``LedgerError``. (A different starting cash on reopen is ignored: the stored one holds.)
+- Order ids are deterministic (see ``portfolio.risk.order_id_for``) and the primary key: storing an existing
+  id is a no-op, so re-running a day never trades twice. A fill's key is its order id: one fill per order.
+- Money is in the base currency. Positions keep ``avg_price`` (instrument currency) and ``avg_cost_base``
+  (base per unit, for P&L in base). Realised P&L excludes commission, which is summed in ``fees``; slippage is
+  in the fill price. Hence ``equity = starting_cash + realised + unrealised - fees``.
+- Valuation: ``snapshot(market)`` marks each position at its quote (price × fx). Without a usable quote, or
+  with ``market=None`` (the CLI has no market data), it uses the last mark the ledger stored — set when a
+  position is filled (the open price) and by ``record_equity`` — and, failing that, the average cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from portfolio.errors import LedgerError
+from portfolio.models import (
+    ApprovedOrder,
+    Fill,
+    GuardResult,
+    MarketSnapshot,
+    OrderRecord,
+    PortfolioSnapshot,
+    Position,
+    PositionView,
+    TradingHistory,
+)
+
+_DUST = 1e-9  # a position smaller than this many units is closed
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS pf_account (
+        id INTEGER PRIMARY KEY, base_currency VARCHAR NOT NULL, starting_cash DOUBLE NOT NULL,
+        cash DOUBLE NOT NULL, realised_pnl DOUBLE NOT NULL, fees DOUBLE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS pf_positions (
+        symbol VARCHAR PRIMARY KEY, quantity DOUBLE NOT NULL, avg_price DOUBLE NOT NULL,
+        avg_cost_base DOUBLE NOT NULL, currency VARCHAR NOT NULL, mark_base DOUBLE, mark_date DATE)""",
+    """CREATE TABLE IF NOT EXISTS pf_orders (
+        order_id VARCHAR PRIMARY KEY, seq BIGINT NOT NULL, run_date DATE NOT NULL, symbol VARCHAR NOT NULL,
+        side VARCHAR NOT NULL, quantity DOUBLE NOT NULL, filled_quantity DOUBLE NOT NULL,
+        reference_price DOUBLE NOT NULL, currency VARCHAR NOT NULL, fx_rate DOUBLE NOT NULL,
+        notional_base DOUBLE NOT NULL, strategy VARCHAR NOT NULL, reason VARCHAR NOT NULL, clamped VARCHAR,
+        status VARCHAR NOT NULL, status_reason VARCHAR)""",
+    """CREATE TABLE IF NOT EXISTS pf_fills (
+        order_id VARCHAR PRIMARY KEY, symbol VARCHAR NOT NULL, side VARCHAR NOT NULL, quantity DOUBLE NOT NULL,
+        price DOUBLE NOT NULL, commission DOUBLE NOT NULL, slippage DOUBLE NOT NULL, fill_date DATE NOT NULL,
+        currency VARCHAR NOT NULL, fx_rate DOUBLE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS pf_equity (
+        day DATE PRIMARY KEY, equity DOUBLE NOT NULL, cash DOUBLE NOT NULL, market_value DOUBLE NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS pf_guard_log (
+        seq BIGINT NOT NULL, run_date DATE NOT NULL, kind VARCHAR NOT NULL, symbol VARCHAR, order_id VARCHAR,
+        code VARCHAR NOT NULL, detail VARCHAR NOT NULL, raw VARCHAR, from_quantity DOUBLE, to_quantity DOUBLE)""",
+]
+
+_ORDER_COLS = ("order_id, run_date, symbol, side, quantity, filled_quantity, reference_price, currency, fx_rate, "
+               "notional_base, strategy, reason, clamped, status, status_reason")
+
+
+class Ledger:
+    """The paper portfolio's books in a DuckDB file (``Path(':memory:')`` works for tests)."""
+
+    def __init__(self, db_path: Path, *, base_currency: str, starting_cash: float) -> None:
+        if not isinstance(base_currency, str) or not base_currency.strip():
+            raise LedgerError("base currency must be a non-empty code such as 'USD'")
+        if not math.isfinite(starting_cash) or starting_cash <= 0:
+            raise LedgerError(f"starting cash must be positive and finite, got {starting_cash}")
+        self.path = Path(db_path)
+        try:
+            self._con = duckdb.connect(str(db_path))
+        except duckdb.Error as exc:
+            raise LedgerError(f"cannot open the ledger at {db_path}: {exc}") from None
+        self._in_tx = False
+        with self.transaction():
+            for ddl in _SCHEMA:
+                self._con.execute(ddl)
+            row = self._con.execute("SELECT base_currency FROM pf_account WHERE id = 1").fetchone()
+            if row is None:
+                self._con.execute("INSERT INTO pf_account VALUES (1, ?, ?, ?, 0, 0)",
+                                  [base_currency.strip().upper(), float(starting_cash), float(starting_cash)])
+        stored = self.base_currency
+        if stored != base_currency.strip().upper():
+            self.close()
+            raise LedgerError(f"the ledger at {db_path} is in {stored}, not {base_currency}; "
+                              "use another TRADEAGENT_HOME for another base currency")
+
+    @classmethod
+    def open_existing(cls, db_path: Path, *, read_only: bool = True) -> Ledger | None:
+        """Open a ledger that already exists (its stored base currency), or None when there is none yet.
+
+        Read-only by default (for the CLI): it never creates tables, and DuckDB allows several readers.
+        """
+        if str(db_path) != ":memory:" and not Path(db_path).exists():
+            return None
+        try:
+            con = duckdb.connect(str(db_path), read_only=read_only)
+        except duckdb.Error as exc:
+            raise LedgerError(f"cannot open the ledger at {db_path} (is a daily run writing it?): {exc}") from None
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "pf_account" not in tables or not con.execute("SELECT count(*) FROM pf_account").fetchone()[0]:  # type: ignore[index]
+            con.close()
+            return None
+        ledger = cls.__new__(cls)
+        ledger.path, ledger._con, ledger._in_tx = Path(db_path), con, False
+        return ledger
+
+    # ------------------------------------------------------------ plumbing
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One BEGIN/COMMIT around the block (ROLLBACK on error); nested use joins the outer transaction."""
+        if self._in_tx:
+            yield self._con
+            return
+        self._con.begin()
+        self._in_tx = True
+        try:
+            yield self._con
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                self._con.rollback()
+            raise
+        else:
+            self._con.commit()
+        finally:
+            self._in_tx = False
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return self._con.execute(sql, list(params)).fetchall()
+
+    def close(self) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ reads
+
+    @property
+    def base_currency(self) -> str:
+        return str(self._rows("SELECT base_currency FROM pf_account WHERE id = 1")[0][0])
+
+    @property
+    def starting_cash(self) -> float:
+        return float(self._rows("SELECT starting_cash FROM pf_account WHERE id = 1")[0][0])
+
+    def account(self) -> dict[str, float]:
+        cash, realised, fees = self._rows("SELECT cash, realised_pnl, fees FROM pf_account WHERE id = 1")[0]
+        return {"cash": float(cash), "realised_pnl": float(realised), "fees": float(fees)}
+
+    def positions(self) -> list[Position]:
+        rows = self._rows("SELECT symbol, quantity, avg_price, currency FROM pf_positions "
+                          "WHERE quantity > 0 ORDER BY symbol")
+        return [Position(symbol=s, quantity=q, avg_price=a, currency=c) for s, q, a, c in rows]
+
+    def position_costs(self) -> dict[str, tuple[float, float, float | None]]:
+        """symbol → (quantity, average cost in base per unit, last mark in base per unit or None)."""
+        rows = self._rows("SELECT symbol, quantity, avg_cost_base, mark_base FROM pf_positions WHERE quantity > 0")
+        return {s: (float(q), float(c), None if m is None else float(m)) for s, q, c, m in rows}
+
+    def orders(self, status: str | None = None) -> list[OrderRecord]:
+        sql = f"SELECT {_ORDER_COLS} FROM pf_orders"
+        params: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            params.append(status)
+        names = [c.strip() for c in _ORDER_COLS.split(",")]
+        return [OrderRecord(**dict(zip(names, row, strict=True)))
+                for row in self._rows(sql + " ORDER BY seq", params)]
+
+    def fills(self) -> list[Fill]:
+        rows = self._rows("SELECT f.order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.slippage, "
+                          "f.fill_date, f.currency, f.fx_rate FROM pf_fills f JOIN pf_orders o USING (order_id) "
+                          "ORDER BY f.fill_date, o.seq")
+        keys = ("order_id", "symbol", "side", "quantity", "price", "commission", "slippage", "fill_date",
+                "currency", "fx_rate")
+        return [Fill(**dict(zip(keys, r, strict=True))) for r in rows]
+
+    def equity_curve(self) -> list[tuple[date, float]]:
+        return [(d, float(v)) for d, v in self._rows("SELECT day, equity FROM pf_equity ORDER BY day")]
+
+    def history(self, run_date: date) -> TradingHistory:
+        """Orders already stored for ``run_date`` and each symbol's last order date up to it (any status)."""
+        ids = [r[0] for r in self._rows("SELECT order_id FROM pf_orders WHERE run_date = ? ORDER BY seq",
+                                        [run_date])]
+        last = dict(self._rows("SELECT symbol, max(run_date) FROM pf_orders WHERE run_date <= ? GROUP BY symbol",
+                               [run_date]))
+        return TradingHistory(run_date=run_date, order_ids_today=ids, last_trade=last)
+
+    def guard_log(self, run_date: date | None = None) -> list[dict[str, Any]]:
+        sql = ("SELECT run_date, kind, symbol, order_id, code, detail, raw, from_quantity, to_quantity "
+               "FROM pf_guard_log")
+        params: list[Any] = []
+        if run_date is not None:
+            sql += " WHERE run_date = ?"
+            params.append(run_date)
+        keys = ("run_date", "kind", "symbol", "order_id", "code", "detail", "raw", "from_quantity", "to_quantity")
+        return [dict(zip(keys, r, strict=True)) for r in self._rows(sql + " ORDER BY seq", params)]
+
+    def snapshot(self, market: MarketSnapshot | None = None) -> PortfolioSnapshot:
+        """Value the book: at ``market``'s quotes where usable, else at the last stored marks (see module doc)."""
+        acct = self.account()
+        lots = self._rows("SELECT symbol, quantity, avg_price, avg_cost_base, mark_base, mark_date "
+                          "FROM pf_positions WHERE quantity > 0 ORDER BY symbol")
+        values: list[tuple[str, float, float, float]] = []
+        unrealised = 0.0
+        for symbol, qty, avg_price, avg_cost, mark, _ in lots:
+            unit = _quote_unit(market, symbol)
+            if unit is None:
+                unit = float(mark) if mark is not None else float(avg_cost)
+            values.append((symbol, float(qty), float(avg_price), qty * unit))
+            unrealised += qty * (unit - avg_cost)
+        equity = acct["cash"] + sum(v for *_, v in values)
+        positions = [PositionView(symbol=s, quantity=q, avg_price=a, market_value=v,
+                                  weight=v / equity if equity > 0 else 0.0) for s, q, a, v in values]
+        return PortfolioSnapshot(as_of=market.as_of if market is not None else self._last_mark_date(),
+                                 base_currency=self.base_currency, cash=acct["cash"], equity=equity,
+                                 positions=positions, realised_pnl=acct["realised_pnl"],
+                                 unrealised_pnl=unrealised, fees=acct["fees"])
+
+    def _last_mark_date(self) -> date:
+        row = self._rows("SELECT max(d) FROM (SELECT max(day) AS d FROM pf_equity UNION ALL "
+                         "SELECT max(mark_date) FROM pf_positions UNION ALL SELECT max(fill_date) FROM pf_fills)")
+        return row[0][0] if row and row[0][0] is not None else date.min
+
+    # ------------------------------------------------------------ writes
+
+    def add_orders(self, orders: Sequence[ApprovedOrder]) -> list[str]:
+        """Store approved orders as pending, in one transaction; an id already stored is left as it is."""
+        with self.transaction() as con:
+            seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM pf_orders").fetchone()[0])  # type: ignore[index]
+            for o in orders:
+                seq += 1
+                con.execute(
+                    f"INSERT INTO pf_orders (seq, {_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?,"
+                    " 'pending', NULL) ON CONFLICT DO NOTHING",
+                    [seq, o.order_id, o.run_date, o.symbol, o.side, o.quantity, o.reference_price, o.currency,
+                     o.fx_rate, o.notional_base, o.strategy, o.reason, o.clamped],
+                )
+        return [o.order_id for o in orders]
+
+    def cancel(self, order_id: str, reason: str) -> bool:
+        """Cancel a pending order; False when it is not pending."""
+        with self.transaction() as con:
+            n = con.execute("SELECT count(*) FROM pf_orders WHERE order_id = ? AND status = 'pending'",
+                            [order_id]).fetchone()[0]  # type: ignore[index]
+            if n:
+                con.execute("UPDATE pf_orders SET status = 'cancelled', status_reason = ? WHERE order_id = ?",
+                            [reason, order_id])
+        return bool(n)
+
+    def record_equity(self, day: date, snapshot: PortfolioSnapshot) -> None:
+        """Store the day's equity (replacing a re-run's) and each position's mark, in one transaction."""
+        mv = sum(p.market_value for p in snapshot.positions)
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO pf_equity VALUES (?, ?, ?, ?)",
+                        [day, snapshot.equity, snapshot.cash, mv])
+            for p in snapshot.positions:
+                if p.quantity > 0 and math.isfinite(p.market_value):
+                    con.execute("UPDATE pf_positions SET mark_base = ?, mark_date = ? WHERE symbol = ? "
+                                "AND (mark_date IS NULL OR mark_date <= ?)",
+                                [p.market_value / p.quantity, day, p.symbol, day])
+
+    def record_guard(self, run_date: date, result: GuardResult) -> None:
+        """Append every rejection and clamp of a guard run to the guard log, in one transaction."""
+        with self.transaction() as con:
+            seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM pf_guard_log").fetchone()[0])  # type: ignore[index]
+            for r in result.rejections:
+                seq += 1
+                con.execute("INSERT INTO pf_guard_log VALUES (?, ?, 'rejection', ?, NULL, ?, ?, ?, NULL, NULL)",
+                            [seq, run_date, r.symbol, r.code, r.detail, r.raw])
+            for c in result.clamps:
+                seq += 1
+                con.execute("INSERT INTO pf_guard_log VALUES (?, ?, 'clamp', NULL, ?, ?, ?, NULL, ?, ?)",
+                            [seq, run_date, c.order_id, c.code, c.detail, c.from_quantity, c.to_quantity])
+
+    # ------------------------------------------------------------ used by the broker inside a transaction
+
+    def pending_before(self, session: date) -> list[OrderRecord]:
+        """Pending orders decided before ``session``: by decision date, sells first, then in submit order."""
+        names = [c.strip() for c in _ORDER_COLS.split(",")]
+        rows = self._rows(f"SELECT {_ORDER_COLS} FROM pf_orders WHERE status = 'pending' AND run_date < ? "
+                          "ORDER BY run_date, side = 'buy', seq", [session])
+        return [OrderRecord(**dict(zip(names, r, strict=True))) for r in rows]
+
+    def apply_fill(self, fill: Fill, mark_base: float, note: str | None) -> None:
+        """Book one fill: cash, position (average cost), realised P&L, fees, the order's status."""
+        if not self._in_tx:
+            raise LedgerError("apply_fill must run inside Ledger.transaction()")
+        con = self._con
+        gross = fill.quantity * fill.price * fill.fx_rate
+        cash = self.account()["cash"]
+        row = con.execute("SELECT quantity, avg_price, avg_cost_base FROM pf_positions WHERE symbol = ?",
+                          [fill.symbol]).fetchone()
+        qty, avg_price, avg_cost = (float(row[0]), float(row[1]), float(row[2])) if row else (0.0, 0.0, 0.0)
+        realised = 0.0
+        if fill.side == "buy":
+            cash_after = cash - gross - fill.commission
+            new_qty = qty + fill.quantity
+            avg_price = (qty * avg_price + fill.quantity * fill.price) / new_qty
+            avg_cost = (qty * avg_cost + gross) / new_qty
+        else:
+            if fill.quantity > qty + _DUST:
+                raise LedgerError(f"sell of {fill.quantity} {fill.symbol} exceeds the {qty} held")
+            cash_after = cash + gross - fill.commission
+            realised = gross - fill.quantity * avg_cost
+            new_qty = qty - fill.quantity
+            if new_qty <= _DUST:
+                new_qty, avg_price, avg_cost = 0.0, 0.0, 0.0
+        if cash_after < -1e-6:
+            raise LedgerError(f"fill {fill.order_id} would leave cash at {cash_after:.2f}")
+        if row:
+            con.execute("UPDATE pf_positions SET quantity = ?, avg_price = ?, avg_cost_base = ?, mark_base = ?, "
+                        "mark_date = ? WHERE symbol = ?",
+                        [new_qty, avg_price, avg_cost, mark_base, fill.fill_date, fill.symbol])
+        else:
+            con.execute("INSERT INTO pf_positions VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        [fill.symbol, new_qty, avg_price, avg_cost, fill.currency, mark_base, fill.fill_date])
+        con.execute("UPDATE pf_account SET cash = ?, realised_pnl = realised_pnl + ?, fees = fees + ? WHERE id = 1",
+                    [max(cash_after, 0.0), realised, fill.commission])
+        con.execute("INSERT INTO pf_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [fill.order_id, fill.symbol, fill.side, fill.quantity, fill.price, fill.commission,
+                     fill.slippage, fill.fill_date, fill.currency, fill.fx_rate])
+        con.execute("UPDATE pf_orders SET status = 'filled', filled_quantity = ?, status_reason = ? "
+                    "WHERE order_id = ?", [fill.quantity, note, fill.order_id])
+
+
+def _quote_unit(market: MarketSnapshot | None, symbol: str) -> float | None:
+    if market is None:
+        return None
+    q = market.quotes.get(symbol)
+    if q is None:
+        return None
+    unit = q.price * q.fx_rate
+    return unit if math.isfinite(unit) and unit > 0 else None

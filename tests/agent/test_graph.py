@@ -1,0 +1,158 @@
+"""The daily graph end to end on the demo universe, with a scripted LLM standing in for the model."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+import agent.nodes as nodes
+from agent.cli_common import UserError
+from agent.daily import run_daily
+from agent.errors import LLMError
+from agent.graph import topology
+from agent.models import AnalystReport, RiskPlan, SymbolSignal, TargetWeight
+from agent.settings import Settings
+from portfolio.ledger import Ledger
+from portfolio.models import RiskState
+from portfolio.risk import RiskStateStore
+from tests.fakes import ScriptedLLM, final_answer, tool_call_response
+
+DAY = date(2012, 6, 1)  # a Friday; the next demo session is Monday 2012-06-04
+NEXT = date(2012, 6, 4)
+SNAPSHOT = Path(__file__).resolve().parents[1] / "data" / "graph_topology.mmd"
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path)
+
+
+def analyst_says(**scores: float) -> object:
+    return final_answer(
+        AnalystReport(
+            signals=[SymbolSignal(symbol=s, score=v, confidence=0.8, rationale="scripted") for s, v in scores.items()]
+        )
+    )
+
+
+def risk_targets(**weights: float) -> object:
+    return final_answer(
+        RiskPlan(targets=[TargetWeight(symbol=s, target_weight=w, rationale="scripted") for s, w in weights.items()])
+    )
+
+
+def ledger_orders(settings: Settings) -> list:
+    ledger = Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0)
+    try:
+        return ledger.orders()
+    finally:
+        ledger.close()
+
+
+def test_the_graph_topology_matches_its_snapshot() -> None:
+    assert topology() == SNAPSHOT.read_text(encoding="utf-8")
+
+
+def test_scripted_answers_become_guarded_orders_with_one_call_per_node(settings: Settings) -> None:
+    llm = ScriptedLLM([analyst_says(SP500=0.8, NASDAQ=-0.2), risk_targets(SP500=0.15, NASDAQ=0.0)])
+    result = run_daily(settings, universe="demo", run_date=DAY, client=llm)
+    r = result.results
+    assert r["status"] == "orders_placed"
+    assert [(o["symbol"], o["side"]) for o in r["approved"]] == [("SP500", "buy")]
+    order = r["approved"][0]
+    assert order["notional_base"] == pytest.approx(0.15 * r["portfolio"]["equity"], rel=0.01)
+    assert r["placed"] == [order["order_id"]]
+    assert llm.calls == 2 and r["llm_calls"] == 2
+    offered = {req.node: {t.name for t in req.tools} for req in llm.requests}
+    assert offered == {"analyst": {"get_bars", "get_indicators"}, "risk": {"get_portfolio", "get_risk_limits"}}
+    for node in ("sentiment", "quant"):
+        assert r["nodes"][node]["status"] == "abstained" and "carries no weight" in r["nodes"][node]["abstain_reason"]
+    assert r["prompts"]["analyst"]["sha256"] == r["nodes"]["analyst"]["prompt_hash"]
+    assert result.path == settings.daily_results_dir / "2012-06-01.json" and result.path.exists()
+    assert [o.order_id for o in ledger_orders(settings)] == [order["order_id"]]
+
+
+def test_the_analyst_may_call_its_tools_before_answering(settings: Settings) -> None:
+    llm = ScriptedLLM(
+        [tool_call_response("get_indicators", {"symbol": "SP500"}), analyst_says(SP500=0.5), risk_targets(SP500=0.1)]
+    )
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    second = llm.requests[1].messages
+    tool_messages = [m for m in second if m.get("role") == "tool"]
+    assert len(tool_messages) == 1 and '"rsi_14"' in tool_messages[0]["content"]
+    assert "2012-06-04" not in tool_messages[0]["content"]  # nothing after the run date reaches the model
+    assert r["nodes"]["analyst"]["llm_calls"] == 2 and r["status"] == "orders_placed"
+
+
+def test_an_analyst_failure_leaves_no_signal_and_ends_in_hold_all(settings: Settings) -> None:
+    llm = ScriptedLLM([LLMError("timeout", "read timed out")])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    assert r["status"] == "hold" and r["hold"]["reason"] == "fallback:no_signals" and r["hold"]["fallback"] is True
+    assert r["nodes"]["analyst"]["abstain_reason"] == "timeout"
+    assert "risk" not in r["nodes"] and r["placed"] == [] and ledger_orders(settings) == []
+
+
+def test_a_risk_node_failure_ends_in_hold_all_with_its_cause(settings: Settings) -> None:
+    llm = ScriptedLLM([analyst_says(SP500=0.9), LLMError("malformed", "not JSON")])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    assert r["hold"]["reason"] == "fallback:risk_malformed" and ledger_orders(settings) == []
+
+
+def test_a_crashing_node_is_a_tagged_hold_not_a_traceback(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(state, deps):  # type: ignore[no-untyped-def]
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(nodes, "decision_node", explode)
+    llm = ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=0.2)])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    assert r["hold"]["reason"] == "fallback:decision_error" and ledger_orders(settings) == []
+
+
+def test_no_change_is_a_deliberate_hold_kept_apart_from_a_fallback(settings: Settings) -> None:
+    llm = ScriptedLLM([analyst_says(SP500=0.1), risk_targets(SP500=0.0)])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    assert r["hold"]["reason"] == "hold:no_change" and r["hold"]["fallback"] is False
+
+
+def test_a_halted_book_asks_no_llm_and_holds(settings: Settings) -> None:
+    RiskStateStore(settings.risk_state_path).save(RiskState(mode="HALTED", reason="manual", since=DAY, changed_by="cli"))
+    llm = ScriptedLLM([])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    assert r["hold"]["reason"] == "hold:halted" and llm.calls == 0
+
+
+def test_rerunning_a_traded_day_places_nothing_twice(settings: Settings) -> None:
+    first = run_daily(settings, universe="demo", run_date=DAY, llm="offline")
+    orders_after_first = ledger_orders(settings)
+    second = run_daily(settings, universe="demo", run_date=DAY, llm="offline")
+    assert first.results["llm"] == "offline-rules"
+    if first.results["placed"]:
+        assert second.repeated is True and second.results == first.results
+    assert [o.order_id for o in ledger_orders(settings)] == [o.order_id for o in orders_after_first]
+
+
+def test_orders_fill_at_the_next_sessions_open(settings: Settings) -> None:
+    run_daily(settings, universe="demo", run_date=DAY, client=ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=0.1)]))
+    r = run_daily(settings, universe="demo", run_date=NEXT, client=ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=0.1)])).results
+    assert len(r["fills"]) == 1
+    fill = r["fills"][0]
+    assert fill["symbol"] == "SP500" and fill["fill_date"] == NEXT.isoformat()
+    from arch.data import sp500
+
+    open_next = float(sp500.load().loc["2012-06-04", "Open"])
+    assert fill["price"] == pytest.approx(open_next * (1 + settings.slippage_bps / 1e4), rel=1e-9)
+    assert r["portfolio"]["positions"][0]["symbol"] == "SP500"
+
+
+def test_a_dry_run_changes_nothing(settings: Settings) -> None:
+    llm = ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=0.1)])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm, dry_run=True).results
+    assert r["status"] == "dry_run" and r["approved"] and r["placed"] == []
+    assert ledger_orders(settings) == []
+
+
+def test_a_day_that_is_not_a_session_is_a_clear_error(settings: Settings) -> None:
+    with pytest.raises(UserError, match="not a session"):
+        run_daily(settings, universe="demo", run_date=date(2012, 6, 2), llm="offline")

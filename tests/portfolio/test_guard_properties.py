@@ -1,0 +1,185 @@
+"""Property tests: whatever the proposals, no approved order breaks a limit, and the broker fills exactly them.
+
+Each limit is recomputed here, independently of the guard's own bookkeeping. 10,000 batches against the pure
+guard, plus 600 full rounds through a real (in-memory) ledger and the paper broker.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from portfolio.broker import PaperBroker
+from portfolio.ledger import Ledger
+from portfolio.models import (
+    GuardResult,
+    MarketSnapshot,
+    Order,
+    PortfolioSnapshot,
+    PositionView,
+    RiskLimits,
+    RiskState,
+    TradingHistory,
+)
+from portfolio.risk import CEILINGS, guard
+
+from .helpers import DAY, NEXT, assert_reconciles
+from .strategies import FX, Scenario, scenarios
+
+EPS = 1e-9
+
+
+def _unit(market: MarketSnapshot, sym: str) -> float | None:
+    q = market.quotes.get(sym)
+    if q is None:
+        return None
+    u = q.price * q.fx_rate
+    return u if math.isfinite(u) and u > 0 else None
+
+
+def _limit_price(proposal: Any) -> float | None:
+    if isinstance(proposal, Order):
+        return proposal.limit_price
+    return proposal.get("limit_price") if isinstance(proposal, dict) else None
+
+
+def check_within_limits(result: GuardResult, *, portfolio: PortfolioSnapshot, market: MarketSnapshot,
+                        limits: RiskLimits, mode: str, history: TradingHistory, proposals: list[Any]) -> None:
+    f = limits.fee_buffer_bps / 1e4
+    assert isinstance(result, GuardResult)
+    assert len(result.approved) + len(result.rejections) == len(proposals)
+    approved = result.approved
+    if mode == "HALTED":
+        assert approved == []
+    if mode == "REDUCING":
+        assert all(o.side == "sell" for o in approved)
+    assert history.orders_today + len(approved) <= limits.max_orders_per_day or not approved
+    syms = [o.symbol for o in approved]
+    assert len(set(syms)) == len(syms)
+    assert len({o.order_id for o in approved}) == len(approved)
+
+    held = {p.symbol: p.quantity for p in portfolio.positions if p.quantity > 0}
+    value = {p.symbol: p.market_value for p in portfolio.positions if p.quantity > 0}
+    originally_held = set(held)
+    equity, cash, fees = portfolio.equity, portfolio.cash, 0.0
+    cap = min(limits.max_order_notional * equity, limits.max_order_value)
+    bought: list[str] = []
+    for o in sorted(approved, key=lambda o: o.side != "sell"):
+        q = market.quotes[o.symbol]
+        unit = _unit(market, o.symbol)
+        assert q.tradeable and q.price_date == market.as_of and unit is not None
+        assert math.isfinite(o.quantity) and o.quantity > 0
+        assert math.isclose(o.notional_base, o.quantity * unit, rel_tol=1e-12)
+        assert o.reference_price == q.price
+        assert o.order_id not in history.order_ids_today
+        last = history.last_trade.get(o.symbol)
+        assert last is None or (DAY - last).days >= limits.cooldown_days
+        assert o.notional_base <= cap * (1 + EPS)
+        lp = _limit_price(proposals[int(o.reason[1:])]) if o.reason[1:].isdigit() else None
+        assert lp is None or abs(lp / q.price - 1) <= limits.max_price_deviation
+        if o.side == "sell":
+            assert o.symbol in held and o.quantity <= held[o.symbol] * (1 + EPS)
+            closing = o.quantity >= held[o.symbol]
+            assert closing or o.notional_base >= limits.min_trade_value
+            held[o.symbol] -= o.quantity
+            cash += o.notional_base * (1 - f)
+        else:
+            vol = q.volatility
+            if vol is not None and (not math.isfinite(vol) or vol > limits.high_volatility):
+                assert "high_volatility" in (o.clamped or "")
+            assert o.notional_base >= limits.min_trade_value
+            held[o.symbol] = held.get(o.symbol, 0.0) + o.quantity
+            cash -= o.notional_base * (1 + f)
+            bought.append(o.symbol)
+        value[o.symbol] = held[o.symbol] * unit
+        fees += o.notional_base * f
+        if held[o.symbol] <= 1e-9:
+            held.pop(o.symbol)
+            value.pop(o.symbol)
+    assert cash >= 0
+    equity_after = equity - fees
+    for sym in bought:
+        assert value[sym] <= limits.max_position_weight * equity_after * (1 + EPS)
+    if bought:
+        assert sum(value.values()) <= limits.max_gross_exposure * equity_after * (1 + EPS)
+    new = [s for s in bought if s not in originally_held]
+    if new:
+        assert len(held) <= limits.max_open_positions
+    for sym in new:
+        for other in held:
+            if other == sym:
+                continue
+            for a, b in ((sym, other), (other, sym)):
+                c = market.correlations.get(a, {}).get(b)
+                if c is not None and math.isfinite(c):
+                    assert c <= limits.max_correlation
+                    break
+
+
+def _snapshot(scn: Scenario) -> PortfolioSnapshot:
+    mv = {s: q * (_unit(scn.market, s) or 10.0) for s, q in scn.holdings.items()}
+    equity = scn.cash + sum(mv.values())
+    positions = [PositionView(symbol=s, quantity=q, avg_price=1.0, market_value=mv[s], weight=mv[s] / equity)
+                 for s, q in scn.holdings.items()]
+    return PortfolioSnapshot(as_of=DAY, base_currency="USD", cash=scn.cash, equity=equity, positions=positions,
+                             realised_pnl=0, unrealised_pnl=0, fees=0)
+
+
+@settings(max_examples=int(os.environ.get('GUARD_EXAMPLES', 10_000)), deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenarios())
+def test_no_approved_order_breaks_a_limit_and_the_guard_never_raises(scn: Scenario) -> None:
+    portfolio = _snapshot(scn)
+    result = guard(scn.proposals, portfolio=portfolio, market=scn.market, limits=scn.limits,
+                   state=RiskState(mode=scn.mode), history=scn.history, run_date=DAY)  # type: ignore[arg-type]
+    assert not any(r.code == "guard_error" for r in result.rejections)
+    check_within_limits(result, portfolio=portfolio, market=scn.market, limits=scn.limits, mode=scn.mode,
+                        history=scn.history, proposals=scn.proposals)
+
+
+def _opens(market: MarketSnapshot) -> dict[str, float]:
+    return {s: q.price for s, q in market.quotes.items() if _unit(market, s) is not None}
+
+
+@settings(max_examples=int(os.environ.get('BROKER_EXAMPLES', 600)), deadline=None, suppress_health_check=list(HealthCheck))
+@given(scenarios(), st.floats(1_000, 1e6))
+def test_the_broker_fills_exactly_what_the_guard_approved(scn: Scenario, start: float) -> None:
+    ledger = Ledger(Path(":memory:"), base_currency="USD", starting_cash=start)
+    broker = PaperBroker(ledger, commission_bps=10, slippage_bps=5)
+    try:
+        # Day 0: build some positions through the guard itself.
+        seed_day = DAY - timedelta(days=1)
+        seed_market = MarketSnapshot(as_of=seed_day, base_currency="USD", correlations={}, quotes={
+            s: q.model_copy(update={"price_date": seed_day, "tradeable": True, "volatility": None})
+            for s, q in scn.market.quotes.items()})
+        seed = [{"symbol": s, "side": "buy", "weight": w, "reason": "seed"} for s, w in scn.seed_weights.items()]
+        rounds = [(seed_market, seed, CEILINGS, "ACTIVE", seed_day, DAY), (scn.market, scn.proposals, scn.limits,
+                                                                         scn.mode, DAY, NEXT)]
+        for mkt, proposals, limits, mode, day, session in rounds:
+            portfolio = ledger.snapshot(mkt)
+            history = ledger.history(day)
+            result = guard(proposals, portfolio=portfolio, market=mkt, limits=limits, state=RiskState(mode=mode),
+                           history=history, run_date=day, fee_bps=broker.cost_bps)  # type: ignore[arg-type]
+            if proposals is scn.proposals:
+                check_within_limits(result, portfolio=portfolio, market=mkt, limits=limits, mode=mode,
+                                    history=history, proposals=proposals)
+            broker.submit(result.approved)
+            fills = broker.settle(session, _opens(mkt), fx_rates=FX)
+            assert len(fills) == len(result.approved)
+            assert sorted((f.order_id, f.quantity) for f in fills) == sorted(
+                (o.order_id, o.quantity) for o in result.approved)
+            assert broker.pending() == [] and ledger.orders(status="cancelled") == []
+            after = ledger.snapshot(mkt)
+            assert after.cash >= 0
+            for o in result.approved:
+                if o.side == "buy":
+                    weight = next(p.weight for p in after.positions if p.symbol == o.symbol)
+                    assert weight <= limits.max_position_weight * (1 + EPS)
+            assert_reconciles(ledger, mkt)
+    finally:
+        ledger.close()

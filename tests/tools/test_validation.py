@@ -1,0 +1,87 @@
+"""The validation gate: each failure has its own reason code, and clean data passes."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from tools.market_data import sample_frame
+from tools.validation import sessions_between, validate_bars
+
+SP = sample_frame("SP500")
+AS_OF = date(2008, 10, 15)
+
+
+def _codes(reasons: list[str]) -> list[str]:
+    return [r.split(":", 1)[0] for r in reasons]
+
+
+def test_clean_data_is_tradeable() -> None:
+    result = validate_bars("SP500", SP, AS_OF)
+    assert result.tradeable and result.reasons == [] and result.symbol == "SP500"
+
+
+def test_empty_series() -> None:
+    result = validate_bars("X", SP.iloc[:0], AS_OF)
+    assert not result.tradeable and result.reasons == ["empty: no bars on or before 2008-10-15"]
+    assert _codes(validate_bars("X", SP, date(1990, 1, 1)).reasons) == ["empty"]
+
+
+def test_stale_last_bar_counts_sessions() -> None:
+    result = validate_bars("SP500", SP.loc[:"2008-09-30"], AS_OF)
+    assert result.reasons == ["stale: last bar 2008-09-30 is 11 sessions before 2008-10-15"]
+    assert validate_bars("SP500", SP.loc[:"2008-10-08"], AS_OF).tradeable  # 5 sessions behind: allowed
+    assert not validate_bars("SP500", SP.loc[:"2008-10-08"], AS_OF, max_stale_sessions=4).tradeable
+
+
+def test_weekend_is_not_stale_for_stocks_but_is_for_crypto_counting() -> None:
+    assert sessions_between(date(2008, 10, 10), date(2008, 10, 13)) == 1  # Fri → Mon
+    assert sessions_between(date(2008, 10, 10), date(2008, 10, 13), sessions_per_week=7) == 3
+    daily = pd.DataFrame(
+        {"open": 1.0, "high": 1.0, "low": 1.0, "close": 1.0, "volume": 1.0},
+        index=pd.date_range("2024-01-01", "2024-01-20", freq="D", name="date"),
+    )
+    assert not validate_bars("BTC/EUR", daily, date(2024, 1, 27), sessions_per_week=7).tradeable  # 7 days
+    assert validate_bars("BTC/EUR", daily, date(2024, 1, 24), sessions_per_week=7).tradeable
+
+
+def test_nan_or_non_positive_prices_in_the_recent_window() -> None:
+    bad = SP.loc[:"2008-10-15"].copy()
+    bad.loc["2008-10-10", "low"] = np.nan
+    bad.loc["2008-10-14", "open"] = 0.0
+    result = validate_bars("SP500", bad, AS_OF)
+    assert _codes(result.reasons) == ["bad_price"] and "2 of the last 20 bars (first 2008-10-10)" in result.reasons[0]
+    old_gap = SP.loc[:"2008-10-15"].copy()
+    old_gap.loc["2003-01-02", "low"] = np.nan  # years ago: not a reason to stop trading today
+    assert validate_bars("SP500", old_gap, AS_OF).tradeable
+
+
+def test_duplicate_timestamps() -> None:
+    dup = pd.concat([SP.loc[:"2008-10-15"], SP.loc["2008-10-14":"2008-10-14"]]).sort_index()
+    result = validate_bars("SP500", dup, AS_OF)
+    assert result.reasons == ["duplicate: 1 repeated timestamps (first 2008-10-14)"]
+
+
+def test_jump_without_a_split_and_the_same_jump_with_one() -> None:
+    split = SP.loc[:"2008-10-15"].copy()
+    split.loc["2008-10-01":] = split.loc["2008-10-01":] / 2  # an unrecorded 2:1 split on Oct 1
+    split["volume"] = SP["volume"]
+    result = validate_bars("SP500", split, AS_OF)
+    assert result.reasons == ["jump: close moved -50% on 2008-10-01 with no recorded split"] or (
+        _codes(result.reasons) == ["jump"] and "2008-10-01" in result.reasons[0]
+    )
+    assert validate_bars("SP500", split, AS_OF, max_jump=0.45, splits={date(2008, 10, 1): 2.0}).tradeable
+
+
+def test_bars_after_as_of_are_not_looked_at() -> None:
+    future_bad = SP.copy()
+    future_bad.loc["2008-10-16":, "close"] = -1.0
+    assert validate_bars("SP500", future_bad, AS_OF).tradeable
+
+
+def test_several_failures_are_all_reported() -> None:
+    bad = SP.loc[:"2008-09-30"].copy()
+    bad.loc["2008-09-29", "open"] = -5.0
+    assert _codes(validate_bars("SP500", bad, AS_OF).reasons) == ["stale", "bad_price"]

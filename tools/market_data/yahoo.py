@@ -1,0 +1,129 @@
+"""``yfinance``: daily bars from Yahoo Finance (stocks ``MC.PA``, ETFs ``SPY``, FX ``EURUSD=X``).
+
+Deliberate decisions:
+- ``auto_adjust=False``: we keep Yahoo's traded OHLC (split-adjusted by Yahoo, not dividend-adjusted).
+  Dividend back-adjustment rewrites *past* prices every time a dividend is paid, so bars cached last month
+  would disagree with bars fetched today and a replay would see prices nobody could trade at. The cost:
+  returns ignore dividends (documented in the README). A split after the cached history shows up as a
+  jump, which the validation gate rejects until the cache is refreshed from scratch.
+- ``Ticker.history`` rather than ``yf.download``: one ticker per call, plain columns, no threads.
+- ``raise_errors=True`` is deprecated in yfinance 1.7 (it warns); the supported switch is
+  ``yf.config.debug.hide_exceptions = False``, set only for the duration of our call and then restored,
+  so errors reach us as exceptions instead of log lines and empty frames.
+- Rate limits (``YFRateLimitError``) are retried a bounded number of times with exponential backoff;
+  anything network-shaped becomes ``DataUnavailableError`` (the caller falls back to the cache).
+- "Unknown ticker": Yahoo reports no timezone for it (``YFTzMissingError``). An empty answer for the
+  *whole* history also means unknown; an empty answer for a window (``start`` given) only means no
+  sessions in that window (a weekend, a holiday), so it returns an empty frame.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import date, timedelta
+from typing import Any
+
+import pandas as pd
+
+from tools.errors import DataUnavailableError, UnknownSymbolError
+from tools.market_data.base import cut, empty_frame, normalise
+from tools.models import Instrument
+
+
+@contextmanager
+def _exceptions_raised() -> Iterator[None]:
+    import yfinance as yf
+
+    previous = yf.config.debug.hide_exceptions
+    yf.config.debug.hide_exceptions = False
+    try:
+        yield
+    finally:
+        yf.config.debug.hide_exceptions = previous
+
+
+def _default_ticker(symbol: str) -> Any:
+    import yfinance as yf
+
+    return yf.Ticker(symbol)
+
+
+class YFinanceData:
+    name = "yfinance"
+
+    def __init__(
+        self,
+        *,
+        ticker_factory: Callable[[str], Any] | None = None,
+        max_retries: int = 3,
+        base_delay: float = 2.0,
+        sleep: Callable[[float], None] = time.sleep,
+        timeout: float = 15.0,
+    ) -> None:
+        self._ticker = ticker_factory or _default_ticker
+        self._max_retries = max_retries
+        self._base_delay = base_delay
+        self._sleep = sleep
+        self._timeout = timeout
+
+    def _history(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
+        kwargs: dict[str, Any] = {
+            "interval": "1d",
+            "auto_adjust": False,
+            "actions": False,
+            "timeout": self._timeout,
+        }
+        if start is None and end is None:
+            kwargs["period"] = "max"  # without it yfinance returns one month
+        else:
+            kwargs["start"] = (start or date(1970, 1, 2)).isoformat()
+            if end is not None:
+                kwargs["end"] = (end + timedelta(days=1)).isoformat()  # yfinance's end is exclusive
+        with _exceptions_raised():
+            return self._ticker(symbol).history(**kwargs)
+
+    def fetch(self, instrument: Instrument, start: date | None, end: date | None) -> pd.DataFrame:
+        from yfinance.exceptions import (
+            YFDataException,
+            YFPricesMissingError,
+            YFRateLimitError,
+            YFTickerMissingError,
+            YFTzMissingError,
+        )
+
+        symbol = instrument.symbol
+        for attempt in range(self._max_retries + 1):
+            try:
+                raw = self._history(symbol, start, end)
+                break
+            except YFRateLimitError:
+                if attempt == self._max_retries:
+                    raise DataUnavailableError(
+                        f"yfinance rate-limited {symbol} after {self._max_retries + 1} attempts"
+                    ) from None
+                self._sleep(self._base_delay * 2**attempt)
+            except YFTzMissingError:
+                raise UnknownSymbolError(f"yfinance does not know ticker {symbol!r}") from None
+            except YFPricesMissingError:
+                if start is not None:
+                    return empty_frame()
+                raise UnknownSymbolError(f"yfinance has no price history for ticker {symbol!r}") from None
+            except YFTickerMissingError as exc:
+                raise UnknownSymbolError(f"yfinance: {exc}") from None
+            except YFDataException as exc:
+                raise DataUnavailableError(f"yfinance unavailable for {symbol}: {exc}") from None
+            except Exception as exc:
+                # curl_cffi/requests errors, HTML instead of JSON, timeouts: all mean "not now".
+                # The safe reaction is the same for each (fall back to the cache), so one type.
+                raise DataUnavailableError(
+                    f"yfinance unreachable for {symbol} ({type(exc).__name__}: {str(exc)[:160]})"
+                ) from None
+        if raw is None or raw.empty:
+            if start is not None:
+                return empty_frame()
+            raise UnknownSymbolError(f"yfinance returned no bars for ticker {symbol!r} (unknown or delisted)")
+        if isinstance(raw.columns, pd.MultiIndex):  # yf.download-shaped frames: (field, ticker)
+            raw = raw.droplevel(-1, axis=1)
+        return cut(normalise(raw), start, end)

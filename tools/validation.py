@@ -1,0 +1,91 @@
+"""The data validation gate: may a symbol be traded on day ``as_of`` given its bars?
+
+``validate_bars`` returns ``ValidationResult(tradeable, reasons)``; every reason is ``code: detail``:
+- ``empty``      no bar on or before as_of;
+- ``stale``      the last bar is more than ``max_stale_sessions`` sessions before as_of;
+- ``bad_price``  NaN or non-positive open/high/low/close in the last ``recent_window`` bars;
+- ``duplicate``  repeated timestamps (a provider or cache bug: which row is true is unknowable);
+- ``jump``       a day-over-day close move beyond ``max_jump`` (fraction) with no recorded split that
+                 day, within the last ``jump_window`` bars.
+
+Deliberate decisions:
+- Only bars on or before ``as_of`` are looked at: the gate cannot leak the future either.
+- Sessions are counted as weekdays (numpy business days), not an exchange calendar: a holiday counts as
+  one missed session, which makes the stale check at most one session stricter around holidays, and it
+  costs nothing per call (``exchange_calendars`` costs ~1 s to build a calendar). For 24/7 markets pass
+  ``sessions_per_week=7`` so weekends count as sessions.
+- Price checks look at a recent window only: a gap in 2003 does not make a symbol untradeable in 2018,
+  but a bad print last week does. The jump window (260 bars ≈ one year) covers the longest indicator
+  (SMA 200), whose values an unrecorded split would corrupt.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+
+from tools.models import ValidationResult
+
+_PRICE_COLUMNS = ("open", "high", "low", "close")
+
+
+def sessions_between(last: date, as_of: date, sessions_per_week: int = 5) -> int:
+    """Sessions strictly after ``last`` up to and including ``as_of`` (0 when last >= as_of)."""
+    if last >= as_of:
+        return 0
+    if sessions_per_week >= 7:
+        return (as_of - last).days
+    # busday_count counts [begin, end): shift both by one day to count (last, as_of].
+    one = np.timedelta64(1, "D")
+    return int(np.busday_count(np.datetime64(last) + one, np.datetime64(as_of) + one))
+
+
+def validate_bars(
+    symbol: str,
+    df: pd.DataFrame,
+    as_of: date,
+    *,
+    max_stale_sessions: int = 5,
+    max_jump: float = 0.5,
+    splits: dict[date, float] | None = None,
+    sessions_per_week: int = 5,
+    recent_window: int = 20,
+    jump_window: int = 260,
+) -> ValidationResult:
+    """Check ``symbol``'s bars as seen on ``as_of``; ``tradeable`` is True only when no check fails."""
+    reasons: list[str] = []
+    bars = df[df.index <= pd.Timestamp(as_of)] if len(df) else df
+    if bars.empty:
+        return ValidationResult(symbol=symbol, tradeable=False, reasons=[f"empty: no bars on or before {as_of}"])
+
+    dup = bars.index.duplicated()
+    if dup.any():
+        reasons.append(f"duplicate: {int(dup.sum())} repeated timestamps (first {bars.index[dup][0].date()})")
+        bars = bars[~dup]
+
+    last = bars.index[-1].date()
+    behind = sessions_between(last, as_of, sessions_per_week)
+    if behind > max_stale_sessions:
+        reasons.append(f"stale: last bar {last} is {behind} sessions before {as_of}")
+
+    recent = bars.iloc[-recent_window:][list(_PRICE_COLUMNS)]
+    bad_rows = recent.isna().any(axis=1) | (recent <= 0).any(axis=1)
+    if bad_rows.any():
+        first_bad = recent.index[bad_rows.to_numpy()][0].date()
+        reasons.append(
+            f"bad_price: NaN or non-positive OHLC on {int(bad_rows.sum())} of the last {len(recent)} bars"
+            f" (first {first_bad})"
+        )
+
+    window = bars["close"].iloc[-(jump_window + 1):]
+    moves = window.pct_change(fill_method=None).iloc[1:]
+    split_days = {pd.Timestamp(d) for d in (splits or {})}
+    big = moves[(moves.abs() > max_jump) & ~moves.index.isin(list(split_days))]
+    if len(big):
+        day, move = big.index[-1].date(), float(big.iloc[-1])
+        more = f" (+{len(big) - 1} more)" if len(big) > 1 else ""
+        reasons.append(f"jump: close moved {move:+.0%} on {day} with no recorded split{more}")
+
+    return ValidationResult(symbol=symbol, tradeable=not reasons, reasons=reasons)
