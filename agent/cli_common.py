@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from agent.settings import Settings
 
@@ -87,7 +88,9 @@ def cli_errors(fn: F) -> F:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except _known_errors() as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            # soft_wrap: one line even when stderr is not a terminal (rich would wrap at 80 columns);
+            # escape: a message containing "[...]" must not be read as rich markup.
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -95,7 +98,9 @@ def cli_errors(fn: F) -> F:
         except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
             if os.environ.get("TRADEAGENT_DEBUG"):
                 raise
-            err_console.print(f"[red]error:[/red] unexpected {type(exc).__name__}: {exc}", highlight=False)
+            err_console.print(
+                f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]

@@ -32,7 +32,9 @@ from tools.validation import validate_bars
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
-UniverseOpt = Annotated[str, typer.Option("--universe", "-u", help="built-in name or path to a universe TOML")]
+UniverseOpt = Annotated[
+    str, typer.Option("--universe", "-u", help="built-in name or path to a universe TOML")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
 
 
@@ -59,7 +61,7 @@ def fetch(
     settings.ensure_home()
     with MarketCache(settings.db_path) as cache:
         data = load_universe_data(uni, cache, as_of=end_d, refresh=True, start=start_d, progress=not json_out)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for inst in uni.instruments:
         bars = data.bars.get(inst.symbol)
         notes = [n for n in data.notes if n.endswith(f" {inst.symbol}")]
@@ -76,7 +78,9 @@ def fetch(
             }
         )
     if json_out:
-        print_json({"universe": uni.name, "as_of": end_d, "symbols": rows, "fx": data.fx, "errors": data.errors})
+        print_json(
+            {"universe": uni.name, "as_of": end_d, "symbols": rows, "fx": data.fx, "errors": data.errors}
+        )
     else:
         table = Table(title=f"universe {uni.name} (base {uni.base_currency})")
         for col in ("symbol", "source", "bars", "first", "last", "notes"):
@@ -107,7 +111,9 @@ def show(
     uni = load_universe(universe)
     inst = uni.instrument(symbol)
     if inst is None:
-        raise UnknownSymbolError(f"{symbol!r} is not in universe {uni.name}; symbols: {', '.join(uni.symbols)}")
+        raise UnknownSymbolError(
+            f"{symbol!r} is not in universe {uni.name}; symbols: {', '.join(uni.symbols)}"
+        )
     # Only this instrument, valued in its own currency: show needs no FX and must not fetch the universe.
     single = Universe(name=uni.name, base_currency=inst.currency, instruments=[inst], news=NewsConfig())
     settings = load_settings()
@@ -148,7 +154,9 @@ def _print_show(
     for col in bar_cols:
         table.add_column(col, justify="right")
     for ts, row in tail.iterrows():
-        table.add_row(str(ts.date()), *(f"{row[c]:,.2f}" if c != "volume" else f"{row[c]:,.0f}" for c in bar_cols))
+        table.add_row(
+            str(ts.date()), *(f"{row[c]:,.2f}" if c != "volume" else f"{row[c]:,.0f}" for c in bar_cols)
+        )
     console.print(table)
     extra = [c for c in tail.columns if c not in bar_cols]
     if extra:

@@ -3,6 +3,7 @@
 Contract:
 - ``submit`` accepts ONLY ``ApprovedOrder`` (anything else raises ``TypeError``), stores them as pending and is
   idempotent: an order id already stored is not stored again.
+- ``settle(session, open_prices)`` raises ``LedgerError`` for a session older than the ledger's last fill.
 - ``settle(session, open_prices)`` fills every pending order decided BEFORE ``session`` at that session's OPEN,
   all in one ledger transaction. Orders decided on day D therefore fill at the next session's open.
 
@@ -25,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Protocol, runtime_checkable
 
+from portfolio.errors import LedgerError
 from portfolio.ledger import Ledger
 from portfolio.models import ApprovedOrder, Fill, OrderRecord
 
@@ -71,6 +73,9 @@ class PaperBroker:
     ) -> list[Fill]:
         fills: list[Fill] = []
         base = self.ledger.base_currency
+        last = self.ledger.last_fill_date()
+        if last is not None and session < last:
+            raise LedgerError(f"cannot settle {session}: the ledger already has fills of {last}")
         with self.ledger.transaction():
             for order in self.ledger.pending_before(session):
                 open_price = _usable(open_prices.get(order.symbol))

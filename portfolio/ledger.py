@@ -3,6 +3,8 @@
 Contract:
 - One DuckDB FILE shared with other modules (the market-data ``ohlcv`` table lives there too): the ledger
   creates only its own ``pf_*`` tables, ``IF NOT EXISTS``, and never drops anything.
+- Time never runs backwards: ``history(D)`` reports the last day with any activity, and the guard rejects a
+  run for an earlier day; the broker refuses to settle a session older than the last fill.
 - Every change runs in ONE transaction (BEGIN/COMMIT, ROLLBACK on any error): a crash leaves the ledger as it
   was before the change or after it, never half-way.
 - Base currency and starting cash are stored when the ledger is created; reopening it with another base
@@ -57,7 +59,7 @@ _SCHEMA = [
         notional_base DOUBLE NOT NULL, strategy VARCHAR NOT NULL, reason VARCHAR NOT NULL, clamped VARCHAR,
         status VARCHAR NOT NULL, status_reason VARCHAR)""",
     """CREATE TABLE IF NOT EXISTS pf_fills (
-        order_id VARCHAR PRIMARY KEY, symbol VARCHAR NOT NULL, side VARCHAR NOT NULL, quantity DOUBLE NOT NULL,
+        order_id VARCHAR PRIMARY KEY, seq BIGINT NOT NULL, symbol VARCHAR NOT NULL, side VARCHAR NOT NULL, quantity DOUBLE NOT NULL,
         price DOUBLE NOT NULL, commission DOUBLE NOT NULL, slippage DOUBLE NOT NULL, fill_date DATE NOT NULL,
         currency VARCHAR NOT NULL, fx_rate DOUBLE NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS pf_equity (
@@ -188,8 +190,7 @@ class Ledger:
 
     def fills(self) -> list[Fill]:
         rows = self._rows("SELECT f.order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.slippage, "
-                          "f.fill_date, f.currency, f.fx_rate FROM pf_fills f JOIN pf_orders o USING (order_id) "
-                          "ORDER BY f.fill_date, o.seq")
+                          "f.fill_date, f.currency, f.fx_rate FROM pf_fills f ORDER BY f.seq")
         keys = ("order_id", "symbol", "side", "quantity", "price", "commission", "slippage", "fill_date",
                 "currency", "fx_rate")
         return [Fill(**dict(zip(keys, r, strict=True))) for r in rows]
@@ -203,7 +204,12 @@ class Ledger:
                                         [run_date])]
         last = dict(self._rows("SELECT symbol, max(run_date) FROM pf_orders WHERE run_date <= ? GROUP BY symbol",
                                [run_date]))
-        return TradingHistory(run_date=run_date, order_ids_today=ids, last_trade=last)
+        latest = self._rows("SELECT max(d) FROM (SELECT max(run_date) AS d FROM pf_orders UNION ALL "
+                            "SELECT max(day) FROM pf_equity UNION ALL SELECT max(fill_date) FROM pf_fills)")[0][0]
+        return TradingHistory(run_date=run_date, order_ids_today=ids, last_trade=last, latest_activity=latest)
+
+    def last_fill_date(self) -> date | None:
+        return self._rows("SELECT max(fill_date) FROM pf_fills")[0][0]
 
     def guard_log(self, run_date: date | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT run_date, kind, symbol, order_id, code, detail, raw, from_quantity, to_quantity "
@@ -336,8 +342,9 @@ class Ledger:
                         [fill.symbol, new_qty, avg_price, avg_cost, fill.currency, mark_base, fill.fill_date])
         con.execute("UPDATE pf_account SET cash = ?, realised_pnl = realised_pnl + ?, fees = fees + ? WHERE id = 1",
                     [max(cash_after, 0.0), realised, fill.commission])
-        con.execute("INSERT INTO pf_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [fill.order_id, fill.symbol, fill.side, fill.quantity, fill.price, fill.commission,
+        seq = int(con.execute("SELECT coalesce(max(seq), 0) + 1 FROM pf_fills").fetchone()[0])  # type: ignore[index]
+        con.execute("INSERT INTO pf_fills VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [fill.order_id, seq, fill.symbol, fill.side, fill.quantity, fill.price, fill.commission,
                      fill.slippage, fill.fill_date, fill.currency, fill.fx_rate])
         con.execute("UPDATE pf_orders SET status = 'filled', filled_quantity = ?, status_reason = ? "
                     "WHERE order_id = ?", [fill.quantity, note, fill.order_id])

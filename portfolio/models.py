@@ -197,11 +197,14 @@ class TradingHistory(_Frozen):
     """What the ledger already holds that the guard needs: orders of ``run_date`` and last trade per symbol.
 
     Every stored order counts (pending, filled or cancelled): a re-run of a day must never add orders.
+    ``latest_activity`` is the last day the ledger saw anything (order, fill, equity): a run for an EARLIER
+    day would decide against today's book, so the guard rejects it (time never runs backwards).
     """
 
     run_date: date
     order_ids_today: list[str] = Field(default_factory=list)
     last_trade: dict[str, date] = Field(default_factory=dict)
+    latest_activity: date | None = None
 
     @property
     def orders_today(self) -> int:

@@ -12,7 +12,9 @@ Contract:
 
 Deliberate decisions (in the order the checks run):
 1. Mode: HALTED rejects everything (``halted``); REDUCING rejects buys (``reducing``), sells pass.
-2. ``market.as_of`` and ``history.run_date`` must equal ``run_date`` (else every order is rejected).
+2. ``market.as_of`` and ``history.run_date`` must equal ``run_date``, and the ledger must have no activity after
+   ``run_date`` (``out_of_order``: re-running an old day would decide against today's book); else every
+   order is rejected.
 3. Duplicates: the first proposal per symbol+side wins (``duplicate``); a buy and a sell of one symbol in one
    batch: the later one is rejected (``conflicting_order``).
 4. Sells run before buys (stable within each side), so cash a sell frees can fund a buy in the same batch;
@@ -353,6 +355,9 @@ def _guard(
     elif market.as_of != run_date or history.run_date != run_date:
         batch_error = ("date_mismatch", f"market as of {market.as_of} / history of {history.run_date} "
                                         f"do not match run date {run_date}")
+    elif history.latest_activity is not None and history.latest_activity > run_date:
+        batch_error = ("out_of_order", f"the ledger already has activity on {history.latest_activity}, "
+                                       f"after run date {run_date}")
     elif not book.valid():
         batch_error = ("invalid_portfolio", "portfolio cash/equity is not finite or cash is negative")
     if batch_error:

@@ -99,7 +99,8 @@ class MarketCache:
             self._con.execute("BEGIN TRANSACTION")
             if replace_all:
                 self._con.execute(
-                    "DELETE FROM ohlcv WHERE symbol = ? AND source = ? AND timeframe = ?", [symbol, source, timeframe]
+                    "DELETE FROM ohlcv WHERE symbol = ? AND source = ? AND timeframe = ?",
+                    [symbol, source, timeframe],
                 )
             self._con.execute(
                 "INSERT OR REPLACE INTO ohlcv SELECT symbol, source, timeframe, ts, open, high, low, close,"
@@ -187,4 +188,6 @@ class MarketCache:
         return row[0].date(), row[1].date(), int(row[2])
 
     def symbols(self) -> list[str]:
-        return [r[0] for r in self._con.execute("SELECT DISTINCT symbol FROM ohlcv ORDER BY symbol").fetchall()]
+        return [
+            r[0] for r in self._con.execute("SELECT DISTINCT symbol FROM ohlcv ORDER BY symbol").fetchall()
+        ]

@@ -190,7 +190,9 @@ def _load_fx(
         inst = fx_instrument(currency, base)
         # FX history starts a little before the instruments' so the first bar has a rate.
         fx_start = start - timedelta(days=10) if start else None
-        out = _load_one(inst, cache, provider(inst.source), as_of=data.as_of, start=fx_start, refresh=refresh, now=now)
+        out = _load_one(
+            inst, cache, provider(inst.source), as_of=data.as_of, start=fx_start, refresh=refresh, now=now
+        )
         if out.note:
             data.notes.append(out.note)
         if out.bars is not None:
@@ -200,4 +202,6 @@ def _load_fx(
         if inst.symbol in data.bars and inst.currency not in data.fx:
             del data.bars[inst.symbol]
             when = f"on or before {data.as_of}" if data.as_of else "cached"
-            data.errors[inst.symbol] = f"no {inst.currency}→{base} rate {when} ({fx_instrument(inst.currency, base).symbol})"
+            data.errors[inst.symbol] = (
+                f"no {inst.currency}→{base} rate {when} ({fx_instrument(inst.currency, base).symbol})"
+            )

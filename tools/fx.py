@@ -28,7 +28,9 @@ def fx_ticker(currency: str, base: str) -> str:
 
 
 def fx_instrument(currency: str, base: str) -> Instrument:
-    return Instrument(symbol=fx_ticker(currency, base), source="yfinance", currency=base, name=f"{currency}→{base}")
+    return Instrument(
+        symbol=fx_ticker(currency, base), source="yfinance", currency=base, name=f"{currency}→{base}"
+    )
 
 
 def fx_rates_as_of(series: Mapping[str, pd.Series], base: str, as_of: date | None) -> dict[str, float]:

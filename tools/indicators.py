@@ -126,9 +126,7 @@ def indicators_as_of(ind: pd.DataFrame, as_of: date | None) -> dict[str, float |
     return {str(k): (float(val) if np.isfinite(val) else None) for k, val in last.items()}
 
 
-def correlation_matrix(
-    closes: Mapping[str, pd.Series], as_of: date | None, window: int = 60
-) -> pd.DataFrame:
+def correlation_matrix(closes: Mapping[str, pd.Series], as_of: date | None, window: int = 60) -> pd.DataFrame:
     """Pearson correlation of daily returns over the last ``window`` common days on or before ``as_of``.
 
     Series are aligned on the days they share (a 24/7 crypto series and a stock are compared on weekdays);

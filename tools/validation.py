@@ -58,7 +58,9 @@ def validate_bars(
     reasons: list[str] = []
     bars = df[df.index <= pd.Timestamp(as_of)] if len(df) else df
     if bars.empty:
-        return ValidationResult(symbol=symbol, tradeable=False, reasons=[f"empty: no bars on or before {as_of}"])
+        return ValidationResult(
+            symbol=symbol, tradeable=False, reasons=[f"empty: no bars on or before {as_of}"]
+        )
 
     dup = bars.index.duplicated()
     if dup.any():
@@ -79,7 +81,7 @@ def validate_bars(
             f" (first {first_bad})"
         )
 
-    window = bars["close"].iloc[-(jump_window + 1):]
+    window = bars["close"].iloc[-(jump_window + 1) :]
     moves = window.pct_change(fill_method=None).iloc[1:]
     split_days = {pd.Timestamp(d) for d in (splits or {})}
     big = moves[(moves.abs() > max_jump) & ~moves.index.isin(list(split_days))]

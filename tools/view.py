@@ -61,7 +61,9 @@ class MarketView:
             symbol = inst.symbol
             if symbol not in data.bars:
                 reason = data.errors.get(symbol, "not loaded")
-                checks[symbol] = ValidationResult(symbol=symbol, tradeable=False, reasons=[f"no_data: {reason}"])
+                checks[symbol] = ValidationResult(
+                    symbol=symbol, tradeable=False, reasons=[f"no_data: {reason}"]
+                )
                 continue
             cut = cut_at(data.bars[symbol], as_of)
             bars[symbol] = cut

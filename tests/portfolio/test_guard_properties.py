@@ -1,7 +1,8 @@
 """Property tests: whatever the proposals, no approved order breaks a limit, and the broker fills exactly them.
 
-Each limit is recomputed here, independently of the guard's own bookkeeping. 10,000 batches against the pure
-guard, plus 600 full rounds through a real (in-memory) ledger and the paper broker.
+Each limit is recomputed here, independently of the guard's own bookkeeping. 9,600 batches against the pure
+guard plus 200 examples × 2 batches (seed day, then the scenario) through a real in-memory ledger and the
+paper broker: 10,000 guarded batches. GUARD_EXAMPLES / BROKER_EXAMPLES override the counts.
 """
 
 from __future__ import annotations
@@ -131,7 +132,7 @@ def _snapshot(scn: Scenario) -> PortfolioSnapshot:
                              realised_pnl=0, unrealised_pnl=0, fees=0)
 
 
-@settings(max_examples=int(os.environ.get('GUARD_EXAMPLES', 10_000)), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get('GUARD_EXAMPLES', 9_600)), deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenarios())
 def test_no_approved_order_breaks_a_limit_and_the_guard_never_raises(scn: Scenario) -> None:
     portfolio = _snapshot(scn)
@@ -146,7 +147,7 @@ def _opens(market: MarketSnapshot) -> dict[str, float]:
     return {s: q.price for s, q in market.quotes.items() if _unit(market, s) is not None}
 
 
-@settings(max_examples=int(os.environ.get('BROKER_EXAMPLES', 600)), deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=int(os.environ.get('BROKER_EXAMPLES', 200)), deadline=None, suppress_health_check=list(HealthCheck))
 @given(scenarios(), st.floats(1_000, 1e6))
 def test_the_broker_fills_exactly_what_the_guard_approved(scn: Scenario, start: float) -> None:
     ledger = Ledger(Path(":memory:"), base_currency="USD", starting_cash=start)

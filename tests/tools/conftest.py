@@ -17,7 +17,12 @@ import pytest
 from tools.cache import MarketCache
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "market"
-_TZ = {"SPY": "America/New_York", "MC.PA": "Europe/Paris", "EURUSD=X": "Europe/London", "USDEUR=X": "Europe/London"}
+_TZ = {
+    "SPY": "America/New_York",
+    "MC.PA": "Europe/Paris",
+    "EURUSD=X": "Europe/London",
+    "USDEUR=X": "Europe/London",
+}
 
 
 def recorded_history(ticker: str) -> pd.DataFrame:
@@ -76,7 +81,9 @@ class FakeExchange:
         self.fail = fail
         self.calls: list[int | None] = []
 
-    def fetch_ohlcv(self, symbol: str, timeframe: str, since: int | None, limit: int | None) -> list[list[float]]:
+    def fetch_ohlcv(
+        self, symbol: str, timeframe: str, since: int | None, limit: int | None
+    ) -> list[list[float]]:
         import ccxt
 
         assert timeframe == "1d"

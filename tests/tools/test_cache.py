@@ -70,7 +70,9 @@ _SERIES = synthetic_frame("SYN123").iloc[:800]
     as_of=st.dates(min_value=date(1999, 12, 1), max_value=date(2003, 6, 1)),
     start=st.one_of(st.none(), st.dates(min_value=date(1999, 12, 1), max_value=date(2003, 6, 1))),
 )
-def test_point_in_time_never_returns_a_bar_after_as_of(cache: MarketCache, as_of: date, start: date | None) -> None:
+def test_point_in_time_never_returns_a_bar_after_as_of(
+    cache: MarketCache, as_of: date, start: date | None
+) -> None:
     if not cache.symbols():
         cache.upsert("SYN123", "synthetic", _SERIES)
     bars = cache.bars("SYN123", as_of=as_of, start=start)

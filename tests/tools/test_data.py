@@ -53,9 +53,19 @@ def test_refresh_fetches_then_only_the_tail(cache: MarketCache, fake_yahoo: Fake
     assert len(second.bars["SPY"]) == 61 and cache.coverage("SPY", source="yfinance")[2] == 61
 
 
-def test_unreachable_provider_falls_back_to_the_cache_with_a_note(cache: MarketCache, fake_yahoo: FakeYahoo) -> None:
-    load_universe_data(_universe(SPY), cache, as_of=None, refresh=True, providers={"yfinance": YFinanceData(ticker_factory=fake_yahoo)})
-    data = load_universe_data(_universe(SPY), cache, as_of=date(2024, 3, 15), refresh=True, providers={"yfinance": Down()})
+def test_unreachable_provider_falls_back_to_the_cache_with_a_note(
+    cache: MarketCache, fake_yahoo: FakeYahoo
+) -> None:
+    load_universe_data(
+        _universe(SPY),
+        cache,
+        as_of=None,
+        refresh=True,
+        providers={"yfinance": YFinanceData(ticker_factory=fake_yahoo)},
+    )
+    data = load_universe_data(
+        _universe(SPY), cache, as_of=date(2024, 3, 15), refresh=True, providers={"yfinance": Down()}
+    )
     assert data.notes == ["yfinance unreachable; using cached bars up to 2024-03-28 for SPY"]
     assert not data.errors and data.bars["SPY"].index[-1] == pd.Timestamp("2024-03-15")
 
@@ -66,18 +76,35 @@ def test_unreachable_provider_with_empty_cache_is_a_symbol_error(cache: MarketCa
         providers={"yfinance": Down()},
     )  # fmt: skip
     assert "SPY" not in data.bars and "SP500" in data.bars
-    assert data.errors["SPY"].startswith("yfinance unreachable for SPY") and "nothing cached" in data.errors["SPY"]
+    assert (
+        data.errors["SPY"].startswith("yfinance unreachable for SPY")
+        and "nothing cached" in data.errors["SPY"]
+    )
 
 
-def test_without_refresh_remote_symbols_read_the_cache_only(cache: MarketCache, fake_yahoo: FakeYahoo) -> None:
-    data = load_universe_data(_universe(SPY), cache, as_of=None, refresh=False, providers={"yfinance": YFinanceData(ticker_factory=fake_yahoo)})
+def test_without_refresh_remote_symbols_read_the_cache_only(
+    cache: MarketCache, fake_yahoo: FakeYahoo
+) -> None:
+    data = load_universe_data(
+        _universe(SPY),
+        cache,
+        as_of=None,
+        refresh=False,
+        providers={"yfinance": YFinanceData(ticker_factory=fake_yahoo)},
+    )
     assert fake_yahoo.calls == []
     assert "run `tradeagent data fetch`" in data.errors["SPY"]
 
 
 def test_unknown_ticker_goes_to_errors_and_the_rest_loads(cache: MarketCache, fake_yahoo: FakeYahoo) -> None:
     nope = Instrument(symbol="NOPE", source="yfinance")
-    data = load_universe_data(_universe(SPY, nope), cache, as_of=None, refresh=True, providers={"yfinance": YFinanceData(ticker_factory=fake_yahoo)})
+    data = load_universe_data(
+        _universe(SPY, nope),
+        cache,
+        as_of=None,
+        refresh=True,
+        providers={"yfinance": YFinanceData(ticker_factory=fake_yahoo)},
+    )
     assert set(data.bars) == {"SPY"} and "does not know ticker 'NOPE'" in data.errors["NOPE"]
 
 
@@ -90,7 +117,9 @@ def test_malformed_csv_goes_to_errors(cache: MarketCache) -> None:
 
 def test_fx_rate_to_base_is_read_at_as_of(cache: MarketCache, fake_yahoo: FakeYahoo) -> None:
     providers = {"yfinance": YFinanceData(ticker_factory=fake_yahoo)}
-    data = load_universe_data(_universe(SPY, LVMH, base="EUR"), cache, as_of=date(2024, 2, 14), refresh=True, providers=providers)
+    data = load_universe_data(
+        _universe(SPY, LVMH, base="EUR"), cache, as_of=date(2024, 2, 14), refresh=True, providers=providers
+    )
     usdeur = fake_yahoo.recorded["USDEUR=X"]["Close"]
     expected = float(usdeur[usdeur.index.tz_localize(None) <= pd.Timestamp("2024-02-14")].iloc[-1])
     assert data.fx == {"EUR": 1.0, "USD": pytest.approx(expected)}
@@ -101,7 +130,9 @@ def test_fx_rate_to_base_is_read_at_as_of(cache: MarketCache, fake_yahoo: FakeYa
 def test_missing_fx_moves_that_currency_to_errors(cache: MarketCache, fake_yahoo: FakeYahoo) -> None:
     del fake_yahoo.recorded["USDEUR=X"]
     providers = {"yfinance": YFinanceData(ticker_factory=fake_yahoo)}
-    data = load_universe_data(_universe(SPY, LVMH, base="EUR"), cache, as_of=None, refresh=True, providers=providers)
+    data = load_universe_data(
+        _universe(SPY, LVMH, base="EUR"), cache, as_of=None, refresh=True, providers=providers
+    )
     assert set(data.bars) == {"MC.PA"} and "no USD→EUR rate" in data.errors["SPY"]
 
 
@@ -109,12 +140,22 @@ def test_crypto_through_an_injected_exchange(cache: MarketCache) -> None:
     btc = Instrument(symbol="BTC/EUR", source="ccxt:kraken", currency="EUR")
     clock = fixed_clock(2024, 3, 31)
     providers = {"ccxt:kraken": CcxtData("kraken", exchange=FakeExchange(page_size=40), clock=clock)}
-    data = load_universe_data(_universe(btc, base="EUR"), cache, as_of=None, refresh=True, start=date(2024, 1, 1), clock=clock, providers=providers)
+    data = load_universe_data(
+        _universe(btc, base="EUR"),
+        cache,
+        as_of=None,
+        refresh=True,
+        start=date(2024, 1, 1),
+        clock=clock,
+        providers=providers,
+    )
     assert len(data.bars["BTC/EUR"]) == 90 and data.bars["BTC/EUR"].index[-1] == pd.Timestamp("2024-03-30")
 
 
 def test_as_of_before_every_series_is_date_out_of_range(cache: MarketCache) -> None:
-    with pytest.raises(DateOutOfRangeError, match="1990-01-02 is before the data starts \\(first bar 1999-01-04\\)"):
+    with pytest.raises(
+        DateOutOfRangeError, match="1990-01-02 is before the data starts \\(first bar 1999-01-04\\)"
+    ):
         load_universe_data(load_universe("demo"), cache, as_of=date(1990, 1, 2), refresh=False)
 
 
@@ -126,7 +167,9 @@ def test_as_of_before_one_series_only_is_a_symbol_error(cache: MarketCache) -> N
 
 def test_progress_bar_does_not_change_the_result(cache: MarketCache) -> None:
     quiet = load_universe_data(load_universe("synthetic-3"), cache, as_of=date(2005, 1, 3), refresh=False)
-    loud = load_universe_data(load_universe("synthetic-3"), cache, as_of=date(2005, 1, 3), refresh=False, progress=True)
+    loud = load_universe_data(
+        load_universe("synthetic-3"), cache, as_of=date(2005, 1, 3), refresh=False, progress=True
+    )
     assert quiet.bars.keys() == loud.bars.keys()
     for symbol in quiet.bars:
         pd.testing.assert_frame_equal(quiet.bars[symbol], loud.bars[symbol])

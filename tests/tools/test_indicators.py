@@ -20,7 +20,9 @@ SP_IND = compute_indicators(SP)
 
 def test_columns_are_the_stable_names() -> None:
     assert tuple(SP_IND.columns) == INDICATOR_COLUMNS
-    assert {"sma_20", "rsi_14", "macd_hist", "bb_percent", "adx_14", "obv", "vol_20", "drawdown"} <= set(SP_IND.columns)
+    assert {"sma_20", "rsi_14", "macd_hist", "bb_percent", "adx_14", "obv", "vol_20", "drawdown"} <= set(
+        SP_IND.columns
+    )
     assert SP_IND.index.equals(SP.index)
 
 
@@ -39,7 +41,9 @@ def test_values_equal_a_direct_pandas_ta_classic_call() -> None:
         "adx_14": ta.adx(h, low, c, length=14)["ADX_14"], "obv": ta.obv(c, v),
     }  # fmt: skip
     for name, series in expected.items():
-        np.testing.assert_allclose(SP_IND[name].to_numpy(), series.to_numpy(), rtol=1e-12, equal_nan=True, err_msg=name)
+        np.testing.assert_allclose(
+            SP_IND[name].to_numpy(), series.to_numpy(), rtol=1e-12, equal_nan=True, err_msg=name
+        )
 
 
 def test_simple_columns_match_their_definitions() -> None:
@@ -78,7 +82,11 @@ def test_indicators_as_of_reads_the_last_row_on_or_before() -> None:
 
 
 def test_correlation_matrix_uses_only_returns_up_to_as_of() -> None:
-    closes = {"SP500": SP["close"], "NASDAQ": sample_frame("NASDAQ")["close"], "SYN": synthetic_frame("SYN001")["close"]}
+    closes = {
+        "SP500": SP["close"],
+        "NASDAQ": sample_frame("NASDAQ")["close"],
+        "SYN": synthetic_frame("SYN001")["close"],
+    }
     corr = correlation_matrix(closes, date(2008, 10, 15), window=60)
     assert list(corr.columns) == ["SP500", "NASDAQ", "SYN"]
     assert corr.loc["SP500", "NASDAQ"] > 0.8 and abs(corr.loc["SP500", "SYN"]) < 0.5
@@ -86,4 +94,6 @@ def test_correlation_matrix_uses_only_returns_up_to_as_of() -> None:
     manual = manual.pct_change().iloc[1:].tail(60)
     assert corr.loc["SP500", "NASDAQ"] == pytest.approx(manual.corr().iloc[0, 1])
     changed = dict(closes, SP500=closes["SP500"].where(closes["SP500"].index <= "2008-10-15", 1.0))
-    pd.testing.assert_frame_equal(correlation_matrix(changed, date(2008, 10, 15)), corr)  # future edits ignored
+    pd.testing.assert_frame_equal(
+        correlation_matrix(changed, date(2008, 10, 15)), corr
+    )  # future edits ignored

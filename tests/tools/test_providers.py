@@ -55,7 +55,9 @@ def test_sample_returns_the_real_series_in_contract_shape(symbol: str, first: st
 
 
 def test_sample_sp500_close_is_the_published_value() -> None:
-    df = SampleData().fetch(Instrument(symbol="SP500", source="sample"), date(2008, 10, 1), date(2008, 10, 15))
+    df = SampleData().fetch(
+        Instrument(symbol="SP500", source="sample"), date(2008, 10, 1), date(2008, 10, 15)
+    )
     # S&P 500 close on 2008-10-15 was 907.84 (the day of a 9 % fall).
     assert df.loc["2008-10-15", "close"] == pytest.approx(907.84, abs=0.01)
     assert df.index[0] == pd.Timestamp("2008-10-01") and df.index[-1] == pd.Timestamp("2008-10-15")
@@ -78,7 +80,9 @@ def test_csv_reads_mixed_case_headers_sorts_and_fills_missing_volume() -> None:
 
 
 def test_csv_window_is_inclusive() -> None:
-    df = CsvData(DATA / "csv_good.csv").fetch(Instrument(symbol="X", source="csv:x"), date(2021, 1, 5), date(2021, 1, 7))
+    df = CsvData(DATA / "csv_good.csv").fetch(
+        Instrument(symbol="X", source="csv:x"), date(2021, 1, 5), date(2021, 1, 7)
+    )
     assert [d.day for d in df.index] == [5, 6, 7]
 
 
@@ -101,7 +105,7 @@ def test_parquet_file_reads_like_csv(tmp_path: Path) -> None:
     src = DATA / "csv_good.csv"
     with duckdb.connect() as con:
         con.execute(
-            f"COPY (SELECT CAST(date AS DATE) AS Date, \"OPEN\" AS Open, High, low AS Low, Close, VOLUME AS Volume "
+            f'COPY (SELECT CAST(date AS DATE) AS Date, "OPEN" AS Open, High, low AS Low, Close, VOLUME AS Volume '
             f"FROM read_csv('{src}', normalize_names=false)) TO '{target}' (FORMAT parquet)"
         )
     df = CsvData(target).fetch(Instrument(symbol="X", source="csv:x"), None, None)
@@ -117,8 +121,12 @@ def _yf(fake: FakeYahoo, **kw: object) -> YFinanceData:
     return YFinanceData(ticker_factory=fake, sleep=lambda _s: None, **kw)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize(("ticker", "first_day"), [("SPY", "2024-01-02"), ("MC.PA", "2024-01-02"), ("EURUSD=X", "2024-01-01")])
-def test_yfinance_keeps_exchange_local_days_and_unadjusted_close(fake_yahoo: FakeYahoo, ticker: str, first_day: str) -> None:
+@pytest.mark.parametrize(
+    ("ticker", "first_day"), [("SPY", "2024-01-02"), ("MC.PA", "2024-01-02"), ("EURUSD=X", "2024-01-01")]
+)
+def test_yfinance_keeps_exchange_local_days_and_unadjusted_close(
+    fake_yahoo: FakeYahoo, ticker: str, first_day: str
+) -> None:
     df = _yf(fake_yahoo).fetch(Instrument(symbol=ticker, source="yfinance"), None, None)
     raw = fake_yahoo.recorded[ticker]
     _assert_contract(df)
@@ -126,6 +134,7 @@ def test_yfinance_keeps_exchange_local_days_and_unadjusted_close(fake_yahoo: Fak
     assert len(df) == len(raw)
     np.testing.assert_allclose(df["close"].to_numpy(), raw["Close"].to_numpy())  # Close, not Adj Close
     symbol, kwargs = fake_yahoo.calls[-1]
+    assert symbol == ticker
     assert kwargs["auto_adjust"] is False and kwargs["period"] == "max" and kwargs["interval"] == "1d"
     assert fake_yahoo.hide_exceptions_seen == [False]  # errors raised, not logged, during our call
 
@@ -139,16 +148,22 @@ def test_yfinance_restores_the_global_exception_setting(fake_yahoo: FakeYahoo) -
 
 
 def test_yfinance_window_passes_exclusive_end_plus_one(fake_yahoo: FakeYahoo) -> None:
-    df = _yf(fake_yahoo).fetch(Instrument(symbol="SPY", source="yfinance"), date(2024, 3, 1), date(2024, 3, 8))
+    df = _yf(fake_yahoo).fetch(
+        Instrument(symbol="SPY", source="yfinance"), date(2024, 3, 1), date(2024, 3, 8)
+    )
     assert fake_yahoo.calls[-1][1]["start"] == "2024-03-01" and fake_yahoo.calls[-1][1]["end"] == "2024-03-09"
     assert df.index[0] == pd.Timestamp("2024-03-01") and df.index[-1] == pd.Timestamp("2024-03-08")
 
 
-def test_yfinance_through_monkeypatched_module(monkeypatch: pytest.MonkeyPatch, fake_yahoo: FakeYahoo) -> None:
+def test_yfinance_through_monkeypatched_module(
+    monkeypatch: pytest.MonkeyPatch, fake_yahoo: FakeYahoo
+) -> None:
     import yfinance as yf
 
     monkeypatch.setattr(yf, "Ticker", fake_yahoo)
-    df = provider_for("yfinance").fetch(Instrument(symbol="MC.PA", source="yfinance", currency="EUR"), None, None)
+    df = provider_for("yfinance").fetch(
+        Instrument(symbol="MC.PA", source="yfinance", currency="EUR"), None, None
+    )
     assert len(df) == len(fake_yahoo.recorded["MC.PA"]) and fake_yahoo.calls[0][0] == "MC.PA"
 
 
@@ -211,7 +226,9 @@ def test_ccxt_paginates_until_the_end_and_drops_the_forming_candle() -> None:
 
 
 def test_ccxt_keeps_every_finished_candle_when_today_is_later() -> None:
-    df = CcxtData("kraken", exchange=FakeExchange(page_size=50), clock=fixed_clock(2024, 6, 1)).fetch(BTC, date(2024, 1, 1), None)
+    df = CcxtData("kraken", exchange=FakeExchange(page_size=50), clock=fixed_clock(2024, 6, 1)).fetch(
+        BTC, date(2024, 1, 1), None
+    )
     assert len(df) == 91
 
 
@@ -224,7 +241,9 @@ def test_ccxt_stops_at_end_and_dedupes_overlapping_pages() -> None:
             return [list(c) for c in earlier] + page
 
     fake = Overlapping(page_size=20)
-    df = CcxtData("kraken", exchange=fake, clock=fixed_clock(2024, 6, 1)).fetch(BTC, date(2024, 1, 10), date(2024, 2, 15))
+    df = CcxtData("kraken", exchange=fake, clock=fixed_clock(2024, 6, 1)).fetch(
+        BTC, date(2024, 1, 10), date(2024, 2, 15)
+    )
     assert df.index.is_unique
     assert df.index[0] == pd.Timestamp("2024-01-10") and df.index[-1] == pd.Timestamp("2024-02-15")
     assert len(fake.calls) == 2  # the second page reaches 2024-02-15: no third call
@@ -237,7 +256,9 @@ def test_ccxt_bad_symbol_and_network_errors_are_typed() -> None:
         )
     for exc in (ccxt.NetworkError("boom"), ccxt.RequestTimeout("slow"), ccxt.ExchangeNotAvailable("down")):
         with pytest.raises(DataUnavailableError, match="ccxt:kraken unreachable for BTC/EUR"):
-            CcxtData("kraken", exchange=FakeExchange(fail=exc), clock=fixed_clock(2024, 6, 1)).fetch(BTC, None, None)
+            CcxtData("kraken", exchange=FakeExchange(fail=exc), clock=fixed_clock(2024, 6, 1)).fetch(
+                BTC, None, None
+            )
 
 
 # ---------------------------------------------------------------- synthetic
@@ -261,13 +282,17 @@ def test_synthetic_bars_are_plausible_business_days() -> None:
 
 def test_synthetic_window_slices_the_same_series() -> None:
     full = synthetic_frame("SYN007")
-    part = SyntheticData().fetch(Instrument(symbol="SYN007", source="synthetic"), date(2010, 1, 1), date(2010, 12, 31))
+    part = SyntheticData().fetch(
+        Instrument(symbol="SYN007", source="synthetic"), date(2010, 1, 1), date(2010, 12, 31)
+    )
     pd.testing.assert_frame_equal(part, full.loc["2010-01-01":"2010-12-31"])
 
 
 def test_synthetic_return_statistics_are_close_to_the_source() -> None:
     pooled = np.concatenate(return_pools())
-    rets = np.concatenate([np.diff(np.log(synthetic_frame(f"SYN{i:03d}")["close"].to_numpy())) for i in range(40)])
+    rets = np.concatenate(
+        [np.diff(np.log(synthetic_frame(f"SYN{i:03d}")["close"].to_numpy())) for i in range(40)]
+    )
     assert rets.std() == pytest.approx(pooled.std(), rel=0.15)
     assert abs(rets.mean() - pooled.mean()) < 2e-4
     # Volatility clustering survives the block bootstrap: |r| stays autocorrelated (i.i.d. would give ~0).

@@ -29,7 +29,9 @@ def test_etf_eu_mixes_usd_etfs_and_eur_cac40_stocks() -> None:
 def test_crypto_eur_is_ten_kraken_eur_pairs() -> None:
     u = load_universe("crypto-eur")
     assert len(u.instruments) == 10 and u.base_currency == "EUR"
-    assert all(i.source == "ccxt:kraken" and i.symbol.endswith("/EUR") and i.currency == "EUR" for i in u.instruments)
+    assert all(
+        i.source == "ccxt:kraken" and i.symbol.endswith("/EUR") and i.currency == "EUR" for i in u.instruments
+    )
     assert {"BTC/EUR", "ETH/EUR", "SOL/EUR"} <= set(u.symbols)
 
 
@@ -61,7 +63,10 @@ def test_toml_file_in_the_design_format(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_the_builtins() -> None:
-    with pytest.raises(UnknownUniverseError, match="unknown universe 'nasdaq100'; built-in: crypto-eur, demo, etf-eu, synthetic-N"):
+    with pytest.raises(
+        UnknownUniverseError,
+        match="unknown universe 'nasdaq100'; built-in: crypto-eur, demo, etf-eu, synthetic-N",
+    ):
         load_universe("nasdaq100")
     with pytest.raises(UnknownUniverseError, match="not found"):
         load_universe("/nowhere/u.toml")

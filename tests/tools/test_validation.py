@@ -52,7 +52,10 @@ def test_nan_or_non_positive_prices_in_the_recent_window() -> None:
     bad.loc["2008-10-10", "low"] = np.nan
     bad.loc["2008-10-14", "open"] = 0.0
     result = validate_bars("SP500", bad, AS_OF)
-    assert _codes(result.reasons) == ["bad_price"] and "2 of the last 20 bars (first 2008-10-10)" in result.reasons[0]
+    assert (
+        _codes(result.reasons) == ["bad_price"]
+        and "2 of the last 20 bars (first 2008-10-10)" in result.reasons[0]
+    )
     old_gap = SP.loc[:"2008-10-15"].copy()
     old_gap.loc["2003-01-02", "low"] = np.nan  # years ago: not a reason to stop trading today
     assert validate_bars("SP500", old_gap, AS_OF).tradeable

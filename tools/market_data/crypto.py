@@ -79,7 +79,9 @@ class CcxtData:
             except ccxt.BadSymbol:
                 raise UnknownSymbolError(f"{self.name} does not list {symbol!r}") from None
             except ccxt.NetworkError as exc:
-                raise DataUnavailableError(f"{self.name} unreachable for {symbol} ({type(exc).__name__})") from None
+                raise DataUnavailableError(
+                    f"{self.name} unreachable for {symbol} ({type(exc).__name__})"
+                ) from None
             except ccxt.BaseError as exc:
                 raise DataUnavailableError(
                     f"{self.name} refused {symbol} ({type(exc).__name__}: {str(exc)[:160]})"
@@ -105,11 +107,8 @@ class CcxtData:
             if start is not None:
                 return empty_frame()
             raise UnknownSymbolError(f"{self.name} returned no candles for {symbol!r}")
-        raw = pd.DataFrame(
-            [r[:6] for r in rows], columns=["ts", "open", "high", "low", "close", "volume"]
-        )
+        raw = pd.DataFrame([r[:6] for r in rows], columns=["ts", "open", "high", "low", "close", "volume"])
         raw.index = pd.to_datetime(raw.pop("ts").astype("int64"), unit="ms", utc=True)
         frame = normalise(raw)
         frame = frame[frame.index < pd.Timestamp(today)]  # drop the still-forming candle
         return cut(frame, start, end)
-

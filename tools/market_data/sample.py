@@ -54,7 +54,9 @@ def _load(symbol: str) -> pd.DataFrame:
 def sample_frame(symbol: str) -> pd.DataFrame:
     """The full normalised sample series (a copy), for callers that need the raw history."""
     if symbol not in _LOADERS:
-        raise UnknownSymbolError(f"unknown sample symbol {symbol!r}; sample symbols: {', '.join(SAMPLE_SYMBOLS)}")
+        raise UnknownSymbolError(
+            f"unknown sample symbol {symbol!r}; sample symbols: {', '.join(SAMPLE_SYMBOLS)}"
+        )
     return _load(symbol).copy()
 
 
