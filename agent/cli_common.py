@@ -95,7 +95,7 @@ def cli_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - the CLI's last line of defence
+        except Exception as exc:
             if os.environ.get("TRADEAGENT_DEBUG"):
                 raise
             err_console.print(

@@ -185,7 +185,7 @@ def run_daily(
         graph_started = time.perf_counter()
         try:
             state = build_graph(deps).invoke({"nodes": {}, "notes": [], "timings": {}})
-        except Exception as exc:  # noqa: BLE001 - the graph wraps its nodes; this is the last net
+        except Exception as exc:
             state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
         graph_seconds = time.perf_counter() - graph_started
 

@@ -34,7 +34,7 @@ def _safe(name: str, fn: NodeFn, deps: DayDeps) -> Callable[[DayState], DayState
         started = time.perf_counter()
         try:
             update = fn(state, deps)
-        except Exception as exc:  # noqa: BLE001 - fail closed, whatever went wrong
+        except Exception as exc:
             detail = f"{type(exc).__name__} in node {name}"
             if name in nodes.SIGNAL_NODES:
                 update = {"nodes": {name: nodes._outcome(name, deps, status="abstained", abstain_reason=f"error:{type(exc).__name__}")}}

@@ -25,9 +25,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from agent.errors import LLMError
-from agent.llm.base import LLMRequest
+from agent.llm.base import LLMRequest, tool_spec
 from agent.llm.runner import BoundTool, ask
-from agent.llm.base import tool_spec
 from agent.models import AnalystReport, NodeOutcome, RiskPlan
 from agent.state import DayDeps, DayState
 from portfolio.holdall import deliberate_hold, hold_all

@@ -53,7 +53,7 @@ def reckless_but_valid(body: dict[str, Any]) -> tuple[int, dict[str, Any] | str]
     prompt = "\n".join(str(m.get("content") or "") for m in body.get("messages", []) if m.get("role") == "user")
     symbols = [s for s in ("SP500", "NASDAQ", "GOOG") if s in prompt]
     if '"targets"' in prompt:  # only the risk node's output schema has this key
-        answer = {"targets": [{"symbol": s, "target_weight": 1.0, "rationale": "all in"} for s in symbols + ["NOPE"]]}
+        answer = {"targets": [{"symbol": s, "target_weight": 1.0, "rationale": "all in"} for s in [*symbols, "NOPE"]]}
     else:
         answer = {"signals": [{"symbol": s, "score": 1.0, "confidence": 1.0, "rationale": "to the moon"} for s in symbols]}
     return 200, completion({"content": json.dumps(answer)})
@@ -63,7 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     scenario: Scenario
     seen: list[dict[str, Any]]
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         body = json.loads(self.rfile.read(length) or b"{}")
         self.seen.append({"path": self.path, "body": body, "auth": self.headers.get("authorization", "")})
