@@ -26,23 +26,22 @@ from portfolio.holdall import hold_all
 NodeFn = Callable[[DayState, DayDeps], DayState]
 
 
-def _safe(name: str, fn: NodeFn, deps: DayDeps) -> Callable[[DayState], DayState]:
+def _safe(name: str, fn: NodeFn, deps: DayDeps) -> Callable[[DayState], dict[str, Any]]:
     """Time the node; turn an exception into an abstention (signal nodes) or hold-all (the rest)."""
 
     @wraps(fn)
-    def run(state: DayState) -> DayState:
+    def run(state: DayState) -> dict[str, Any]:
         started = time.perf_counter()
+        update: dict[str, Any]
         try:
-            update = fn(state, deps)
-        except Exception as exc:
-            detail = f"{type(exc).__name__} in node {name}"
+            update = dict(fn(state, deps))
+        except Exception as exc:  # fail closed, whatever went wrong
             if name in nodes.SIGNAL_NODES:
-                update = {"nodes": {name: nodes._outcome(name, deps, status="abstained", abstain_reason=f"error:{type(exc).__name__}")}}
+                update = {"nodes": {name: nodes.abstention(name, deps, f"error:{type(exc).__name__}")}}
             else:
-                update = {"hold": hold_all(f"{name}_error", detail).model_dump()}
-        update = dict(update)
+                update = {"hold": hold_all(f"{name}_error", f"{type(exc).__name__} in node {name}").model_dump()}
         update["timings"] = {name: round(time.perf_counter() - started, 4)}
-        return update  # type: ignore[return-value]
+        return update
 
     return run
 
@@ -91,7 +90,7 @@ def build_graph(deps: DayDeps) -> Any:
         "record": _record,
     }
     for name, fn in steps.items():
-        graph.add_node(name, _safe(name, fn, deps))
+        graph.add_node(name, cast(Any, _safe(name, fn, deps)))
     graph.add_edge(START, "context")
     graph.add_conditional_edges("context", _after_context, ["analyst", "sentiment", "quant", "hold"])
     graph.add_edge(["analyst", "sentiment", "quant"], "risk")

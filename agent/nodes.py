@@ -63,6 +63,11 @@ def _outcome(node: str, deps: DayDeps, **fields: Any) -> dict[str, Any]:
     return NodeOutcome(node=node, llm=llm, **fields).model_dump(mode="json")
 
 
+def abstention(node: str, deps: DayDeps, reason: str) -> dict[str, Any]:
+    """The outcome of a node that produced nothing: it says why and carries no weight."""
+    return _outcome(node, deps, status="abstained", abstain_reason=reason)
+
+
 # --------------------------------------------------------------------------- context
 
 
@@ -171,12 +176,12 @@ def analyst_node(state: DayState, deps: DayDeps) -> DayState:
 
 def sentiment_node(state: DayState, deps: DayDeps) -> DayState:
     reason = "news ingestion is not built yet: sentiment abstains and carries no weight"
-    return {"nodes": {"sentiment": _outcome("sentiment", deps, status="abstained", abstain_reason=reason)}}
+    return {"nodes": {"sentiment": abstention("sentiment", deps, reason)}}
 
 
 def quant_node(state: DayState, deps: DayDeps) -> DayState:
     reason = "no quant models (XGBoost, PPO) are trained yet: quant abstains and carries no weight"
-    return {"nodes": {"quant": _outcome("quant", deps, status="abstained", abstain_reason=reason)}}
+    return {"nodes": {"quant": abstention("quant", deps, reason)}}
 
 
 # --------------------------------------------------------------------------- risk and decision
