@@ -179,8 +179,7 @@ def run_daily(
         deps = DayDeps(
             run_date=run_date, universe=uni, view=view, market=market, portfolio=snapshot, limits=limits,
             risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
-            broker=None if dry_run else broker, commission_bps=settings.commission_bps,
-            slippage_bps=settings.slippage_bps,
+            broker=None if dry_run else broker, fee_bps=broker.cost_bps,
         )  # fmt: skip
         graph_started = time.perf_counter()
         try:

@@ -275,6 +275,7 @@ def guard_node(state: DayState, deps: DayDeps) -> DayState:
         state=deps.risk_state,
         history=deps.history,
         run_date=deps.run_date,
+        fee_bps=deps.fee_bps,
     )
     deps.ledger.record_guard(deps.run_date, result)
     return {"guard": result}

@@ -33,8 +33,7 @@ class DayDeps:
     client: LLMClient
     ledger: Ledger
     broker: Broker | None  # None in --dry-run: nothing can be placed
-    commission_bps: float = 10.0
-    slippage_bps: float = 5.0
+    fee_bps: float = 15.0  # commission + slippage the broker will charge; the guard reserves cash for it
 
 
 class DayState(TypedDict, total=False):

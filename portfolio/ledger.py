@@ -199,14 +199,21 @@ class Ledger:
         return [(d, float(v)) for d, v in self._rows("SELECT day, equity FROM pf_equity ORDER BY day")]
 
     def history(self, run_date: date) -> TradingHistory:
-        """Orders already stored for ``run_date`` and each symbol's last order date up to it (any status)."""
+        """Orders stored for ``run_date``, each symbol's last order date, the last active day, pending orders."""
         ids = [r[0] for r in self._rows("SELECT order_id FROM pf_orders WHERE run_date = ? ORDER BY seq",
                                         [run_date])]
         last = dict(self._rows("SELECT symbol, max(run_date) FROM pf_orders WHERE run_date <= ? GROUP BY symbol",
                                [run_date]))
-        latest = self._rows("SELECT max(d) FROM (SELECT max(run_date) AS d FROM pf_orders UNION ALL "
-                            "SELECT max(day) FROM pf_equity UNION ALL SELECT max(fill_date) FROM pf_fills)")[0][0]
-        return TradingHistory(run_date=run_date, order_ids_today=ids, last_trade=last, latest_activity=latest)
+        decided = [r[0] for r in self._rows("SELECT DISTINCT strategy FROM pf_orders WHERE run_date = ? "
+                                            "ORDER BY strategy", [run_date])]
+        return TradingHistory(run_date=run_date, order_ids_today=ids, last_trade=last,
+                              latest_activity=self.last_activity(), decided_strategies=decided,
+                              pending=self.orders(status="pending"))
+
+    def last_activity(self) -> date | None:
+        """The last day with an order, a fill or an equity mark: where an interrupted run resumes."""
+        return self._rows("SELECT max(d) FROM (SELECT max(run_date) AS d FROM pf_orders UNION ALL "
+                          "SELECT max(day) FROM pf_equity UNION ALL SELECT max(fill_date) FROM pf_fills)")[0][0]
 
     def last_fill_date(self) -> date | None:
         return self._rows("SELECT max(fill_date) FROM pf_fills")[0][0]

@@ -78,10 +78,10 @@ class ApprovedOrder(_Frozen):
         return data
 
     @classmethod
-    def model_construct(cls, *args: Any, **kwargs: Any) -> ApprovedOrder:  # type: ignore[override]
+    def model_construct(cls, *args: Any, **kwargs: Any) -> ApprovedOrder:
         raise TypeError("ApprovedOrder can only be created by portfolio.risk.guard")
 
-    def model_copy(self, *args: Any, **kwargs: Any) -> ApprovedOrder:  # type: ignore[override]
+    def model_copy(self, *args: Any, **kwargs: Any) -> ApprovedOrder:
         raise TypeError("ApprovedOrder cannot be copied; ask the guard again")
 
     def __copy__(self) -> ApprovedOrder:
@@ -199,12 +199,18 @@ class TradingHistory(_Frozen):
     Every stored order counts (pending, filled or cancelled): a re-run of a day must never add orders.
     ``latest_activity`` is the last day the ledger saw anything (order, fill, equity): a run for an EARLIER
     day would decide against today's book, so the guard rejects it (time never runs backwards).
+    ``decided_strategies`` are the strategies that already stored orders for ``run_date``: the day is decided for
+    them, and a re-run (a crash, a second invocation, another LLM answer) adds no order of theirs.
+    ``pending`` are orders submitted but not yet filled: the guard counts their cash and exposure as spent,
+    so a re-run of a day (or a day whose earlier orders could not fill) never commits the same money twice.
     """
 
     run_date: date
     order_ids_today: list[str] = Field(default_factory=list)
     last_trade: dict[str, date] = Field(default_factory=dict)
     latest_activity: date | None = None
+    decided_strategies: list[str] = Field(default_factory=list)
+    pending: list[OrderRecord] = Field(default_factory=list)
 
     @property
     def orders_today(self) -> int:

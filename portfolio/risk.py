@@ -19,7 +19,8 @@ Deliberate decisions (in the order the checks run):
    batch: the later one is rejected (``conflicting_order``).
 4. Sells run before buys (stable within each side), so cash a sell frees can fund a buy in the same batch;
    the paper broker fills in the same order. Sells also come first for the orders-per-day budget.
-5. Per order: orders-per-day (counting orders already stored for the day), cooldown (days since the last
+5. Per order: a strategy that already stored orders for ``run_date`` gets no more (``already_decided``: a
+   re-run of a day, whatever the LLM says this time, never trades again); orders-per-day (counting orders already stored for the day), cooldown (days since the last
    order in the symbol must be ≥ ``cooldown_days``; an order id already stored is ``already_submitted``),
    instrument known and ``tradeable``, price positive/finite and FRESH (``price_date == market.as_of``: zero
    sessions of staleness), fx positive/finite, price collar for a proposal carrying ``limit_price``.
@@ -31,7 +32,10 @@ Deliberate decisions (in the order the checks run):
    the size; then the size is CLAMPED, in turn, to ``max_order_notional``/``max_order_value``, the room under
    ``max_position_weight`` and ``max_gross_exposure`` and the cash left after this batch's earlier orders
    including fees. A clamp that leaves nothing, or less than ``min_trade_value``, rejects with its code.
-8. Fees: the cash check reserves ``max(limits.fee_buffer_bps, fee_bps)`` on every order. Weights are measured
+8. Pending orders (submitted, not yet filled; ``history.pending``) count as done before the batch: their cash,
+   units and exposure are spoken for, valued at today's quote (their reference price when there is none).
+   So re-running a day approves nothing its first run did not, and two days' sells cannot sell one lot twice.
+9. Fees: the cash check reserves ``max(limits.fee_buffer_bps, fee_bps)`` on every order. Weights are measured
    against equity less the most fees a batch can cost without leverage (2 × equity × fee rate), so post-trade
    weights hold after the broker's actual fees too. Quantities are floored to 1e-6 units (fractional units).
 """
@@ -122,7 +126,9 @@ def tighten(overrides: Mapping[str, Any] | None) -> tuple[RiskLimits, list[str]]
         if isinstance(raw, bool) or not isinstance(raw, numbers.Real) or not math.isfinite(raw) or raw < 0:
             notes.append(f"{key}={raw!r} is not a finite non-negative number; ceiling {values[key]} kept")
             continue
-        value = int(raw) if key in _INT_FIELDS else float(raw)
+        value: float = float(raw)
+        if key in _INT_FIELDS:  # round towards the tighter side
+            value = math.ceil(value) if key in _HIGHER_IS_TIGHTER else math.floor(value)
         ceiling = getattr(CEILINGS, key)
         looser = value < ceiling if key in _HIGHER_IS_TIGHTER else value > ceiling
         if looser:
@@ -312,10 +318,32 @@ class _Book:
         self.equity_floor = self.equity * (1.0 - 2.0 * fee_rate)
         self.orders_today = history.orders_today
         self.fee_rate = fee_rate
+        self.cash_ok = math.isfinite(self.cash) and self.cash >= 0
 
     def valid(self) -> bool:
         nums = [self.cash, self.equity, *self.held.values(), *self.value.values()]
-        return all(math.isfinite(x) for x in nums) and self.cash >= 0
+        return all(math.isfinite(x) for x in nums) and self.cash_ok
+
+    def commit_pending(self, history: TradingHistory, market: MarketSnapshot) -> None:
+        """Count submitted-but-unfilled orders as done: their cash and exposure are already spoken for."""
+        for o in history.pending:
+            quote = market.quotes.get(o.symbol)
+            unit = quote.price * quote.fx_rate if quote is not None else math.nan
+            if not (math.isfinite(unit) and unit > 0):
+                unit = o.reference_price * o.fx_rate
+            held = self.held.get(o.symbol, 0.0)
+            if o.side == "buy":
+                held += o.quantity
+                self.cash -= o.quantity * unit * (1.0 + self.fee_rate)
+            else:
+                sold = min(o.quantity, held)
+                held -= sold
+                self.cash += sold * unit * (1.0 - self.fee_rate)
+            if held > 1e-9:
+                self.held[o.symbol], self.value[o.symbol] = held, held * unit
+            else:
+                self.held.pop(o.symbol, None)
+                self.value.pop(o.symbol, None)
 
 
 def _guard(
@@ -365,6 +393,7 @@ def _guard(
             reject(p.symbol, p.raw, *batch_error)
         return GuardResult(approved=[], rejections=rejections, clamps=[], mode=mode)
 
+    book.commit_pending(history, market)
     seen: dict[str, str] = {}
     kept: list[_Proposal] = []
     for p in parsed:
@@ -402,6 +431,9 @@ def _check(
     order_id = order_id_for(run_date, sym, p.side, p.strategy)
     if mode == "REDUCING" and p.side == "buy":
         raise _Reject("reducing", "risk mode is REDUCING: only sells pass")
+    if p.strategy in history.decided_strategies:
+        raise _Reject("already_decided", f"strategy {p.strategy} already stored orders for {run_date}; "
+                                         "a re-run of a day adds none")
     if book.orders_today >= limits.max_orders_per_day:
         raise _Reject("max_orders_per_day", f"{limits.max_orders_per_day} orders a day at most")
     if order_id in history.order_ids_today:
@@ -486,6 +518,8 @@ def _check(
         room = (limits.max_gross_exposure * book.equity_floor - gross) * _SAFETY
         clamp("max_gross_exposure", room / unit, f"gross exposure above {limits.max_gross_exposure:.0%}")
         room = book.cash / (1.0 + book.fee_rate) * _SAFETY
+        if room <= 0:
+            raise _Reject("insufficient_cash", f"no cash left (after fees and pending orders): {book.cash:.2f}")
         clamp("insufficient_cash", room / unit, f"cash {book.cash:.2f} (after fees) too small")
         qty = _floor_units(qty)
         if qty <= 0 or qty * unit < limits.min_trade_value:
@@ -506,8 +540,8 @@ def _check(
 
 
 def _correlation(market: MarketSnapshot, a: str, b: str) -> float | None:
-    for x, y in ((a, b), (b, a)):
-        value = market.correlations.get(x, {}).get(y)
-        if isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value):
-            return float(value)
-    return None
+    """The larger of corr[a][b] and corr[b][a] (an asymmetric matrix must not pick the looser side)."""
+    found = [market.correlations.get(x, {}).get(y) for x, y in ((a, b), (b, a))]
+    values = [float(v) for v in found
+              if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
+    return max(values) if values else None

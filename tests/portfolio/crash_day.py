@@ -1,7 +1,7 @@
 """Child process of the crash test: runs trading days (settle → guard → submit → record) against a DuckDB file.
 
 Usage: ``python -m tests.portfolio.crash_day DB_PATH STATE_PATH DAYS SLEEP_SECONDS``. Re-running it is the
-recovery: it resumes at the last day whose equity is recorded; every step is idempotent, so a day killed
+recovery: it resumes at the ledger's last day with any activity; every step is idempotent, so a day killed
 half-way is finished and a finished day changes nothing.
 """
 
@@ -45,9 +45,15 @@ def proposals(day: date) -> list[dict[str, object]]:
     return out
 
 
+def _step(day: date, name: str) -> None:
+    print(day, name, flush=True)  # the parent reads where a kill landed
+
+
 def run_day(ledger: Ledger, broker: PaperBroker, store: RiskStateStore, day: date, pause: float) -> None:
     mkt = market(day)
+    _step(day, "start")
     broker.settle(day, {s: q.price for s, q in mkt.quotes.items()}, fx_rates={"EUR": 1.1})
+    _step(day, "settled")
     time.sleep(pause)
     snap = ledger.snapshot(mkt)
     state = store.load()
@@ -55,10 +61,12 @@ def run_day(ledger: Ledger, broker: PaperBroker, store: RiskStateStore, day: dat
                    history=ledger.history(day), run_date=day, fee_bps=broker.cost_bps)
     time.sleep(pause)
     broker.submit(result.approved)
+    _step(day, "submitted")
     time.sleep(pause)
     ledger.record_guard(day, result)
     ledger.record_equity(day, ledger.snapshot(mkt))
     store.save(update_breakers(ledger.equity_curve(), CEILINGS, state, day))
+    _step(day, "end")
     time.sleep(pause)
 
 
@@ -66,9 +74,9 @@ def main(db: str, state_path: str, days: int, pause: float) -> None:
     with Ledger(Path(db), base_currency="USD", starting_cash=100_000) as ledger:
         broker = PaperBroker(ledger, commission_bps=10, slippage_bps=5)
         store = RiskStateStore(Path(state_path))
-        # Resume at the last day with recorded equity (re-running it is a no-op), never at an older one.
-        curve = ledger.equity_curve()
-        first = (curve[-1][0] - START).days if curve else 0
+        # Resume at the last day with any activity (re-running a finished day is a no-op), never earlier.
+        last = ledger.last_activity()
+        first = (last - START).days if last else 0
         for k in range(first, days):
             run_day(ledger, broker, store, START + timedelta(days=k), pause)
 

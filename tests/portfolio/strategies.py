@@ -55,7 +55,7 @@ def _proposal(rng: random.Random, index: int, garbage_share: float) -> Any:
     ])
     data: dict[str, Any] = {"symbol": rng.choice([*SYMBOLS, "ZZZ"]), "side": rng.choice(["buy", "buy", "sell"]),
                             "reason": f"p{index}", key: size}
-    limit = rng.choice([None, None, None, rng.uniform(0.01, 100_000), rng.uniform(1, 1000)])
+    limit = rng.choice([None] * 8 + [rng.uniform(0.01, 100_000), rng.uniform(1, 1000)])
     if limit is not None:
         data["limit_price"] = limit
     return Order(**data) if rng.random() < 0.5 else data
@@ -117,7 +117,8 @@ def _scenario(mode: str, market_seed: int, limits_seed: int, book_seed: int, cas
     rng = random.Random(book_seed)
     held = rng.sample(SYMBOLS, rng.randint(0, 6))
     history = TradingHistory(
-        run_date=DAY, order_ids_today=[f"20240304-X{i}-buy-v1" for i in range(rng.choice([0, 0, 0, 1, 2, 4]))],
+        run_date=DAY, order_ids_today=[f"20240304-X{i}-buy-v0" for i in range(rng.choice([0, 0, 0, 1, 2, 4]))],
+        decided_strategies=rng.choice([[], [], ["v0"], ["v0", "v1"]]),
         last_trade={s: DAY - timedelta(days=rng.randint(0, 4)) for s in rng.sample(SYMBOLS, rng.randint(0, 3))},
     )
     return Scenario(
@@ -128,7 +129,7 @@ def _scenario(mode: str, market_seed: int, limits_seed: int, book_seed: int, cas
 
 
 _SEED = st.integers(0, 2**32)
-PROPOSALS = st.builds(_batch, st.integers(0, 25), st.sampled_from([0.0, 0.1, 0.3, 0.6, 1.0]), _SEED)
+PROPOSALS = st.builds(_batch, st.sampled_from(range(26)), st.sampled_from([0.0, 0.0, 0.1, 0.3, 1.0]), _SEED)
 SCENARIOS = st.builds(
     _scenario, st.sampled_from(["ACTIVE"] * 8 + ["REDUCING", "HALTED"]), _SEED, _SEED, _SEED,
     st.one_of(st.just(0.0), st.floats(0, 1_000), st.floats(1_000, 1e6), st.floats(1e5, 1e7)), PROPOSALS,

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ from .crash_day import START, market
 from .helpers import assert_reconciles
 
 ROOT = Path(__file__).resolve().parents[2]
-DAYS = 8
+DAYS = 100
 
 
 def _child(tmp: Path, name: str, pause: float) -> subprocess.Popen[bytes]:
@@ -41,7 +42,6 @@ def _books(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...
         ids = [o[0] for o in orders]
         assert len(ids) == len(set(ids))
         assert len({f[0] for f in fills}) == len(fills)
-        from datetime import timedelta
         assert_reconciles(ledger, market(START + timedelta(days=DAYS - 1)))
         return orders, fills, ledger.equity_curve()
     finally:
@@ -51,23 +51,26 @@ def _books(path: Path) -> tuple[list[tuple[object, ...]], list[tuple[object, ...
 @pytest.mark.slow
 def test_killed_runs_recover_to_exactly_the_uninterrupted_result(tmp_path: Path) -> None:
     reference = _child(tmp_path, "reference", 0.0)
-    out, err = reference.communicate(timeout=120)
+    _, err = reference.communicate(timeout=120)
     assert reference.returncode == 0, err.decode()
 
     rng = random.Random(20240304)
-    kills = 0
-    deadline = time.monotonic() + 40
+    kills, mid_day = 0, 0
+    deadline = time.monotonic() + 45
     while kills < 20 and time.monotonic() < deadline:
-        child = _child(tmp_path, "crashed", 0.03)
-        time.sleep(rng.uniform(0.4, 2.5))
+        child = _child(tmp_path, "crashed", 0.02)
+        time.sleep(rng.uniform(0.5, 1.5))
         if child.poll() is None:
             child.send_signal(signal.SIGKILL)
             kills += 1
+            steps = child.communicate()[0].decode().split()
+            mid_day += bool(steps) and steps[-1] != "end"
         child.wait()
     assert kills >= 15
+    assert mid_day >= 10  # most kills interrupt a day between its steps, not between two days
 
     finisher = _child(tmp_path, "crashed", 0.0)
-    out, err = finisher.communicate(timeout=120)
+    _, err = finisher.communicate(timeout=120)
     assert finisher.returncode == 0, err.decode()
 
     ref_orders, ref_fills, ref_curve = _books(tmp_path / "reference.duckdb")

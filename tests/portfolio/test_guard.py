@@ -198,6 +198,15 @@ def test_orders_per_day_count_what_the_ledger_already_holds() -> None:
     assert len(result.approved) == 1 and codes(result) == ["max_orders_per_day"]
 
 
+def test_a_decided_day_adds_no_orders_of_that_strategy() -> None:
+    history = TradingHistory(run_date=DAY, order_ids_today=["20240304-AAA-buy-v1"], decided_strategies=["v1"])
+    result = run_guard([{"symbol": "BBB", "side": "buy", "quantity": 1},
+                        {"symbol": "BBB", "side": "sell", "quantity": 1, "strategy": "v2"},
+                        {"symbol": "CCC", "side": "buy", "quantity": 1, "strategy": "v2"}], history=history)
+    assert codes(result) == ["conflicting_order", "already_decided"]
+    assert [o.order_id for o in result.approved] == ["20240304-CCC-buy-v2"]
+
+
 def test_cooldown_and_already_submitted() -> None:
     history = TradingHistory(run_date=DAY, order_ids_today=["20240304-AAA-buy-v1"],
                              last_trade={"AAA": DAY, "BBB": DAY, "CCC": DAY - timedelta(days=1)})

@@ -1,0 +1,101 @@
+"""Circuit breakers, the persisted kill switch, and configuration that can only tighten the ceilings."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+
+from portfolio.models import RiskState
+from portfolio.risk import CEILINGS, RiskStateStore, effective_limits, load_limits, tighten, update_breakers
+
+D0 = date(2024, 1, 1)
+
+
+def curve(*values: float) -> list[tuple[date, float]]:
+    return [(D0 + timedelta(days=i), v) for i, v in enumerate(values)]
+
+
+def test_a_daily_loss_latches_reducing_and_it_never_releases_by_itself() -> None:
+    state = update_breakers(curve(100, 94), CEILINGS, RiskState(), D0 + timedelta(days=1))
+    assert state.mode == "REDUCING" and state.changed_by == "breaker:daily_loss"
+    calm = update_breakers(curve(100, 94, 96, 99), CEILINGS, state, D0 + timedelta(days=3))
+    assert calm == state
+    assert update_breakers(curve(100, 96), CEILINGS, RiskState(), D0 + timedelta(days=1)).mode == "ACTIVE"
+
+
+def test_a_drawdown_latches_halted_even_from_reducing() -> None:
+    slow_bleed = curve(100, 97, 94, 91, 88, 85, 82, 79)
+    state = update_breakers(slow_bleed, CEILINGS, RiskState(mode="REDUCING"), D0 + timedelta(days=7))
+    assert state.mode == "HALTED" and state.changed_by == "breaker:max_drawdown"
+    assert update_breakers(curve(79, 200), CEILINGS, state, D0 + timedelta(days=1)) == state
+
+
+def test_breakers_ignore_the_future_and_halt_on_nonsense() -> None:
+    assert update_breakers(curve(100, 50), CEILINGS, RiskState(), D0).mode == "ACTIVE"
+    assert update_breakers(curve(100, math.nan), CEILINGS, RiskState(), D0 + timedelta(days=1)).mode == "HALTED"
+    assert update_breakers(curve(100, -1), CEILINGS, RiskState(), D0 + timedelta(days=1)).mode == "HALTED"
+    assert update_breakers([], CEILINGS, RiskState(), D0).mode == "ACTIVE"
+
+
+def test_tighter_configured_limits_trip_earlier() -> None:
+    tight = effective_limits({"daily_loss_limit": 0.01})
+    assert update_breakers(curve(100, 98), tight, RiskState(), D0 + timedelta(days=1)).mode == "REDUCING"
+
+
+def test_the_state_persists_across_restarts(tmp_path: Path) -> None:
+    path = tmp_path / "home" / "risk_state.json"
+    assert RiskStateStore(path).load().mode == "ACTIVE"  # missing: a fresh install
+    latched = update_breakers(curve(100, 90), CEILINGS, RiskState(), D0 + timedelta(days=1))
+    RiskStateStore(path).save(latched)
+    assert RiskStateStore(path).load() == latched  # a new process sees the latch
+    assert [p.name for p in path.parent.iterdir()] == ["risk_state.json"]  # no temp files left
+
+
+@pytest.mark.parametrize("content", ["", "{", "[]", '{"mode": "YOLO"}', '{"mode": "ACTIVE", "extra": 1}', "\x00\xff"])
+def test_a_corrupt_state_file_halts(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "risk_state.json"
+    path.write_text(content, encoding="utf-8", errors="surrogateescape")
+    state = RiskStateStore(path).load()
+    assert state.mode == "HALTED" and "corrupt" in state.reason
+
+
+def test_configuration_can_only_tighten(tmp_path: Path) -> None:
+    limits, notes = tighten({"max_position_weight": 0.5, "max_gross_exposure": 3.0, "min_trade_value": 0,
+                             "cooldown_days": 0, "max_drawdown": 0.1, "max_orders_per_day": 5,
+                             "fee_buffer_bps": 50, "bogus": 1, "max_correlation": math.nan, "daily_loss_limit": "x"})
+    assert limits.max_position_weight == CEILINGS.max_position_weight
+    assert limits.max_gross_exposure == CEILINGS.max_gross_exposure
+    assert limits.min_trade_value == CEILINGS.min_trade_value and limits.cooldown_days == CEILINGS.cooldown_days
+    assert (limits.max_drawdown, limits.max_orders_per_day, limits.fee_buffer_bps) == (0.1, 5, 50)
+    assert len(notes) == 7 and any("bogus" in n for n in notes)
+
+    toml = tmp_path / "risk.toml"
+    toml.write_text("[limits]\nmax_position_weight = 0.10\nmax_gross_exposure = 2.0\n", encoding="utf-8")
+    limits, notes = load_limits(toml)
+    assert limits.max_position_weight == 0.10 and limits.max_gross_exposure == 1.0 and len(notes) == 1
+    assert load_limits(tmp_path / "missing.toml") == (CEILINGS, [])
+    toml.write_text("[limits\n", encoding="utf-8")
+    limits, notes = load_limits(toml)
+    assert limits == CEILINGS and notes
+
+
+def test_there_is_no_bypass_anywhere() -> None:
+    import inspect
+
+    import portfolio.risk as risk
+
+    params = set(inspect.signature(risk.guard).parameters)
+    assert params == {"proposals", "portfolio", "market", "limits", "state", "history", "run_date", "fee_bps"}
+    source = inspect.getsource(risk).lower()
+    for word in ("bypass=", "force=", "override=", "skip_checks", "unsafe"):
+        assert word not in source
+
+
+def test_state_files_are_plain_json(tmp_path: Path) -> None:
+    path = tmp_path / "risk_state.json"
+    RiskStateStore(path).save(RiskState(mode="HALTED", reason="by hand", since=D0, changed_by="cli"))
+    assert json.loads(path.read_text())["mode"] == "HALTED"
