@@ -154,6 +154,12 @@ def run_daily(
 
     ledger = Ledger(settings.db_path, base_currency=uni.base_currency, starting_cash=settings.starting_cash or DEFAULT_STARTING_CASH)
     try:
+        last = ledger.last_activity()
+        if not dry_run and last is not None and last > run_date:
+            raise UserError(
+                f"the paper book already has activity on {last}; a daily run cannot go back to {run_date} "
+                "(replays of history belong to `tradeagent eval`)"
+            )
         history = ledger.history(run_date)
         if not dry_run and history.orders_today > 0 and path.exists():
             previous = json.loads(path.read_text(encoding="utf-8"))

@@ -156,3 +156,9 @@ def test_a_dry_run_changes_nothing(settings: Settings) -> None:
 def test_a_day_that_is_not_a_session_is_a_clear_error(settings: Settings) -> None:
     with pytest.raises(UserError, match="not a session"):
         run_daily(settings, universe="demo", run_date=date(2012, 6, 2), llm="offline")
+
+
+def test_a_daily_run_cannot_go_back_before_the_books_last_activity(settings: Settings) -> None:
+    run_daily(settings, universe="demo", run_date=NEXT, llm="offline")
+    with pytest.raises(UserError, match="cannot go back"):
+        run_daily(settings, universe="demo", run_date=DAY, llm="offline")
