@@ -78,6 +78,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def _one_line(exc: BaseException, limit: int = 400) -> str:
+    """Library errors (DuckDB's binder errors, say) span lines; the CLI's contract is one line."""
+    text = " ".join(str(exc).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def cli_errors(fn: F) -> F:
     """Turn any exception into a one-line message and exit code 2 (typer.Exit passes through)."""
 
@@ -90,7 +96,9 @@ def cli_errors(fn: F) -> F:
         except _known_errors() as exc:
             # soft_wrap: one line even when stderr is not a terminal (rich would wrap at 80 columns);
             # escape: a message containing "[...]" must not be read as rich markup.
-            err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+            err_console.print(
+                f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, markup=True, soft_wrap=True
+            )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -99,7 +107,10 @@ def cli_errors(fn: F) -> F:
             if os.environ.get("TRADEAGENT_DEBUG"):
                 raise
             err_console.print(
-                f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(str(exc))}", highlight=False, soft_wrap=True
+                f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(_one_line(exc))} "
+                "(TRADEAGENT_DEBUG=1 shows the traceback)",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(2) from None
 
