@@ -32,6 +32,7 @@ from agent.state import DayDeps, DayState
 from portfolio.holdall import deliberate_hold, hold_all
 from portfolio.risk import guard
 from prompts.loader import load_prompt, render
+from tools.errors import DataError
 from tools.indicators import indicators_as_of
 from tools.market_tools import GetBarsInput, GetIndicatorsInput, get_bars, get_indicators
 from tools.portfolio_tools import GetPortfolioInput, GetRiskLimitsInput, get_portfolio, get_risk_limits
@@ -100,8 +101,19 @@ def _bind(name: str, fn: Callable[..., BaseModel], input_model: type[BaseModel],
     return BoundTool(spec=tool_spec(name, fn, input_model), input_model=input_model, fn=partial(_call, fn, bound))
 
 
+class ToolError(BaseModel):
+    """What the model sees when it asks a tool for something that does not exist (an unknown symbol)."""
+
+    error: str
+
+
 def _call(fn: Callable[..., BaseModel], bound: Any, inp: BaseModel) -> BaseModel:
-    return fn(inp, bound)
+    # A wrong question (unknown symbol) is answered, so the model can correct itself; any other failure
+    # propagates and the node abstains.
+    try:
+        return fn(inp, bound)
+    except DataError as exc:
+        return ToolError(error=str(exc))
 
 
 def market_tools(deps: DayDeps) -> dict[str, BoundTool]:

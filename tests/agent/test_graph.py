@@ -162,3 +162,11 @@ def test_a_daily_run_cannot_go_back_before_the_books_last_activity(settings: Set
     run_daily(settings, universe="demo", run_date=NEXT, llm="offline")
     with pytest.raises(UserError, match="cannot go back"):
         run_daily(settings, universe="demo", run_date=DAY, llm="offline")
+
+
+def test_a_tool_asked_about_an_unknown_symbol_answers_with_an_error_the_model_can_read(settings: Settings) -> None:
+    llm = ScriptedLLM([tool_call_response("get_bars", {"symbol": "AAPL"}), analyst_says(SP500=0.5), risk_targets(SP500=0.1)])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    tool_message = next(m for m in llm.requests[1].messages if m.get("role") == "tool")
+    assert "AAPL" in tool_message["content"] and '"error"' in tool_message["content"]
+    assert r["nodes"]["analyst"]["status"] == "ok"
