@@ -39,6 +39,7 @@ from prompts.loader import load_prompt
 from tools.cache import MarketCache
 from tools.data import UniverseData, load_universe_data
 from tools.indicators import correlation_matrix, indicators_as_of
+from tools.models import Universe
 from tools.universe import load_universe
 from tools.view import MarketView
 
@@ -121,6 +122,25 @@ def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run
     return [f.model_dump(mode="json") for f in fills]
 
 
+def _load_day(
+    uni: Universe, cache: MarketCache, run_date: date | None, *, latest_common: bool, progress: bool
+) -> tuple[UniverseData, date]:
+    """Refresh the universe's data and cut it at D; without a date, D is the latest (or latest common) session."""
+    data = load_universe_data(uni, cache, as_of=run_date, refresh=True, progress=progress)
+    if run_date is None:
+        if not any(len(df) for df in data.bars.values()):
+            raise UserError(f"no instrument of universe {uni.name!r} has any data: {'; '.join(data.errors.values())}")
+        lasts = [df.index[-1].date() for df in data.bars.values() if len(df)]
+        run_date = last_common_session(data) if latest_common else max(lasts)
+        # now that D is known, read everything again point-in-time from the cache (no refetch)
+        notes, errors = data.notes, data.errors
+        data = load_universe_data(uni, cache, as_of=run_date, refresh=False)
+        data.notes[:0], data.errors = notes, {**errors, **data.errors}
+    if not any(len(b) and b.index[-1].date() == run_date for b in data.bars.values()):
+        raise UserError(f"{run_date} is not a session of universe {uni.name!r}: no instrument has a bar that day")
+    return data, run_date
+
+
 def run_daily(
     settings: Settings,
     *,
@@ -138,17 +158,10 @@ def run_daily(
     settings.ensure_home()
     uni = load_universe(universe)
     cache = MarketCache(settings.db_path)
-    data = load_universe_data(uni, cache, as_of=run_date, refresh=True, progress=progress)
-    if run_date is None:
-        if not any(len(df) for df in data.bars.values()):
-            raise UserError(f"no instrument of universe {uni.name!r} has any data: {'; '.join(data.errors.values())}")
-        run_date = last_common_session(data) if latest_common else max(df.index[-1].date() for df in data.bars.values() if len(df))
-        # now that D is known, read everything again point-in-time from the cache (no refetch)
-        notes, errors = data.notes, data.errors
-        data = load_universe_data(uni, cache, as_of=run_date, refresh=False)
-        data.notes[:0], data.errors = notes, {**errors, **data.errors}
-    if not any(len(b) and b.index[-1].date() == run_date for b in data.bars.values()):
-        raise UserError(f"{run_date} is not a session of universe {uni.name!r}: no instrument has a bar that day")
+    try:
+        data, run_date = _load_day(uni, cache, run_date, latest_common=latest_common, progress=progress)
+    finally:
+        cache.close()
     data_seconds = time.perf_counter() - started
     path = settings.daily_results_dir / f"{run_date.isoformat()}.json"
 
