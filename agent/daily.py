@@ -129,7 +129,11 @@ def _load_day(
     data = load_universe_data(uni, cache, as_of=run_date, refresh=True, progress=progress)
     if run_date is None:
         if not any(len(df) for df in data.bars.values()):
-            raise UserError(f"no instrument of universe {uni.name!r} has any data: {'; '.join(data.errors.values())}")
+            first = next(iter(data.errors.items()), ("-", "no instruments"))
+            raise UserError(
+                f"no instrument of universe {uni.name!r} has any data ({len(data.errors)} failed; "
+                f"{first[0]}: {first[1]})"
+            )
         lasts = [df.index[-1].date() for df in data.bars.values() if len(df)]
         run_date = last_common_session(data) if latest_common else max(lasts)
         # now that D is known, read everything again point-in-time from the cache (no refetch)

@@ -19,6 +19,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,12 +37,17 @@ from tools.models import Instrument
 def _exceptions_raised() -> Iterator[None]:
     import yfinance as yf
 
-    previous = yf.config.debug.hide_exceptions
+    # yfinance also logs its retries (e.g. "Cookie/crumb fetch failed") as warnings on stderr; we report
+    # failures ourselves as one line, so its logger is quietened for the call.
+    log = logging.getLogger("yfinance")
+    previous, previous_level = yf.config.debug.hide_exceptions, log.level
     yf.config.debug.hide_exceptions = False
+    log.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
         yf.config.debug.hide_exceptions = previous
+        log.setLevel(previous_level)
 
 
 def _default_ticker(symbol: str) -> Any:
