@@ -44,8 +44,10 @@ def render_summary(result: DailyResult) -> None:
         detail = n.get("abstain_reason") or ""
         if n.get("status") == "ok" and n.get("output"):
             out = n["output"]
-            items = out.get("signals") or out.get("targets") or []
-            detail = f"{len(items)} item(s)"
+            if "targets" in out:
+                detail = ", ".join(f"{t['symbol']} {t['target_weight']:.0%}" for t in out["targets"]) or "no targets"
+            else:
+                detail = ", ".join(f"{x['symbol']} {x['score']:+.2f}" for x in out.get("signals", [])) or "no signals"
         nodes.add_row(name, n.get("status", "?"), str(n.get("llm_calls", 0)), detail)
     console.print(nodes)
     orders = Table(title="orders (after the risk guard)")
