@@ -25,6 +25,7 @@ test: install
 
 lint: install
 	$(VENV)/bin/ruff check tools portfolio agent prompts tests benchmarks
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) benchmarks/bench_indicators.py
