@@ -23,6 +23,7 @@ from rich.table import Table
 
 from agent.cli_common import cli_errors, console, load_settings, parse_date, print_json
 from tools.cache import MarketCache
+from tools.calendars import calendar_for
 from tools.data import load_universe_data
 from tools.errors import DataError, UnknownSymbolError
 from tools.indicators import compute_indicators
@@ -124,7 +125,7 @@ def show(
         raise DataError(data.errors[symbol])
     bars = data.bars[symbol]
     day = as_of_d or bars.index[-1].date()
-    check = validate_bars(symbol, bars, day, sessions_per_week=7 if inst.source.startswith("ccxt:") else 5)
+    check = validate_bars(symbol, bars, day, calendar=calendar_for(inst))
     frame = bars
     if indicators:
         # Computed on the bars up to as_of only: the printed values are what the agent saw that day.

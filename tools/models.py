@@ -19,6 +19,18 @@ class Instrument(_Frozen):
     currency: str = "USD"
     shortable: bool = False  # long-only unless a universe says otherwise: the safe default
     name: str | None = None
+    # Trading calendar for the forming-bar and staleness checks; None: chosen from source and symbol
+    # (tools.calendars.calendar_for). "24/5", "24/7" or an exchange_calendars name such as "XPAR".
+    calendar: str | None = None
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from tools.calendars import check_calendar_name  # lazy: tools.calendars imports this module
+
+        return check_calendar_name(value)
 
     @field_validator("currency")
     @classmethod

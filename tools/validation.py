@@ -10,10 +10,13 @@
 
 Deliberate decisions:
 - Only bars on or before ``as_of`` are looked at: the gate cannot leak the future either.
-- Sessions are counted as weekdays (numpy business days), not an exchange calendar: a holiday counts as
-  one missed session, which makes the stale check at most one session stricter around holidays, and it
-  costs nothing per call (``exchange_calendars`` costs ~1 s to build a calendar). For 24/7 markets pass
-  ``sessions_per_week=7`` so weekends count as sessions.
+- Sessions are the instrument's exchange sessions when ``calendar`` is given (a ``tools.calendars`` name,
+  usually ``calendar_for(instrument)``): a holiday (Thanksgiving, Good Friday) is not a missed session.
+  ``24/7`` counts every day (crypto), ``24/5`` counts weekdays. Without ``calendar`` the old rule applies:
+  weekdays (numpy business days), or every day with ``sessions_per_week=7``.
+- The calendar is only built when it can change the verdict: for the mapped Monday–Friday exchanges the
+  session count never exceeds the weekday count, so a weekday count within ``max_stale_sessions`` is
+  already "not stale" (every day of a normal replay) and costs nothing per call.
 - Price checks look at a recent window only: a gap in 2003 does not make a symbol untradeable in 2018,
   but a bad print last week does. The jump window (260 bars ≈ one year) covers the longest indicator
   (SMA 200), whose values an unrecorded split would corrupt.
@@ -26,6 +29,7 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from tools import calendars
 from tools.models import ValidationResult
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -42,6 +46,18 @@ def sessions_between(last: date, as_of: date, sessions_per_week: int = 5) -> int
     return int(np.busday_count(np.datetime64(last) + one, np.datetime64(as_of) + one))
 
 
+def _sessions_behind(
+    last: date, as_of: date, sessions_per_week: int, calendar: str | None, max_stale: int
+) -> int:
+    if calendar is None:
+        return sessions_between(last, as_of, sessions_per_week)
+    if calendars.weekday_bounded(calendar):
+        upper = sessions_between(last, as_of, 5)
+        if upper <= max_stale:  # sessions <= weekdays: the verdict is "not stale" without the calendar
+            return upper
+    return calendars.sessions_between(calendar, last, as_of)
+
+
 def validate_bars(
     symbol: str,
     df: pd.DataFrame,
@@ -53,8 +69,13 @@ def validate_bars(
     sessions_per_week: int = 5,
     recent_window: int = 20,
     jump_window: int = 260,
+    calendar: str | None = None,
 ) -> ValidationResult:
-    """Check ``symbol``'s bars as seen on ``as_of``; ``tradeable`` is True only when no check fails."""
+    """Check ``symbol``'s bars as seen on ``as_of``; ``tradeable`` is True only when no check fails.
+
+    ``calendar`` (e.g. ``"XNYS"``, ``"24/7"``) counts staleness in that calendar's sessions and then
+    overrides ``sessions_per_week``.
+    """
     reasons: list[str] = []
     bars = df[df.index <= pd.Timestamp(as_of)] if len(df) else df
     if bars.empty:
@@ -68,7 +89,7 @@ def validate_bars(
         bars = bars[~dup]
 
     last = bars.index[-1].date()
-    behind = sessions_between(last, as_of, sessions_per_week)
+    behind = _sessions_behind(last, as_of, sessions_per_week, calendar, max_stale_sessions)
     if behind > max_stale_sessions:
         reasons.append(f"stale: last bar {last} is {behind} sessions before {as_of}")
 

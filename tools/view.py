@@ -10,7 +10,9 @@ Deliberate decisions:
   (tested in tests/tools/test_indicators.py). A replay then pays one computation per symbol, not per day.
 - A symbol that failed to load is still present in ``validation`` (not tradeable, reason ``no_data``) so
   the gate and the prompts can say why it is missing.
-- 24/7 sources (``ccxt:…``) are validated with 7 sessions a week.
+- Staleness is counted in each instrument's own sessions (``tools.calendars.calendar_for``): exchange
+  sessions for ``sample`` (XNYS) and ``yfinance`` (by ticker suffix), every day for ``ccxt:…``, weekdays
+  for ``synthetic`` and ``csv:`` unless the instrument names a ``calendar``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from types import MappingProxyType
 
 import pandas as pd
 
+from tools.calendars import calendar_for
 from tools.data import UniverseData
 from tools.errors import UnknownSymbolError
 from tools.fx import fx_rates_as_of
@@ -74,7 +77,7 @@ class MarketView:
                 cut,
                 as_of,
                 max_stale_sessions=max_stale_sessions,
-                sessions_per_week=7 if inst.source.startswith("ccxt:") else 5,
+                calendar=calendar_for(inst),
             )
         base = data.universe.base_currency
         return cls(

@@ -54,7 +54,7 @@ def provider_for(source: str, *, clock: Callable[[], datetime] | None = None, **
     if kind == "csv" and arg:
         return CsvData(arg)
     if kind == "yfinance" and not arg:
-        return YFinanceData(**kwargs)
+        return YFinanceData(clock=clock, **kwargs)
     if kind == "ccxt" and arg:
         return CcxtData(arg, clock=clock, **kwargs)
     if kind == "synthetic":

@@ -7,7 +7,7 @@ Deliberate decisions:
 - The still-forming candle is dropped: any candle whose UTC day is today or later (per the injected
   clock) is not a finished bar, and caching it would freeze a partial close into history.
 - Candle days are UTC days (ccxt timestamps are UTC milliseconds); crypto trades 24/7, so the series
-  has weekends and the validation gate must be told (``sessions_per_week=7``).
+  has weekends: its calendar is ``24/7`` (``tools.calendars.calendar_for``), which the validation gate uses.
 - ``ccxt.BadSymbol`` → ``UnknownSymbolError``; ``ccxt.NetworkError`` (timeouts, rate limits, exchange
   down) and other exchange errors → ``DataUnavailableError``, so the caller falls back to the cache.
 - The exchange object is created lazily with ccxt's own rate limiter on and a 15 s timeout; tests inject a

@@ -15,6 +15,11 @@ Deliberate decisions:
 - "Unknown ticker": Yahoo reports no timezone for it (``YFTzMissingError``). An empty answer for the
   *whole* history also means unknown; an empty answer for a window (``start`` given) only means no
   sessions in that window (a weekend, a holiday), so it returns an empty frame.
+- The still-forming bar is dropped: during a session Yahoo returns today's unfinished bar. Any bar dated
+  after the ticker's last *closed* session at the injected clock (``tools.calendars``: calendar by ticker
+  suffix, ``=X`` FX by UTC day) is not a finished bar; a run after the close keeps that day's bar. A bar on
+  a holiday after the last closed session goes too. Dropping it can leave a window empty: that is "no
+  finished bars yet", an empty frame, not an error.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
+from tools.calendars import calendar_for, last_closed_session
 from tools.errors import DataUnavailableError, UnknownSymbolError
 from tools.market_data.base import cut, empty_frame, normalise
 from tools.models import Instrument
@@ -50,6 +56,10 @@ def _exceptions_raised() -> Iterator[None]:
         log.setLevel(previous_level)
 
 
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 def _default_ticker(symbol: str) -> Any:
     import yfinance as yf
 
@@ -67,12 +77,14 @@ class YFinanceData:
         base_delay: float = 2.0,
         sleep: Callable[[float], None] = time.sleep,
         timeout: float = 15.0,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._ticker = ticker_factory or _default_ticker
         self._max_retries = max_retries
         self._base_delay = base_delay
         self._sleep = sleep
         self._timeout = timeout
+        self._clock = clock or _utc_now
 
     def _history(self, symbol: str, start: date | None, end: date | None) -> pd.DataFrame:
         kwargs: dict[str, Any] = {
@@ -132,4 +144,7 @@ class YFinanceData:
             raise UnknownSymbolError(f"yfinance returned no bars for ticker {symbol!r} (unknown or delisted)")
         if isinstance(raw.columns, pd.MultiIndex):  # yf.download-shaped frames: (field, ticker)
             raw = raw.droplevel(-1, axis=1)
-        return cut(normalise(raw), start, end)
+        frame = normalise(raw)
+        closed = last_closed_session(calendar_for(instrument), self._clock())
+        frame = frame[frame.index <= pd.Timestamp(closed)]  # drop the still-forming bar
+        return cut(frame, start, end)
