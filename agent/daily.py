@@ -73,8 +73,12 @@ def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def market_snapshot(view: MarketView, data: UniverseData, universe_currency: dict[str, str], base: str) -> MarketSnapshot:
-    """Quotes at D's close (price, its date, FX, tradeability, volatility) and return correlations."""
+def market_snapshot(view: MarketView, data: UniverseData, universe: Universe) -> MarketSnapshot:
+    """Quotes at D's close (price, its date, FX, tradeability, shortability, volatility) and return correlations.
+
+    Currency and shortability come from the universe's instruments; a symbol it does not list is long-only.
+    """
+    instruments = {i.symbol: i for i in universe.instruments}
     quotes: dict[str, Quote] = {}
     for symbol, bars in data.bars.items():
         if bars.empty:
@@ -83,7 +87,8 @@ def market_snapshot(view: MarketView, data: UniverseData, universe_currency: dic
         validation = view.validation.get(symbol)
         ind = view.indicators.get(symbol)
         vol = indicators_as_of(ind, view.as_of).get("vol_20") if ind is not None else None
-        currency = universe_currency.get(symbol, base)
+        inst = instruments.get(symbol)
+        currency = inst.currency if inst is not None else universe.base_currency
         quotes[symbol] = Quote(
             symbol=symbol,
             price=float(last["close"]),
@@ -92,6 +97,7 @@ def market_snapshot(view: MarketView, data: UniverseData, universe_currency: dic
             fx_rate=float(data.fx.get(currency, float("nan"))),
             tradeable=bool(validation and validation.tradeable),
             untradeable_reason=None if validation is None or validation.tradeable else "; ".join(validation.reasons),
+            shortable=inst is not None and inst.shortable,
             volatility=None if vol is None or pd.isna(vol) else float(vol),
         )
     closes = {s: b["close"] for s, b in data.bars.items() if len(b) > 1}
@@ -99,7 +105,7 @@ def market_snapshot(view: MarketView, data: UniverseData, universe_currency: dic
     correlations = {
         a: {b: float(v) for b, v in row.items() if a != b and pd.notna(v)} for a, row in corr.to_dict("index").items()
     }
-    return MarketSnapshot(as_of=view.as_of, base_currency=base, quotes=quotes, correlations=correlations)
+    return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
 
 
 def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date) -> list[dict[str, Any]]:
@@ -185,8 +191,7 @@ def run_daily(
         broker = PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
         fills = [] if dry_run else _settle_pending(broker, ledger, data, run_date)
         view = MarketView.build(data, run_date)
-        currencies = {i.symbol: i.currency for i in uni.instruments}
-        market = market_snapshot(view, data, currencies, uni.base_currency)
+        market = market_snapshot(view, data, uni)
         snapshot = ledger.snapshot(market)
         limits, limit_notes = load_limits(settings.risk_config_path if settings.risk_config_path.exists() else None)
         store = RiskStateStore(settings.risk_state_path)

@@ -7,6 +7,8 @@ Deliberate decisions:
 - Fail closed: an equity curve with a non-finite or non-positive value halts; a missing state file means
   ACTIVE (a fresh install), but a CORRUPT one means HALTED.
 - The state file is written atomically (temp file in the same directory, fsync, ``os.replace``).
+- Breakers read only the equity curve, and equity is cash + Σ market values, where a short's value (and its
+  ``PositionView.weight``) is negative: a short that rallies lowers equity and trips them like a falling long.
 """
 
 from __future__ import annotations

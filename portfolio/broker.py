@@ -11,7 +11,11 @@ Deliberate decisions:
 - Sells fill before buys (as the guard assumed), so a sell's proceeds can fund a buy of the same session.
 - Slippage: a buy pays ``open × (1 + slippage_bps)``, a sell receives ``open × (1 - slippage_bps)``; commission
   is ``commission_bps`` of the traded value in base currency. Both are recorded on the fill.
-- A sell never exceeds the quantity held at fill time (scaled down; cancelled when nothing is held).
+- A sell never exceeds the quantity held at fill time (scaled down; cancelled when nothing is held) — unless
+  the guard approved it with ``opens_short`` (a shortable instrument): then it fills in full, opening or
+  increasing a short, and a short sale receives ``open × (1 - slippage_bps)`` like any sell. A cover is a buy:
+  it pays ``open × (1 + slippage_bps)`` and needs the cash, like any buy. The ledger re-checks that no sell
+  without ``opens_short`` takes a position below zero (defence in depth).
 - A buy that cash cannot pay at fill time (the open gapped up) is scaled down to what cash pays, fees included,
   or cancelled with a reason when nothing is left: cash never goes negative.
 - No usable open price (missing, ≤ 0, non-finite), or no fx rate for a foreign currency when the order's own
@@ -86,7 +90,7 @@ class PaperBroker:
                 if fill is None:
                     self.ledger.cancel(order.order_id, note or "not fillable")
                     continue
-                self.ledger.apply_fill(fill, mark_base=open_price * fx, note=note)
+                self.ledger.apply_fill(fill, mark_base=open_price * fx, note=note, allow_short=order.opens_short)
                 fills.append(fill)
         return fills
 
@@ -95,9 +99,11 @@ class PaperBroker:
         qty, note = order.quantity, None
         if order.side == "sell":
             price = open_price * (1.0 - self.slippage)
-            if held <= 0:
+            if order.opens_short:
+                pass  # the guard sized the short against the limits: fill it in full
+            elif held <= 0:
                 return None, "cancelled: nothing held at fill time"
-            if qty > held:
+            elif qty > held:
                 qty, note = held, f"scaled from {order.quantity:g} to the {held:g} held at fill time"
         else:
             price = open_price * (1.0 + self.slippage)

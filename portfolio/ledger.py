@@ -14,6 +14,14 @@ Contract:
 - Money is in the base currency. Positions keep ``avg_price`` (instrument currency) and ``avg_cost_base``
   (base per unit, for P&L in base). Realised P&L excludes commission, which is summed in ``fees``; slippage is
   in the fill price. Hence ``equity = starting_cash + realised + unrealised - fees``.
+- Shorts (only for orders the guard approved with ``opens_short``; ``apply_fill(..., allow_short=True)``):
+  quantities are signed. A sell beyond the holding opens or increases a short; a buy first covers a short,
+  then opens a long. A fill that crosses zero (long 5, sell 8) closes the old side (realising its P&L) and
+  opens the rest (3) at the fill price, in one step. Short sale proceeds less commission are credited to cash;
+  a short's market value is negative (quantity × price × fx), so ``equity = cash + Σ market values`` still.
+  ``avg_price``/``avg_cost_base`` of a short are its average ENTRY price; covering ``c`` units realises
+  ``c × (avg_cost_base − price × fx)``. A sell of an instrument not flagged ``allow_short`` beyond its holding
+  raises ``LedgerError``: a long-only position never turns negative.
 - Valuation: ``snapshot(market)`` marks each position at its quote (price × fx). Without a usable quote, or
   with ``market=None`` (the CLI has no market data), it uses the last mark the ledger stored — set when a
   position is filled (the open price) and by ``record_equity`` — and, failing that, the average cost.
@@ -57,7 +65,7 @@ _SCHEMA = [
         side VARCHAR NOT NULL, quantity DOUBLE NOT NULL, filled_quantity DOUBLE NOT NULL,
         reference_price DOUBLE NOT NULL, currency VARCHAR NOT NULL, fx_rate DOUBLE NOT NULL,
         notional_base DOUBLE NOT NULL, strategy VARCHAR NOT NULL, reason VARCHAR NOT NULL, clamped VARCHAR,
-        status VARCHAR NOT NULL, status_reason VARCHAR)""",
+        status VARCHAR NOT NULL, status_reason VARCHAR, opens_short BOOLEAN NOT NULL DEFAULT FALSE)""",
     """CREATE TABLE IF NOT EXISTS pf_fills (
         order_id VARCHAR PRIMARY KEY, seq BIGINT NOT NULL, symbol VARCHAR NOT NULL, side VARCHAR NOT NULL, quantity DOUBLE NOT NULL,
         price DOUBLE NOT NULL, commission DOUBLE NOT NULL, slippage DOUBLE NOT NULL, fill_date DATE NOT NULL,
@@ -70,7 +78,11 @@ _SCHEMA = [
 ]
 
 _ORDER_COLS = ("order_id, run_date, symbol, side, quantity, filled_quantity, reference_price, currency, fx_rate, "
-               "notional_base, strategy, reason, clamped, status, status_reason")
+               "notional_base, strategy, reason, clamped, status, status_reason, opens_short")
+# Ledgers created before shorts existed lack the column: a writer adds it (never drops anything); a read-only
+# reader (the CLI) reads FALSE, which is what every order of such a ledger was.
+_ADD_SHORT_COL = "ALTER TABLE pf_orders ADD COLUMN IF NOT EXISTS opens_short BOOLEAN DEFAULT FALSE"
+_ORDER_COLS_OLD = _ORDER_COLS.replace("status_reason, opens_short", "status_reason, FALSE AS opens_short")
 
 
 class Ledger:
@@ -87,9 +99,11 @@ class Ledger:
         except duckdb.Error as exc:
             raise LedgerError(f"cannot open the ledger at {db_path}: {exc}") from None
         self._in_tx = False
+        self._order_cols = _ORDER_COLS
         with self.transaction():
             for ddl in _SCHEMA:
                 self._con.execute(ddl)
+            self._con.execute(_ADD_SHORT_COL)
             row = self._con.execute("SELECT base_currency FROM pf_account WHERE id = 1").fetchone()
             if row is None:
                 self._con.execute("INSERT INTO pf_account VALUES (1, ?, ?, ?, 0, 0)",
@@ -118,6 +132,9 @@ class Ledger:
             return None
         ledger = cls.__new__(cls)
         ledger.path, ledger._con, ledger._in_tx = Path(db_path), con, False
+        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'pf_orders'").fetchall()}
+        ledger._order_cols = _ORDER_COLS if "opens_short" in cols else _ORDER_COLS_OLD
         return ledger
 
     # ------------------------------------------------------------ plumbing
@@ -170,16 +187,16 @@ class Ledger:
 
     def positions(self) -> list[Position]:
         rows = self._rows("SELECT symbol, quantity, avg_price, currency FROM pf_positions "
-                          "WHERE quantity > 0 ORDER BY symbol")
+                          "WHERE quantity <> 0 ORDER BY symbol")
         return [Position(symbol=s, quantity=q, avg_price=a, currency=c) for s, q, a, c in rows]
 
     def position_costs(self) -> dict[str, tuple[float, float, float | None]]:
-        """symbol → (quantity, average cost in base per unit, last mark in base per unit or None)."""
-        rows = self._rows("SELECT symbol, quantity, avg_cost_base, mark_base FROM pf_positions WHERE quantity > 0")
+        """symbol → (signed quantity, average cost in base per unit, last mark in base per unit or None)."""
+        rows = self._rows("SELECT symbol, quantity, avg_cost_base, mark_base FROM pf_positions WHERE quantity <> 0")
         return {s: (float(q), float(c), None if m is None else float(m)) for s, q, c, m in rows}
 
     def orders(self, status: str | None = None) -> list[OrderRecord]:
-        sql = f"SELECT {_ORDER_COLS} FROM pf_orders"
+        sql = f"SELECT {self._order_cols} FROM pf_orders"
         params: list[Any] = []
         if status is not None:
             sql += " WHERE status = ?"
@@ -232,15 +249,15 @@ class Ledger:
         """Value the book: at ``market``'s quotes where usable, else at the last stored marks (see module doc)."""
         acct = self.account()
         lots = self._rows("SELECT symbol, quantity, avg_price, avg_cost_base, mark_base, mark_date "
-                          "FROM pf_positions WHERE quantity > 0 ORDER BY symbol")
+                          "FROM pf_positions WHERE quantity <> 0 ORDER BY symbol")
         values: list[tuple[str, float, float, float]] = []
         unrealised = 0.0
         for symbol, qty, avg_price, avg_cost, mark, _ in lots:
             unit = _quote_unit(market, symbol)
             if unit is None:
                 unit = float(mark) if mark is not None else float(avg_cost)
-            values.append((symbol, float(qty), float(avg_price), qty * unit))
-            unrealised += qty * (unit - avg_cost)
+            values.append((symbol, float(qty), float(avg_price), qty * unit))  # negative for a short
+            unrealised += qty * (unit - avg_cost)  # signed quantity: a short gains when the price falls
         equity = acct["cash"] + sum(v for *_, v in values)
         positions = [PositionView(symbol=s, quantity=q, avg_price=a, market_value=v,
                                   weight=v / equity if equity > 0 else 0.0) for s, q, a, v in values]
@@ -264,9 +281,9 @@ class Ledger:
                 seq += 1
                 con.execute(
                     f"INSERT INTO pf_orders (seq, {_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?,"
-                    " 'pending', NULL) ON CONFLICT DO NOTHING",
+                    " 'pending', NULL, ?) ON CONFLICT DO NOTHING",
                     [seq, o.order_id, o.run_date, o.symbol, o.side, o.quantity, o.reference_price, o.currency,
-                     o.fx_rate, o.notional_base, o.strategy, o.reason, o.clamped],
+                     o.fx_rate, o.notional_base, o.strategy, o.reason, o.clamped, o.opens_short],
                 )
         return [o.order_id for o in orders]
 
@@ -287,7 +304,7 @@ class Ledger:
             con.execute("INSERT OR REPLACE INTO pf_equity VALUES (?, ?, ?, ?)",
                         [day, snapshot.equity, snapshot.cash, mv])
             for p in snapshot.positions:
-                if p.quantity > 0 and math.isfinite(p.market_value):
+                if p.quantity != 0 and math.isfinite(p.market_value):  # value / signed qty: a positive unit
                     con.execute("UPDATE pf_positions SET mark_base = ?, mark_date = ? WHERE symbol = ? "
                                 "AND (mark_date IS NULL OR mark_date <= ?)",
                                 [p.market_value / p.quantity, day, p.symbol, day])
@@ -310,12 +327,15 @@ class Ledger:
     def pending_before(self, session: date) -> list[OrderRecord]:
         """Pending orders decided before ``session``: by decision date, sells first, then in submit order."""
         names = [c.strip() for c in _ORDER_COLS.split(",")]
-        rows = self._rows(f"SELECT {_ORDER_COLS} FROM pf_orders WHERE status = 'pending' AND run_date < ? "
+        rows = self._rows(f"SELECT {self._order_cols} FROM pf_orders WHERE status = 'pending' AND run_date < ? "
                           "ORDER BY run_date, side = 'buy', seq", [session])
         return [OrderRecord(**dict(zip(names, r, strict=True))) for r in rows]
 
-    def apply_fill(self, fill: Fill, mark_base: float, note: str | None) -> None:
-        """Book one fill: cash, position (average cost), realised P&L, fees, the order's status."""
+    def apply_fill(self, fill: Fill, mark_base: float, note: str | None, *, allow_short: bool = False) -> None:
+        """Book one fill: cash, signed position (average entry), realised P&L, fees, the order's status.
+
+        ``allow_short`` (the order's ``opens_short``) lets a sell go beyond the holding; without it that raises.
+        """
         if not self._in_tx:
             raise LedgerError("apply_fill must run inside Ledger.transaction()")
         con = self._con
@@ -324,20 +344,11 @@ class Ledger:
         row = con.execute("SELECT quantity, avg_price, avg_cost_base FROM pf_positions WHERE symbol = ?",
                           [fill.symbol]).fetchone()
         qty, avg_price, avg_cost = (float(row[0]), float(row[1]), float(row[2])) if row else (0.0, 0.0, 0.0)
-        realised = 0.0
-        if fill.side == "buy":
-            cash_after = cash - gross - fill.commission
-            new_qty = qty + fill.quantity
-            avg_price = (qty * avg_price + fill.quantity * fill.price) / new_qty
-            avg_cost = (qty * avg_cost + gross) / new_qty
-        else:
-            if fill.quantity > qty + _DUST:
-                raise LedgerError(f"sell of {fill.quantity} {fill.symbol} exceeds the {qty} held")
-            cash_after = cash + gross - fill.commission
-            realised = gross - fill.quantity * avg_cost
-            new_qty = qty - fill.quantity
-            if new_qty <= _DUST:
-                new_qty, avg_price, avg_cost = 0.0, 0.0, 0.0
+        if fill.side == "sell" and fill.quantity > qty + _DUST and not allow_short:
+            raise LedgerError(f"sell of {fill.quantity} {fill.symbol} exceeds the {qty} held")
+        direction = 1.0 if fill.side == "buy" else -1.0
+        cash_after = cash - direction * gross - fill.commission
+        (new_qty, avg_price, avg_cost), realised = _book_lot(qty, avg_price, avg_cost, direction, fill)
         if cash_after < -1e-6:
             raise LedgerError(f"fill {fill.order_id} would leave cash at {cash_after:.2f}")
         if row:
@@ -355,6 +366,34 @@ class Ledger:
                      fill.slippage, fill.fill_date, fill.currency, fill.fx_rate])
         con.execute("UPDATE pf_orders SET status = 'filled', filled_quantity = ?, status_reason = ? "
                     "WHERE order_id = ?", [fill.quantity, note, fill.order_id])
+
+
+def _book_lot(qty: float, avg_price: float, avg_cost: float, direction: float,
+              fill: Fill) -> tuple[tuple[float, float, float], float]:
+    """(new signed quantity, average entry price, average entry cost in base per unit), realised P&L.
+
+    Trading WITH the position (or from flat) averages the entry; trading AGAINST it closes up to its size at
+    the entry cost (P&L = side of the old lot × closed × (price × fx − entry cost)) and opens whatever is left
+    on the other side at the fill price: crossing zero in one fill is exact.
+    """
+    gross = fill.quantity * fill.price * fill.fx_rate
+    if qty == 0.0 or (qty > 0) == (direction > 0):
+        size = abs(qty) + fill.quantity
+        new_avg = (abs(qty) * avg_price + fill.quantity * fill.price) / size
+        new_cost = (abs(qty) * avg_cost + gross) / size
+        return (qty + direction * fill.quantity, new_avg, new_cost), 0.0
+    held = abs(qty)
+    # Within dust of the holding: the whole fill closes it (no dust short or long left on the other side).
+    closed = fill.quantity if fill.quantity <= held + _DUST else held
+    old_side = 1.0 if qty > 0 else -1.0
+    realised = old_side * (closed * fill.price * fill.fx_rate - closed * avg_cost)
+    rest = fill.quantity - closed
+    if rest > _DUST:
+        return (direction * rest, fill.price, fill.price * fill.fx_rate), realised
+    left = held - closed
+    if left <= _DUST:
+        return (0.0, 0.0, 0.0), realised
+    return (old_side * left, avg_price, avg_cost), realised
 
 
 def _quote_unit(market: MarketSnapshot | None, symbol: str) -> float | None:

@@ -9,6 +9,11 @@ Contract (shared/DESIGN.md):
   ``portfolio/risk.py`` is a review error (a test greps the repository for it).
 - money in the ledger is in the base currency; ``Quote.fx_rate`` = base units per 1 unit of the
   instrument's currency.
+- Shorts: a position's ``quantity`` is negative only for a short, which only an instrument whose
+  ``Quote.shortable`` is True can have. Its ``market_value`` (quantity × price × fx) and its
+  ``PositionView.weight`` (market_value / equity) are then negative too; ``avg_price`` stays positive (the
+  average entry price). ``ApprovedOrder.opens_short`` (copied to ``OrderRecord``) is the guard's permission
+  for a sell to go beyond the holding: the broker and the ledger refuse to take any other sell below zero.
 """
 
 from __future__ import annotations
@@ -68,6 +73,9 @@ class ApprovedOrder(_Frozen):
     strategy: str
     reason: str
     clamped: str | None = None
+    # True only for a sell of a shortable instrument that opens or increases a short: the one permission the
+    # broker needs to fill a sell beyond the holding (every other sell is capped at the holding at fill time).
+    opens_short: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -131,6 +139,7 @@ class OrderRecord(_Frozen):
     clamped: str | None
     status: OrderStatus
     status_reason: str | None
+    opens_short: bool = False  # see ApprovedOrder.opens_short
 
 
 class Fill(_Frozen):
@@ -150,17 +159,17 @@ class Fill(_Frozen):
 
 class Position(_Frozen):
     symbol: str
-    quantity: float
-    avg_price: float  # in the instrument's currency
+    quantity: float  # negative for a short
+    avg_price: float  # in the instrument's currency; for a short, the average entry (sale) price
     currency: str
 
 
 class PositionView(_Frozen):
     symbol: str
-    quantity: float
+    quantity: float  # negative for a short
     avg_price: float
-    market_value: float  # base currency
-    weight: float  # fraction of equity
+    market_value: float  # base currency; negative for a short
+    weight: float  # market_value / equity: negative for a short
 
 
 class PortfolioSnapshot(_Frozen):
@@ -220,15 +229,15 @@ class TradingHistory(_Frozen):
 class RiskLimits(_Frozen):
     """Limits in force. Weights and notionals are fractions of equity unless named ``*_value`` (base units)."""
 
-    max_position_weight: float
-    max_gross_exposure: float
+    max_position_weight: float  # of |market value|: shorts too
+    max_gross_exposure: float  # sum of |market value| / equity: shorts count
     max_open_positions: int
     max_orders_per_day: int
     max_order_notional: float  # fraction of equity per order (fat-finger); larger orders are clamped
     max_order_value: float  # absolute cap per order, base currency units; larger orders are clamped
     min_trade_value: float  # base currency units; smaller orders are rejected
     max_price_deviation: float  # collar: |limit_price / quote - 1|
-    max_correlation: float  # of a NEW position with any held one
+    max_correlation: float  # of a NEW position (long or short) with any held one
     cooldown_days: int  # days between two orders in one symbol (1: at most one a day)
     high_volatility: float  # annualised; buys above it are halved
     daily_loss_limit: float  # one-day equity loss that latches REDUCING

@@ -5,13 +5,16 @@ Contract:
   internal error rejects every proposal with code ``guard_error``. It is the only code that builds an
   ``ApprovedOrder`` (capability token ``_GUARD_KEY``, see ``portfolio/models.py``).
 - Proposals are whatever an LLM produced: ``Order`` objects or mappings with the same keys. Anything else,
-  unknown keys, strings for numbers ("10"), bools, NaN/inf, ≤ 0 sizes, weights > 1 are REJECTED, never guessed.
+  unknown keys, strings for numbers ("10"), bools, NaN/inf, ≤ 0 sizes, weights > 1 are REJECTED, never guessed
+  (``portfolio/proposals.py`` reads them).
 - ``CEILINGS`` are constants. Configuration can only tighten them (``effective_limits``/``load_limits``); the
   guard itself re-applies the ceilings to whatever ``RiskLimits`` it is given, so a hand-built looser
   ``RiskLimits`` loosens nothing.
 
 Deliberate decisions (in the order the checks run):
-1. Mode: HALTED rejects everything (``halted``); REDUCING rejects buys (``reducing``), sells pass.
+1. Mode: HALTED rejects everything (``halted``); REDUCING passes only what reduces risk: sells of longs and
+   buys that cover a short. Other buys, and sells that open or increase a short, are ``reducing``; an order
+   that would cross zero is clamped to the part that closes the position (code ``reducing``).
 2. ``market.as_of`` and ``history.run_date`` must equal ``run_date``, and the ledger must have no activity after
    ``run_date`` (``out_of_order``: re-running an old day would decide against today's book); else every
    order is rejected.
@@ -24,20 +27,29 @@ Deliberate decisions (in the order the checks run):
    order in the symbol must be ≥ ``cooldown_days``; an order id already stored is ``already_submitted``),
    instrument known and ``tradeable``, price positive/finite and FRESH (``price_date == market.as_of``: zero
    sessions of staleness), fx positive/finite, price collar for a proposal carrying ``limit_price``.
-6. Sells: the paper ledger is long-only, so a sell of a symbol not held is rejected (``no_short``, even when
-   the quote is ``shortable``); a larger sell is clamped to the held quantity; ``max_order_notional`` clamps;
-   a sell below ``min_trade_value`` is rejected unless it closes the position (so dust can always be sold).
-7. Buys: a NEW position must fit ``max_open_positions`` and have correlation ≤ ``max_correlation`` with
-   every position held after the batch so far; volatility above ``high_volatility`` (or non-finite) halves
-   the size; then the size is CLAMPED, in turn, to ``max_order_notional``/``max_order_value``, the room under
-   ``max_position_weight`` and ``max_gross_exposure`` and the cash left after this batch's earlier orders
-   including fees. A clamp that leaves nothing, or less than ``min_trade_value``, rejects with its code.
+6. Sells of an instrument whose quote is NOT ``shortable`` (long-only): a sell of a symbol not held is rejected
+   (``no_short``); a larger sell is clamped to the held quantity; ``max_order_notional`` clamps; a sell below
+   ``min_trade_value`` is rejected unless it closes the position (so dust can always be sold).
+7. Buys, and sells of a ``shortable`` instrument (positions are signed; a short is negative). The part of an
+   order that only reduces |position| (a cover, a sale of a long) is risk-reducing: the weight and gross
+   limits never clamp it. The part beyond it opens or adds exposure, long or short, and is checked alike: a
+   NEW position (from flat) must fit ``max_open_positions`` (shorts count) and have correlation ≤
+   ``max_correlation`` with every position held after the batch so far (a position crossing zero keeps only
+   its closing part when that fails); volatility above ``high_volatility`` (or non-finite) halves the size
+   (never below the closing part); then the size is CLAMPED, in turn, to ``max_order_notional``/
+   ``max_order_value``, the room under ``max_position_weight`` (of |value|) and ``max_gross_exposure``
+   (Σ |value|: shorts count) and, for buys (covers too), the cash left after this batch's earlier orders
+   including fees. A short sale needs no cash: its fees come out of its proceeds, which are credited to cash
+   (so they can fund later buys; the gross limit is what bounds that leverage). A clamp that leaves nothing,
+   or less than ``min_trade_value``, rejects with its code, unless what is left exactly closes the position.
+   A sell beyond the holding carries ``opens_short=True``: the broker's only licence to go below zero.
 8. Pending orders (submitted, not yet filled; ``history.pending``) count as done before the batch: their cash,
-   units and exposure are spoken for, valued at today's quote (their reference price when there is none).
+   units and exposure are spoken for, valued at today's quote (their reference price when there is none); a
+   pending sell counts beyond the holding only when it was approved with ``opens_short``.
    So re-running a day approves nothing its first run did not, and two days' sells cannot sell one lot twice.
 9. Fees: the cash check reserves ``max(limits.fee_buffer_bps, fee_bps)`` on every order. Weights are measured
-   against equity less the most fees a batch can cost without leverage (2 × equity × fee rate), so post-trade
-   weights hold after the broker's actual fees too. Quantities are floored to 1e-6 units (fractional units).
+   against equity less the most fees a batch can cost (fee rate × (equity + max(equity, gross held)); long-only
+   that is 2 × equity × fee rate), so post-trade weights hold after the broker's actual fees too. Quantities are floored to 1e-6 units (fractional units).
 """
 
 from __future__ import annotations
@@ -45,11 +57,8 @@ from __future__ import annotations
 import logging
 import math
 import numbers
-import re
-import reprlib
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -61,7 +70,6 @@ from portfolio.models import (
     Clamp,
     GuardResult,
     MarketSnapshot,
-    Order,
     PortfolioSnapshot,
     Rejection,
     RiskLimits,
@@ -69,6 +77,7 @@ from portfolio.models import (
     RiskState,
     TradingHistory,
 )
+from portfolio.proposals import Proposal, Reject, as_items, describe, parse
 
 __all__ = [
     "CEILINGS",
@@ -105,11 +114,7 @@ CEILINGS = RiskLimits(
 _HIGHER_IS_TIGHTER = frozenset({"min_trade_value", "cooldown_days", "fee_buffer_bps"})
 _INT_FIELDS = frozenset({"max_open_positions", "max_orders_per_day", "cooldown_days"})
 _MAX_PROPOSALS = 200
-_STRATEGY_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,32}$")
-_KEYS = frozenset({"symbol", "side", "quantity", "weight", "reason", "strategy", "limit_price"})
 _SAFETY = 1.0 - 1e-9  # clamps aim a hair under each limit so float rounding never lands above it
-_repr = reprlib.Repr()  # Python 3.11: no keyword arguments yet
-_repr.maxstring, _repr.maxother, _repr.maxlist, _repr.maxdict, _repr.maxlevel = 80, 80, 6, 8, 2
 
 
 # ---------------------------------------------------------------- limits
@@ -182,82 +187,7 @@ def order_id_for(run_date: date, symbol: str, side: str, strategy: str) -> str:
     return f"{run_date:%Y%m%d}-{symbol}-{side}-{strategy}"
 
 
-# ---------------------------------------------------------------- parsing
-
-
-@dataclass(frozen=True)
-class _Proposal:
-    index: int
-    raw: str
-    symbol: str
-    side: str
-    quantity: float | None
-    weight: float | None
-    reason: str
-    strategy: str
-    limit_price: float | None
-
-
-class _Reject(Exception):
-    def __init__(self, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.code, self.detail = code, detail
-
-
-def _short(obj: object) -> str:
-    try:
-        return _repr.repr(obj)[:200]
-    except Exception:  # a hostile __repr__ must not break the guard
-        return f"<unprintable {type(obj).__name__}>"
-
-
-def _number(value: object, name: str, *, positive: bool = True) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _Reject(f"invalid_{name}", f"{name} must be a number, got {type(value).__name__}")
-    f = float(value)
-    if not math.isfinite(f):
-        raise _Reject(f"invalid_{name}", f"{name} must be finite, got {f}")
-    if positive and f <= 0:
-        raise _Reject(f"invalid_{name}", f"{name} must be > 0, got {f}")
-    return f
-
-
-def _parse(index: int, item: object) -> _Proposal:
-    raw = _short(item)
-    if isinstance(item, Order):
-        data: dict[Any, Any] = item.model_dump()
-    elif isinstance(item, Mapping):
-        data = dict(item)
-    else:
-        raise _Reject("malformed", f"expected an Order or a mapping, got {type(item).__name__}")
-    unknown = [k for k in data if k not in _KEYS]
-    if unknown:
-        raise _Reject("malformed", f"unknown fields {_short(unknown)}")
-    symbol = data.get("symbol")
-    if not isinstance(symbol, str) or not symbol.strip() or len(symbol.strip()) > 40:
-        raise _Reject("invalid_symbol", f"symbol must be a non-empty string, got {_short(symbol)}")
-    side = data.get("side")
-    if not isinstance(side, str) or side.strip().lower() not in ("buy", "sell"):
-        raise _Reject("invalid_side", f"side must be 'buy' or 'sell', got {_short(side)}")
-    quantity = _number(data.get("quantity"), "quantity")
-    weight = _number(data.get("weight"), "weight")
-    if (quantity is None) == (weight is None):
-        raise _Reject("invalid_size", "give exactly one of quantity or weight")
-    if weight is not None and weight > 1.0:
-        raise _Reject("invalid_weight", f"weight is a fraction of equity in (0, 1], got {weight}")
-    reason = data.get("reason", "")
-    if reason is None:
-        reason = ""
-    if not isinstance(reason, str):
-        raise _Reject("malformed", f"reason must be text, got {type(reason).__name__}")
-    strategy = data.get("strategy", "v1")
-    if not isinstance(strategy, str) or not _STRATEGY_RE.match(strategy):
-        raise _Reject("invalid_strategy", f"strategy must match {_STRATEGY_RE.pattern}, got {_short(strategy)}")
-    limit_price = _number(data.get("limit_price"), "limit_price")
-    return _Proposal(index, raw, symbol.strip(), side.strip().lower(), quantity, weight, reason[:500],
-                     strategy, limit_price)
+# ---------------------------------------------------------------- sizing
 
 
 def _floor_units(q: float) -> float:
@@ -290,32 +220,30 @@ def guard(
     mode: RiskMode = state.mode if isinstance(state, RiskState) else "HALTED"
     items: list[object] = []
     try:
-        items = _as_items(proposals)
+        items = as_items(proposals)
         return _guard(items, portfolio, market, _within_ceilings(limits), mode, history, run_date, fee_bps)
     except Exception as exc:  # fail closed
         detail = f"internal guard error ({type(exc).__name__}); every proposal rejected"
-        rejections = [Rejection(symbol=None, raw=_short(p), code="guard_error", detail=detail) for p in items]
+        rejections = [Rejection(symbol=None, raw=describe(p), code="guard_error", detail=detail) for p in items]
         if not rejections:
-            rejections = [Rejection(symbol=None, raw=_short(proposals), code="guard_error", detail=detail)]
+            rejections = [Rejection(symbol=None, raw=describe(proposals), code="guard_error", detail=detail)]
         return GuardResult(approved=[], rejections=rejections, clamps=[], mode=mode)
-
-
-def _as_items(proposals: object) -> list[object]:
-    if isinstance(proposals, (str, bytes, Mapping, Order)) or not isinstance(proposals, Iterable):
-        return [proposals]
-    return list(proposals)
 
 
 class _Book:
     """The portfolio as the batch changes it: held units, values in base currency, cash, order count."""
 
     def __init__(self, portfolio: PortfolioSnapshot, history: TradingHistory, fee_rate: float) -> None:
-        self.held = {p.symbol: float(p.quantity) for p in portfolio.positions if p.quantity > 0}
-        self.value = {p.symbol: float(p.market_value) for p in portfolio.positions if p.quantity > 0}
+        # Signed: a short is a negative quantity with a negative value.
+        self.held = {p.symbol: float(p.quantity) for p in portfolio.positions if p.quantity != 0}
+        self.value = {p.symbol: float(p.market_value) for p in portfolio.positions if p.quantity != 0}
         self.cash = float(portfolio.cash)
         self.equity = float(portfolio.equity)
-        # Equity less the most fees one batch can cost without leverage (sells ≤ holdings, buys ≤ cash + sells).
-        self.equity_floor = self.equity * (1.0 - 2.0 * fee_rate)
+        # Equity less the most fees one batch can cost. What a batch trades is at most what it reduces (≤ the
+        # gross held, G0) plus what it adds (≤ gross room + what it reduced), so ≤ 2·G0 + G·E − G0 ≤ E + G0.
+        # Long-only, G0 ≤ E (cash ≥ 0) and this is 2·E as before; shorts can make G0 exceed E.
+        gross0 = sum(abs(v) for v in self.value.values())
+        self.equity_floor = self.equity - fee_rate * (self.equity + max(self.equity, gross0))
         self.orders_today = history.orders_today
         self.fee_rate = fee_rate
         self.cash_ok = math.isfinite(self.cash) and self.cash >= 0
@@ -335,11 +263,11 @@ class _Book:
             if o.side == "buy":
                 held += o.quantity
                 self.cash -= o.quantity * unit * (1.0 + self.fee_rate)
-            else:
-                sold = min(o.quantity, held)
+            else:  # the broker caps a sell at the holding unless the guard let it open a short
+                sold = o.quantity if o.opens_short else min(o.quantity, max(held, 0.0))
                 held -= sold
                 self.cash += sold * unit * (1.0 - self.fee_rate)
-            if held > 1e-9:
+            if abs(held) > 1e-9:
                 self.held[o.symbol], self.value[o.symbol] = held, held * unit
             else:
                 self.held.pop(o.symbol, None)
@@ -363,17 +291,17 @@ def _guard(
     def reject(symbol: str | None, raw: str, code: str, detail: str) -> None:
         rejections.append(Rejection(symbol=symbol, raw=raw, code=code, detail=detail))
 
-    parsed: list[_Proposal] = []
+    parsed: list[Proposal] = []
     for i, item in enumerate(items):
         if i >= _MAX_PROPOSALS:
-            reject(None, _short(item), "too_many_proposals", f"only the first {_MAX_PROPOSALS} are read")
+            reject(None, describe(item), "too_many_proposals", f"only the first {_MAX_PROPOSALS} are read")
             continue
         try:
-            parsed.append(_parse(i, item))
-        except _Reject as r:
-            reject(None, _short(item), r.code, r.detail)
+            parsed.append(parse(i, item))
+        except Reject as r:
+            reject(None, describe(item), r.code, r.detail)
         except Exception as exc:  # a hostile mapping must not break the batch
-            reject(None, _short(item), "malformed", f"unreadable proposal ({type(exc).__name__})")
+            reject(None, describe(item), "malformed", f"unreadable proposal ({type(exc).__name__})")
 
     fee = max(float(limits.fee_buffer_bps), float(fee_bps) if math.isfinite(fee_bps) else 0.0) / 10_000.0
     book = _Book(portfolio, history, fee)
@@ -395,7 +323,7 @@ def _guard(
 
     book.commit_pending(history, market)
     seen: dict[str, str] = {}
-    kept: list[_Proposal] = []
+    kept: list[Proposal] = []
     for p in parsed:
         prior = seen.get(p.symbol)
         if prior == p.side:
@@ -410,7 +338,7 @@ def _guard(
     for p in kept:
         try:
             order, new_clamps = _check(p, book, market, limits, mode, history, run_date)
-        except _Reject as r:
+        except Reject as r:
             reject(p.symbol, p.raw, r.code, r.detail)
             continue
         approved.append(order)
@@ -419,7 +347,7 @@ def _guard(
 
 
 def _check(
-    p: _Proposal,
+    p: Proposal,
     book: _Book,
     market: MarketSnapshot,
     limits: RiskLimits,
@@ -429,37 +357,37 @@ def _check(
 ) -> tuple[ApprovedOrder, list[Clamp]]:
     sym = p.symbol
     order_id = order_id_for(run_date, sym, p.side, p.strategy)
-    if mode == "REDUCING" and p.side == "buy":
-        raise _Reject("reducing", "risk mode is REDUCING: only sells pass")
+    if mode == "REDUCING" and p.side == "buy" and book.held.get(sym, 0.0) >= 0:
+        raise Reject("reducing", "risk mode is REDUCING: only sells and covers of shorts pass")
     if p.strategy in history.decided_strategies:
-        raise _Reject("already_decided", f"strategy {p.strategy} already stored orders for {run_date}; "
+        raise Reject("already_decided", f"strategy {p.strategy} already stored orders for {run_date}; "
                                          "a re-run of a day adds none")
     if book.orders_today >= limits.max_orders_per_day:
-        raise _Reject("max_orders_per_day", f"{limits.max_orders_per_day} orders a day at most")
+        raise Reject("max_orders_per_day", f"{limits.max_orders_per_day} orders a day at most")
     if order_id in history.order_ids_today:
-        raise _Reject("already_submitted", f"order {order_id} is already in the ledger")
+        raise Reject("already_submitted", f"order {order_id} is already in the ledger")
     last = history.last_trade.get(sym)
     if last is not None and (run_date - last).days < limits.cooldown_days:
-        raise _Reject("cooldown", f"last order in {sym} on {last}; {limits.cooldown_days} day(s) between orders")
+        raise Reject("cooldown", f"last order in {sym} on {last}; {limits.cooldown_days} day(s) between orders")
     quote = market.quotes.get(sym)
     if quote is None:
-        raise _Reject("unknown_symbol", f"{sym} is not in today's market snapshot")
+        raise Reject("unknown_symbol", f"{sym} is not in today's market snapshot")
     if not quote.tradeable:
-        raise _Reject("untradeable", f"{sym} failed validation: {quote.untradeable_reason or 'no reason given'}")
+        raise Reject("untradeable", f"{sym} failed validation: {quote.untradeable_reason or 'no reason given'}")
     price, fx = float(quote.price), float(quote.fx_rate)
     if not (math.isfinite(price) and price > 0 and math.isfinite(fx) and fx > 0):
-        raise _Reject("invalid_price", f"price {price} / fx {fx} of {sym} is not positive and finite")
+        raise Reject("invalid_price", f"price {price} / fx {fx} of {sym} is not positive and finite")
     if quote.price_date != market.as_of:
-        raise _Reject("stale_price", f"price of {sym} is from {quote.price_date}, not {market.as_of}")
+        raise Reject("stale_price", f"price of {sym} is from {quote.price_date}, not {market.as_of}")
     if p.limit_price is not None and abs(p.limit_price / price - 1.0) > limits.max_price_deviation:
-        raise _Reject("price_collar", f"limit {p.limit_price} is more than {limits.max_price_deviation:.0%} "
+        raise Reject("price_collar", f"limit {p.limit_price} is more than {limits.max_price_deviation:.0%} "
                                       f"from the quote {price}")
     unit = price * fx  # base currency per unit
     if not (math.isfinite(unit) and unit > 0):
-        raise _Reject("invalid_price", f"unit value of {sym} in base currency is {unit}")
+        raise Reject("invalid_price", f"unit value of {sym} in base currency is {unit}")
     qty = p.quantity if p.quantity is not None else (p.weight or 0.0) * book.equity / unit
     if not (math.isfinite(qty) and qty > 0):
-        raise _Reject("invalid_quantity", f"size {qty} is not positive and finite")
+        raise Reject("invalid_quantity", f"size {qty} is not positive and finite")
 
     clamps: list[Clamp] = []
     notes: list[str] = []
@@ -469,7 +397,7 @@ def _check(
         if qty > cap:
             to = _floor_units(cap)
             if to <= 0 or (to * unit < limits.min_trade_value and not closing):
-                raise _Reject(code, f"{detail}; nothing (or less than {limits.min_trade_value}) left to trade")
+                raise Reject(code, f"{detail}; nothing (or less than {limits.min_trade_value}) left to trade")
             clamps.append(Clamp(order_id=order_id, code=code, detail=detail, from_quantity=qty, to_quantity=to))
             notes.append(code)
             qty = to
@@ -477,9 +405,10 @@ def _check(
     held = book.held.get(sym, 0.0)
     cap_value = min(limits.max_order_notional * book.equity, limits.max_order_value) * _SAFETY
     closing = False
-    if p.side == "sell":
+    opens_short = False
+    if p.side == "sell" and not quote.shortable:
         if held <= 0:
-            raise _Reject("no_short", f"{sym} is not held; the paper ledger does not short")
+            raise Reject("no_short", f"{sym} is not held and not shortable; the ledger does not short it")
         if qty > held:  # sell everything held, exactly (no flooring: dust must be sellable)
             clamps.append(Clamp(order_id=order_id, code="exceeds_position", from_quantity=qty, to_quantity=held,
                                 detail=f"sell of {qty:g} exceeds the {held:g} held"))
@@ -490,7 +419,7 @@ def _check(
         closing = qty >= held
         qty = _floor_units(qty) if not closing else held
         if qty <= 0 or (qty * unit < limits.min_trade_value and not closing):
-            raise _Reject("min_trade_value", f"sell value {qty * unit:.2f} below {limits.min_trade_value}")
+            raise Reject("min_trade_value", f"sell value {qty * unit:.2f} below {limits.min_trade_value}")
         remaining = held - qty
         if remaining <= 1e-9:
             book.held.pop(sym, None)
@@ -500,43 +429,123 @@ def _check(
             book.value[sym] = remaining * unit
         book.cash += qty * unit * (1.0 - book.fee_rate)
     else:
-        if held <= 0:
-            if len(book.held) >= limits.max_open_positions:
-                raise _Reject("max_open_positions", f"{limits.max_open_positions} open positions at most")
-            for other in book.held:
-                corr = _correlation(market, sym, other)
-                if corr is not None and corr > limits.max_correlation:
-                    raise _Reject("max_correlation", f"correlation {corr:.2f} with {other} above "
-                                                     f"{limits.max_correlation}")
-        vol = quote.volatility
-        if vol is not None and (not math.isfinite(vol) or vol > limits.high_volatility):
-            clamp("high_volatility", qty / 2.0, f"volatility {vol} above {limits.high_volatility}: size halved")
-        clamp("max_order_notional", cap_value / unit, f"order value above {cap_value:.2f}")
-        room = (limits.max_position_weight * book.equity_floor - held * unit) * _SAFETY
-        clamp("max_position_weight", room / unit, f"position above {limits.max_position_weight:.0%} of equity")
-        gross = sum(book.value.values())
-        room = (limits.max_gross_exposure * book.equity_floor - gross) * _SAFETY
-        clamp("max_gross_exposure", room / unit, f"gross exposure above {limits.max_gross_exposure:.0%}")
-        room = book.cash / (1.0 + book.fee_rate) * _SAFETY
-        if room <= 0:
-            raise _Reject("insufficient_cash", f"no cash left (after fees and pending orders): {book.cash:.2f}")
-        clamp("insufficient_cash", room / unit, f"cash {book.cash:.2f} (after fees) too small")
-        qty = _floor_units(qty)
-        if qty <= 0 or qty * unit < limits.min_trade_value:
-            raise _Reject("min_trade_value", f"buy value {qty * unit:.2f} below {limits.min_trade_value}")
-        book.held[sym] = held + qty
-        book.value[sym] = (held + qty) * unit
-        book.cash -= qty * unit * (1.0 + book.fee_rate)
+        qty, opens_short = _size_two_way(p, qty, held, unit, quote.volatility, book, market, limits, mode,
+                                         order_id, cap_value, clamps, notes)
     book.orders_today += 1
     order = ApprovedOrder.model_validate(
         {
             "order_id": order_id, "run_date": run_date, "symbol": sym, "side": p.side, "quantity": qty,
             "reference_price": price, "currency": quote.currency, "fx_rate": fx, "notional_base": qty * unit,
             "strategy": p.strategy, "reason": p.reason, "clamped": ",".join(notes) or None,
+            "opens_short": opens_short,
         },
         context={"guard_key": _GUARD_KEY},
     )
     return order, clamps
+
+
+def _size_two_way(
+    p: Proposal,
+    qty: float,
+    held: float,
+    unit: float,
+    vol: float | None,
+    book: _Book,
+    market: MarketSnapshot,
+    limits: RiskLimits,
+    mode: RiskMode,
+    order_id: str,
+    cap_value: float,
+    clamps: list[Clamp],
+    notes: list[str],
+) -> tuple[float, bool]:
+    """Size a buy (of anything) or a sell of a SHORTABLE instrument, where the position may be negative.
+
+    Measured along the trade's direction: ``along`` is the position in that direction (negative when the
+    trade reduces it) and ``reduce`` the units that only reduce |position|. That part never needs room under
+    the weight or gross limits, so a cover (or a sale of a long) is never clamped by them; everything beyond
+    it opens or adds exposure and is checked exactly like a long buy. For a long buy (held ≥ 0) every formula
+    below is the long-only one. Returns the quantity and whether the order opens or increases a short.
+    """
+    sym, side = p.symbol, p.side
+    sign = 1.0 if side == "buy" else -1.0
+    along = sign * held
+    reduce = max(-along, 0.0)
+
+    def clamp(code: str, cap: float, detail: str) -> None:
+        nonlocal qty
+        if qty > cap:
+            to = _floor_units(cap)
+            if reduce > 0 and to < reduce <= cap * (1 + 1e-12) + 1e-12:
+                to = reduce  # exactly the position: close it, leave no dust
+            closes = reduce > 0 and to == reduce
+            if to <= 0 or (to * unit < limits.min_trade_value and not closes):
+                raise Reject(code, f"{detail}; nothing (or less than {limits.min_trade_value}) left to trade")
+            clamps.append(Clamp(order_id=order_id, code=code, detail=detail, from_quantity=qty, to_quantity=to))
+            notes.append(code)
+            qty = to
+
+    if qty > reduce:  # the order opens or adds exposure
+        if mode == "REDUCING":  # only the risk-reducing part may pass
+            if reduce <= 0:
+                raise Reject("reducing", "risk mode is REDUCING: a sell that opens or increases a short is refused")
+            clamp("reducing", reduce, "risk mode is REDUCING: only the part that closes the position passes")
+        elif held == 0:  # a NEW position, long or short
+            if len(book.held) >= limits.max_open_positions:
+                raise Reject("max_open_positions", f"{limits.max_open_positions} open positions at most")
+            corr, other = _max_correlation(market, sym, book.held)
+            if corr is not None and corr > limits.max_correlation:
+                raise Reject("max_correlation", f"correlation {corr:.2f} with {other} above {limits.max_correlation}")
+        else:  # crosses zero: the other side is a new position too; the closing part still passes
+            corr, other = _max_correlation(market, sym, book.held)
+            if corr is not None and corr > limits.max_correlation:
+                clamp("max_correlation", reduce, f"correlation {corr:.2f} with {other} above "
+                                                 f"{limits.max_correlation}: only the closing part passes")
+    if qty > reduce and vol is not None and (not math.isfinite(vol) or vol > limits.high_volatility):
+        clamp("high_volatility", max(reduce, qty / 2.0), f"volatility {vol} above {limits.high_volatility}: "
+                                                         "size halved")
+    clamp("max_order_notional", cap_value / unit, f"order value above {cap_value:.2f}")
+    room = (limits.max_position_weight * book.equity_floor - along * unit) * _SAFETY
+    clamp("max_position_weight", max(reduce, room / unit),
+          f"position above {limits.max_position_weight:.0%} of equity")
+    gross = sum(abs(v) for v in book.value.values())
+    room = (limits.max_gross_exposure * book.equity_floor - gross) * _SAFETY
+    clamp("max_gross_exposure", max(reduce, room / unit + (abs(held) - along)),
+          f"gross exposure above {limits.max_gross_exposure:.0%}")
+    if side == "buy":  # a short sale needs no cash: its fees come out of its proceeds
+        room = book.cash / (1.0 + book.fee_rate) * _SAFETY
+        if room <= 0:
+            raise Reject("insufficient_cash", f"no cash left (after fees and pending orders): {book.cash:.2f}")
+        clamp("insufficient_cash", room / unit, f"cash {book.cash:.2f} (after fees) too small")
+    if reduce > 0 and reduce <= qty <= reduce * (1 + 1e-12):
+        qty = reduce
+    elif qty > reduce:
+        qty = max(_floor_units(qty), reduce)
+    else:
+        qty = _floor_units(qty)
+    closes = reduce > 0 and qty == reduce
+    if qty <= 0 or (qty * unit < limits.min_trade_value and not closes):
+        raise Reject("min_trade_value", f"{side} value {qty * unit:.2f} below {limits.min_trade_value}")
+    new = held + sign * qty
+    if abs(new) <= 1e-9:
+        book.held.pop(sym, None)
+        book.value.pop(sym, None)
+    else:
+        book.held[sym], book.value[sym] = new, new * unit
+    book.cash += -sign * qty * unit * (1.0 + sign * book.fee_rate)
+    return qty, side == "sell" and qty > max(held, 0.0)
+
+
+def _max_correlation(market: MarketSnapshot, sym: str, held: Mapping[str, float]) -> tuple[float | None, str]:
+    """The first held position whose correlation with ``sym`` is above the others' (None when unknown)."""
+    best: tuple[float | None, str] = (None, "")
+    for other in held:
+        if other == sym:
+            continue
+        corr = _correlation(market, sym, other)
+        if corr is not None and (best[0] is None or corr > best[0]):
+            best = (corr, other)
+    return best
 
 
 def _correlation(market: MarketSnapshot, a: str, b: str) -> float | None:

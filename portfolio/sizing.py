@@ -18,6 +18,8 @@ def fractional_kelly(win_prob: float, win_loss_ratio: float, fraction: float = 0
     if not _finite(win_prob, win_loss_ratio, fraction) or not 0 <= win_prob <= 1 or win_loss_ratio <= 0:
         return 0.0
     kelly = win_prob - (1.0 - win_prob) / win_loss_ratio
+    if not math.isfinite(kelly):  # a subnormal ratio overflows to -inf, and -inf × 0 would be NaN
+        return 0.0
     return min(max(kelly * max(fraction, 0.0), 0.0), 1.0)
 
 

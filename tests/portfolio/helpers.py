@@ -57,27 +57,39 @@ def codes(result: GuardResult) -> list[str]:
 
 
 def recompute_from_fills(fills: list[Any], starting_cash: float) -> dict[str, Any]:
-    """Independent books from the fills table alone: cash, positions (units, average cost), realised, fees."""
+    """Independent books from the fills table alone: cash, signed positions, signed cost basis, realised, fees.
+
+    A short is negative units with a negative basis (units × average entry). A fill against the position
+    closes up to its size (realising side × (proceeds − basis share)) and opens the rest on the other side.
+    """
     cash, realised, fees = starting_cash, 0.0, 0.0
     units: dict[str, float] = {}
-    cost: dict[str, float] = {}  # total cost basis in base currency
+    cost: dict[str, float] = {}  # signed total cost basis in base currency
     for f in fills:
         value = f.quantity * f.price * f.fx_rate
         fees += f.commission
+        sign = 1.0 if f.side == "buy" else -1.0
+        cash -= sign * value + f.commission
         held = units.get(f.symbol, 0.0)
-        if f.side == "buy":
-            cash -= value + f.commission
-            units[f.symbol] = held + f.quantity
-            cost[f.symbol] = cost.get(f.symbol, 0.0) + value
-        else:
-            cash += value - f.commission
-            basis = cost[f.symbol] * f.quantity / held
-            realised += value - basis
-            units[f.symbol] = held - f.quantity
-            cost[f.symbol] -= basis
-            if units[f.symbol] <= 1e-9:
-                units.pop(f.symbol)
-                cost.pop(f.symbol)
+        if held == 0 or (held > 0) == (sign > 0):
+            units[f.symbol] = held + sign * f.quantity
+            cost[f.symbol] = cost.get(f.symbol, 0.0) + sign * value
+            continue
+        closed = min(f.quantity, abs(held))
+        if f.quantity - closed <= 1e-9:
+            closed = f.quantity
+        basis = cost[f.symbol] * closed / abs(held)  # signed, like the position
+        side = 1.0 if held > 0 else -1.0
+        realised += side * closed * f.price * f.fx_rate - basis
+        units[f.symbol] = held - side * closed
+        cost[f.symbol] -= basis
+        rest = f.quantity - closed
+        if abs(units[f.symbol]) <= 1e-9:
+            units.pop(f.symbol)
+            cost.pop(f.symbol)
+            if rest > 1e-9:  # crossed zero: the rest opens the other side at the fill price
+                units[f.symbol] = sign * rest
+                cost[f.symbol] = sign * rest * f.price * f.fx_rate
     return {"cash": cash, "realised": realised, "fees": fees, "units": units, "cost": cost}
 
 

@@ -4,6 +4,9 @@ Speed: a hypothesis draw costs ~70 µs, and a scenario has hundreds of values. S
 (mode, cash, batch size, garbage share) and SEEDS, and the details (quotes, limits, holdings, proposals) come
 from ``random.Random(seed)``. A failure prints the knobs and seeds, which reproduce it exactly; 10,000
 batches then run in well under a minute.
+
+Shorts: about half the instruments are ``shortable``; sells are sized at random, so many go beyond the
+holding (opening shorts or crossing zero), and some held positions of shortable instruments start short.
 """
 
 from __future__ import annotations
@@ -105,9 +108,9 @@ class Scenario:
     mode: str
     history: TradingHistory
     cash: float
-    holdings: dict[str, float]  # symbol → units
+    holdings: dict[str, float]  # symbol → units (negative: a short)
     proposals: list[Any]
-    seed_weights: dict[str, float] = field(default_factory=dict)
+    seed_weights: dict[str, float] = field(default_factory=dict)  # negative: open a short on the seed day
 
 
 def _scenario(mode: str, market_seed: int, limits_seed: int, book_seed: int, cash: float,
@@ -121,10 +124,15 @@ def _scenario(mode: str, market_seed: int, limits_seed: int, book_seed: int, cas
         decided_strategies=rng.choice([[], [], ["v0"], ["v0", "v1"]]),
         last_trade={s: DAY - timedelta(days=rng.randint(0, 4)) for s in rng.sample(SYMBOLS, rng.randint(0, 3))},
     )
+    holdings = {s: rng.choice([rng.uniform(0.001, 10), rng.uniform(10, 200)]) for s in held}
+    for s in held:  # some shortable positions start short (a negative quantity)
+        quote = mkt.quotes.get(s)
+        if quote is not None and quote.shortable and rng.random() < 0.4:
+            holdings[s] = -holdings[s]
     return Scenario(
         market=mkt, limits=_limits(random.Random(limits_seed)), mode=mode, history=history, cash=cash,
-        holdings={s: rng.choice([rng.uniform(0.001, 10), rng.uniform(10, 200)]) for s in held},
-        proposals=proposals, seed_weights={s: rng.uniform(0.01, 0.3) for s in held},
+        holdings=holdings, proposals=proposals,
+        seed_weights={s: rng.uniform(0.01, 0.3) * (1 if holdings[s] > 0 else -1) for s in held},
     )
 
 

@@ -51,26 +51,26 @@ def _limit_price(proposal: Any) -> float | None:
 
 
 def check_within_limits(result: GuardResult, *, portfolio: PortfolioSnapshot, market: MarketSnapshot,
-                        limits: RiskLimits, mode: str, history: TradingHistory, proposals: list[Any]) -> None:
+                        limits: RiskLimits, mode: str, history: TradingHistory, proposals: list[Any]) -> set[str]:
+    """Recompute every limit from the proposals' outcome; return the symbols whose |position| grew."""
     f = limits.fee_buffer_bps / 1e4
     assert isinstance(result, GuardResult)
     assert len(result.approved) + len(result.rejections) == len(proposals)
     approved = result.approved
     if mode == "HALTED":
         assert approved == []
-    if mode == "REDUCING":
-        assert all(o.side == "sell" for o in approved)
     assert history.orders_today + len(approved) <= limits.max_orders_per_day or not approved
     syms = [o.symbol for o in approved]
     assert len(set(syms)) == len(syms)
     assert len({o.order_id for o in approved}) == len(approved)
 
-    held = {p.symbol: p.quantity for p in portfolio.positions if p.quantity > 0}
-    value = {p.symbol: p.market_value for p in portfolio.positions if p.quantity > 0}
-    originally_held = set(held)
+    held = {p.symbol: p.quantity for p in portfolio.positions if p.quantity != 0}
+    value = {p.symbol: p.market_value for p in portfolio.positions if p.quantity != 0}
     equity, cash, fees = portfolio.equity, portfolio.cash, 0.0
     cap = min(limits.max_order_notional * equity, limits.max_order_value)
-    bought: list[str] = []
+    grew: set[str] = set()  # |position| increased: opened, added to, or crossed zero
+    opened: set[str] = set()  # a new position, or a flip to the other side
+    from_flat = False
     for o in sorted(approved, key=lambda o: o.side != "sell"):
         q = market.quotes[o.symbol]
         unit = _unit(market, o.symbol)
@@ -85,49 +85,61 @@ def check_within_limits(result: GuardResult, *, portfolio: PortfolioSnapshot, ma
         assert o.notional_base <= cap * (1 + EPS)
         lp = _limit_price(proposals[int(o.reason[1:])]) if o.reason[1:].isdigit() else None
         assert lp is None or abs(lp / q.price - 1) <= limits.max_price_deviation
-        if o.side == "sell":
-            assert o.symbol in held and o.quantity <= held[o.symbol] * (1 + EPS)
-            closing = o.quantity >= held[o.symbol]
-            assert closing or o.notional_base >= limits.min_trade_value
-            held[o.symbol] -= o.quantity
-            cash += o.notional_base * (1 - f)
-        else:
+        before = held.get(o.symbol, 0.0)
+        sign = 1.0 if o.side == "buy" else -1.0
+        after = before + sign * o.quantity
+        reduce = max(-sign * before, 0.0)
+        if o.side == "sell" and not q.shortable:  # long-only: never below zero
+            assert before > 0 and o.quantity <= before * (1 + EPS)
+        assert o.opens_short == (o.side == "sell" and o.quantity > max(before, 0.0))
+        assert not o.opens_short or q.shortable
+        closing = reduce > 0 and abs(o.quantity - reduce) <= reduce * EPS
+        assert closing or o.notional_base >= limits.min_trade_value
+        adds = o.quantity > reduce * (1 + EPS)
+        if mode == "REDUCING":
+            assert not adds  # only what reduces risk: sells of longs, covers of shorts
+        if adds:
             vol = q.volatility
             if vol is not None and (not math.isfinite(vol) or vol > limits.high_volatility):
                 assert "high_volatility" in (o.clamped or "")
-            assert o.notional_base >= limits.min_trade_value
-            held[o.symbol] = held.get(o.symbol, 0.0) + o.quantity
-            cash -= o.notional_base * (1 + f)
-            bought.append(o.symbol)
-        value[o.symbol] = held[o.symbol] * unit
+            grew.add(o.symbol)
+            if before == 0 or (before > 0) != (after > 0):
+                opened.add(o.symbol)
+                from_flat = from_flat or before == 0
+        cash -= sign * o.notional_base + o.notional_base * f
         fees += o.notional_base * f
-        if held[o.symbol] <= 1e-9:
+        held[o.symbol] = after
+        value[o.symbol] = after * unit
+        if abs(after) <= 1e-9:
             held.pop(o.symbol)
             value.pop(o.symbol)
-    assert cash >= 0
+    assert cash >= 0  # after every fee, short sales included
     equity_after = equity - fees
-    for sym in bought:
-        assert value[sym] <= limits.max_position_weight * equity_after * (1 + EPS)
-    if bought:
-        assert sum(value.values()) <= limits.max_gross_exposure * equity_after * (1 + EPS)
-    new = [s for s in bought if s not in originally_held]
-    if new:
+    for sym in grew:
+        assert abs(value.get(sym, 0.0)) <= limits.max_position_weight * equity_after * (1 + EPS)
+    if grew:
+        assert sum(abs(v) for v in value.values()) <= limits.max_gross_exposure * equity_after * (1 + EPS)
+    if from_flat:
         assert len(held) <= limits.max_open_positions
-    for sym in new:
+    for sym in opened:
         for other in held:
             if other == sym:
                 continue
             for a, b in ((sym, other), (other, sym)):
                 c = market.correlations.get(a, {}).get(b)
                 assert c is None or not math.isfinite(c) or c <= limits.max_correlation
+    return grew
 
 
 def _snapshot(scn: Scenario) -> PortfolioSnapshot:
+    """The scenario's book; a short's sale proceeds sit in cash on top of the scenario's free cash."""
     mv = {s: q * (_unit(scn.market, s) or 10.0) for s, q in scn.holdings.items()}
-    equity = scn.cash + sum(mv.values())
-    positions = [PositionView(symbol=s, quantity=q, avg_price=1.0, market_value=mv[s], weight=mv[s] / equity)
+    cash = scn.cash - sum(v for v in mv.values() if v < 0)
+    equity = cash + sum(mv.values())
+    positions = [PositionView(symbol=s, quantity=q, avg_price=1.0, market_value=mv[s],
+                              weight=mv[s] / equity if equity > 0 else 0.0)
                  for s, q in scn.holdings.items()]
-    return PortfolioSnapshot(as_of=DAY, base_currency="USD", cash=scn.cash, equity=equity, positions=positions,
+    return PortfolioSnapshot(as_of=DAY, base_currency="USD", cash=cash, equity=equity, positions=positions,
                              realised_pnl=0, unrealised_pnl=0, fees=0)
 
 
@@ -160,7 +172,8 @@ def test_the_broker_fills_exactly_what_the_guard_approved(scn: Scenario, start: 
         seed_market = MarketSnapshot(as_of=seed_day, base_currency="USD", correlations={}, quotes={
             s: q.model_copy(update={"price_date": seed_day, "tradeable": True, "volatility": None})
             for s, q in scn.market.quotes.items()})
-        seed = [{"symbol": s, "side": "buy", "weight": w, "reason": "seed"} for s, w in scn.seed_weights.items()]
+        seed = [{"symbol": s, "side": "buy" if w > 0 else "sell", "weight": abs(w), "reason": "seed"}
+                for s, w in scn.seed_weights.items()]
         rounds = [(seed_market, seed, CEILINGS, "ACTIVE", seed_day, DAY), (scn.market, scn.proposals, scn.limits,
                                                                          scn.mode, DAY, NEXT)]
         for mkt, proposals, limits, mode, day, session in rounds:
@@ -168,9 +181,8 @@ def test_the_broker_fills_exactly_what_the_guard_approved(scn: Scenario, start: 
             history = ledger.history(day)
             result = guard(proposals, portfolio=portfolio, market=mkt, limits=limits, state=RiskState(mode=mode),
                            history=history, run_date=day, fee_bps=broker.cost_bps)  # type: ignore[arg-type]
-            if proposals is scn.proposals:
-                check_within_limits(result, portfolio=portfolio, market=mkt, limits=limits, mode=mode,
-                                    history=history, proposals=proposals)
+            grew = check_within_limits(result, portfolio=portfolio, market=mkt, limits=limits, mode=mode,
+                                       history=history, proposals=proposals)
             broker.submit(result.approved)
             fills = broker.settle(session, _opens(mkt), fx_rates=FX)
             assert len(fills) == len(result.approved)
@@ -179,10 +191,11 @@ def test_the_broker_fills_exactly_what_the_guard_approved(scn: Scenario, start: 
             assert broker.pending() == [] and ledger.orders(status="cancelled") == []
             after = ledger.snapshot(mkt)
             assert after.cash >= 0
-            for o in result.approved:
-                if o.side == "buy":
-                    weight = next(p.weight for p in after.positions if p.symbol == o.symbol)
-                    assert weight <= limits.max_position_weight * (1 + EPS)
+            for p in after.positions:
+                if p.symbol in grew:  # a short's weight is negative: the limit is on its size
+                    assert abs(p.weight) <= limits.max_position_weight * (1 + EPS)
+                if p.quantity < 0:
+                    assert mkt.quotes[p.symbol].shortable and p.weight <= 0
             assert_reconciles(ledger, mkt)
     finally:
         ledger.close()
