@@ -87,6 +87,7 @@ def trades_cmd(json_: JsonFlag = False) -> None:
         console.print("No trades yet.")
         return
     table = Table("order id", "status", "side", "symbol", "quantity", "filled", "note")
+    table.columns[0].no_wrap = True  # the id is the handle on an order: never truncate it
     for o in orders:
         table.add_row(o.order_id, o.status, o.side, o.symbol, f"{o.quantity:g}", f"{o.filled_quantity:g}",
                       o.status_reason or o.clamped or "")
