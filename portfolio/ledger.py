@@ -53,7 +53,12 @@ from portfolio.models import (
 
 _DUST = 1e-9  # a position smaller than this many units is closed
 
+# Bumped on any change to the tables below. A ledger of another version is refused with a one-line error
+# rather than read wrongly; migrations, when one is needed, go next to this constant.
+SCHEMA_VERSION = 1
+
 _SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS pf_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS pf_account (
         id INTEGER PRIMARY KEY, base_currency VARCHAR NOT NULL, starting_cash DOUBLE NOT NULL,
         cash DOUBLE NOT NULL, realised_pnl DOUBLE NOT NULL, fees DOUBLE NOT NULL)""",
@@ -79,10 +84,18 @@ _SCHEMA = [
 
 _ORDER_COLS = ("order_id, run_date, symbol, side, quantity, filled_quantity, reference_price, currency, fx_rate, "
                "notional_base, strategy, reason, clamped, status, status_reason, opens_short")
-# Ledgers created before shorts existed lack the column: a writer adds it (never drops anything); a read-only
-# reader (the CLI) reads FALSE, which is what every order of such a ledger was.
-_ADD_SHORT_COL = "ALTER TABLE pf_orders ADD COLUMN IF NOT EXISTS opens_short BOOLEAN DEFAULT FALSE"
-_ORDER_COLS_OLD = _ORDER_COLS.replace("status_reason, opens_short", "status_reason, FALSE AS opens_short")
+
+
+def _check_schema(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    version = None
+    if "pf_meta" in tables:
+        rows = con.execute("SELECT value FROM pf_meta WHERE key = 'schema_version'").fetchall()
+        version = rows[0][0] if rows else None
+    if version != str(SCHEMA_VERSION):
+        found = f"schema v{version}" if version is not None else "a pre-release schema"
+        raise LedgerError(f"the ledger at {db_path} has {found}; this tradeagent reads schema v{SCHEMA_VERSION} "
+                          "(use another TRADEAGENT_HOME, or an older tradeagent to read it)")
 
 
 class Ledger:
@@ -99,15 +112,21 @@ class Ledger:
         except duckdb.Error as exc:
             raise LedgerError(f"cannot open the ledger at {db_path}: {exc}") from None
         self._in_tx = False
-        self._order_cols = _ORDER_COLS
+        tables = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "pf_account" in tables:
+            try:
+                _check_schema(self._con, self.path)
+            except LedgerError:
+                self.close()
+                raise
         with self.transaction():
             for ddl in _SCHEMA:
                 self._con.execute(ddl)
-            self._con.execute(_ADD_SHORT_COL)
             row = self._con.execute("SELECT base_currency FROM pf_account WHERE id = 1").fetchone()
             if row is None:
                 self._con.execute("INSERT INTO pf_account VALUES (1, ?, ?, ?, 0, 0)",
                                   [base_currency.strip().upper(), float(starting_cash), float(starting_cash)])
+                self._con.execute("INSERT OR REPLACE INTO pf_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
         stored = self.base_currency
         if stored != base_currency.strip().upper():
             self.close()
@@ -130,11 +149,13 @@ class Ledger:
         if "pf_account" not in tables or not con.execute("SELECT count(*) FROM pf_account").fetchone()[0]:  # type: ignore[index]
             con.close()
             return None
+        try:
+            _check_schema(con, Path(db_path))
+        except LedgerError:
+            con.close()
+            raise
         ledger = cls.__new__(cls)
         ledger.path, ledger._con, ledger._in_tx = Path(db_path), con, False
-        cols = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns "
-                                          "WHERE table_name = 'pf_orders'").fetchall()}
-        ledger._order_cols = _ORDER_COLS if "opens_short" in cols else _ORDER_COLS_OLD
         return ledger
 
     # ------------------------------------------------------------ plumbing
@@ -196,7 +217,7 @@ class Ledger:
         return {s: (float(q), float(c), None if m is None else float(m)) for s, q, c, m in rows}
 
     def orders(self, status: str | None = None) -> list[OrderRecord]:
-        sql = f"SELECT {self._order_cols} FROM pf_orders"
+        sql = f"SELECT {_ORDER_COLS} FROM pf_orders"
         params: list[Any] = []
         if status is not None:
             sql += " WHERE status = ?"
@@ -327,7 +348,7 @@ class Ledger:
     def pending_before(self, session: date) -> list[OrderRecord]:
         """Pending orders decided before ``session``: by decision date, sells first, then in submit order."""
         names = [c.strip() for c in _ORDER_COLS.split(",")]
-        rows = self._rows(f"SELECT {self._order_cols} FROM pf_orders WHERE status = 'pending' AND run_date < ? "
+        rows = self._rows(f"SELECT {_ORDER_COLS} FROM pf_orders WHERE status = 'pending' AND run_date < ? "
                           "ORDER BY run_date, side = 'buy', seq", [session])
         return [OrderRecord(**dict(zip(names, r, strict=True))) for r in rows]
 

@@ -209,3 +209,20 @@ def test_record_equity_replaces_a_rerun_and_stores_marks(ledger: Ledger) -> None
     ledger.record_equity(NEXT, ledger.snapshot(market({"AAA": 130.0}, NEXT)))
     assert len(ledger.equity_curve()) == 1
     assert ledger.snapshot(None).positions[0].market_value == pytest.approx(1_300)
+
+
+def test_a_ledger_of_another_schema_version_is_refused_not_misread(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.duckdb"
+    Ledger(path, base_currency="USD", starting_cash=1_000).close()
+    opened = Ledger.open_existing(path)
+    assert opened is not None
+    opened.close()
+    con = duckdb.connect(str(path))
+    con.execute("UPDATE pf_meta SET value = '999' WHERE key = 'schema_version'")
+    con.close()
+    for open_it in (lambda: Ledger(path, base_currency="USD", starting_cash=1_000), lambda: Ledger.open_existing(path)):
+        with pytest.raises(LedgerError, match="schema v999; this tradeagent reads schema v1") as err:
+            open_it()
+        assert "\n" not in str(err.value)
+    # the refusal released the file: it can still be opened (and repaired) by hand
+    duckdb.connect(str(path)).close()

@@ -260,19 +260,3 @@ def test_shortable_days_reconcile_and_no_long_only_position_goes_negative(ledger
         assert all(p.quantity > 0 for p in ledger.positions() if p.symbol == "CCC")
     assert any(f.side == "sell" for f in ledger.fills()) and ledger.orders(status="cancelled") == []
     assert any(o.opens_short for o in ledger.orders())
-
-
-def test_a_ledger_from_before_shorts_opens_read_only_and_gains_the_column_on_write(tmp_path: Path) -> None:
-    import duckdb
-
-    path = tmp_path / "old.duckdb"
-    with Ledger(path, base_currency="USD", starting_cash=1_000) as led:
-        PaperBroker(led).submit(_approve(led, [{"symbol": "AAA", "side": "buy", "quantity": 1}], SHORTABLE).approved)
-    con = duckdb.connect(str(path))
-    con.execute("ALTER TABLE pf_orders DROP COLUMN opens_short")  # as a ledger written before shorts
-    con.close()
-    old = Ledger.open_existing(path)
-    assert old is not None and [o.opens_short for o in old.orders()] == [False]
-    old.close()
-    with Ledger(path, base_currency="USD", starting_cash=1_000) as led:
-        assert [o.opens_short for o in led.pending_before(NEXT)] == [False]
