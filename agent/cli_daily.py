@@ -35,6 +35,8 @@ def render_summary(result: DailyResult) -> None:
         hold = r["hold"]
         colour = "red" if hold.get("fallback") else "yellow"
         console.print(f"[{colour}]HOLD-ALL {hold['reason']}[/{colour}]: {hold['detail']}")
+    for order in r.get("expired", []):
+        console.print(f"[yellow]expired[/yellow] {order['order_id']}: {order['reason']}")
     for fill in r.get("fills", []):
         console.print(f"filled {fill['side']} {fill['quantity']:g} {fill['symbol']} @ {fill['price']:.4f} ({fill['fill_date']})")
     nodes = Table(title="nodes", show_lines=False)

@@ -44,6 +44,7 @@ from tools.universe import load_universe
 from tools.view import MarketView
 
 DEFAULT_STARTING_CASH = 10_000.0
+ORDER_EXPIRY_SESSIONS = 5  # a pending order with no session to fill at for this long is cancelled
 PROMPTS = ("system", "analyst", "sentiment", "quant", "risk")
 
 
@@ -108,11 +109,17 @@ def market_snapshot(view: MarketView, data: UniverseData, universe: Universe) ->
     return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
 
 
-def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date) -> list[dict[str, Any]]:
-    """Fill every pending order at the open of the first session after its decision day, up to D."""
+def _settle_pending(
+    broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Fill pending orders at the open of the first session after their decision day, up to D; expire the rest.
+
+    An order whose instrument has had no bar for ``ORDER_EXPIRY_SESSIONS`` sessions of the universe since its
+    decision day (delisted, halted, history ended) is cancelled, so it stops reserving cash forever.
+    """
     pending = broker.pending()
     if not pending:
-        return []
+        return [], []
     first_decided = min(o.run_date for o in pending)
     sessions = sorted(
         {ts.date() for bars in data.bars.values() for ts in bars.index if first_decided < ts.date() <= run_date}
@@ -125,7 +132,14 @@ def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run
             if pd.Timestamp(session) in b.index
         }
         fills.extend(broker.settle(session, opens, data.fx))
-    return [f.model_dump(mode="json") for f in fills]
+    expired = []
+    for order in broker.pending():
+        waited = sum(1 for s in sessions if s > order.run_date)
+        if waited >= ORDER_EXPIRY_SESSIONS:
+            reason = f"expired: no {order.symbol} session to fill at in the {waited} sessions after {order.run_date}"
+            if ledger.cancel(order.order_id, reason):
+                expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
+    return [f.model_dump(mode="json") for f in fills], expired
 
 
 def _load_day(
@@ -189,7 +203,7 @@ def run_daily(
             return DailyResult(run_date=run_date, path=path, results=previous, repeated=True)
 
         broker = PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
-        fills = [] if dry_run else _settle_pending(broker, ledger, data, run_date)
+        fills, expired = ([], []) if dry_run else _settle_pending(broker, ledger, data, run_date)
         view = MarketView.build(data, run_date)
         market = market_snapshot(view, data, uni)
         snapshot = ledger.snapshot(market)
@@ -218,7 +232,7 @@ def run_daily(
 
         results = _results(
             run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=dry_run, client=client,
-            state=state, fills=fills, snapshot=snapshot.model_dump(mode="json"), risk_state=risk_state.model_dump(mode="json"),
+            state=state, fills=fills, expired=expired, snapshot=snapshot.model_dump(mode="json"), risk_state=risk_state.model_dump(mode="json"),
             limits=limits.model_dump(mode="json"), limit_notes=limit_notes, data=data, view=view,
             timings={"data_seconds": round(data_seconds, 4), "graph_seconds": round(graph_seconds, 4),
                      "total_seconds": round(time.perf_counter() - started, 4)},
@@ -238,6 +252,7 @@ def _results(
     client: Any,
     state: dict[str, Any],
     fills: list[dict[str, Any]],
+    expired: list[dict[str, Any]],
     snapshot: dict[str, Any],
     risk_state: dict[str, Any],
     limits: dict[str, Any],
@@ -274,6 +289,7 @@ def _results(
         "clamps": [c.model_dump(mode="json") for c in guard_result.clamps] if guard_result else [],
         "placed": placed,
         "fills": fills,
+        "expired": expired,
         "portfolio": snapshot,
         "risk": {"state": risk_state, "limits": limits, "notes": limit_notes},
         "data": {

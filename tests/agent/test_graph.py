@@ -170,3 +170,13 @@ def test_a_tool_asked_about_an_unknown_symbol_answers_with_an_error_the_model_ca
     tool_message = next(m for m in llm.requests[1].messages if m.get("role") == "tool")
     assert "AAPL" in tool_message["content"] and '"error"' in tool_message["content"]
     assert r["nodes"]["analyst"]["status"] == "ok"
+
+
+def test_an_order_whose_instrument_never_trades_again_expires_instead_of_reserving_cash(settings: Settings) -> None:
+    first = run_daily(settings, universe="demo", run_date=date(2013, 3, 1), llm="offline").results  # GOOG's last bar
+    goog = next(o["order_id"] for o in first["approved"] if o["symbol"] == "GOOG")
+    later = run_daily(settings, universe="demo", run_date=date(2013, 3, 8), llm="offline").results
+    assert [e["order_id"] for e in later["expired"]] == [goog] and "no GOOG session" in later["expired"][0]["reason"]
+    assert {f["symbol"] for f in later["fills"]} == {o["symbol"] for o in first["approved"]} - {"GOOG"}
+    statuses = {o.order_id: o.status for o in ledger_orders(settings)}
+    assert statuses[goog] == "cancelled"
