@@ -67,3 +67,4 @@ class NodeOutcome(_Frozen):
     llm_calls: int = 0
     tokens: int = 0
     seconds: float = 0.0
+    tool_calls: list[dict] = Field(default_factory=list)  # each call: tool, arguments, status, output the model saw

@@ -172,7 +172,8 @@ def _ask_node(
         return None, outcome
     outcome = _outcome(
         node, deps, status="ok", output=result.output.model_dump(mode="json"), llm_calls=result.calls,
-        tokens=result.tokens, seconds=round(time.perf_counter() - started, 4), **common,
+        tokens=result.tokens, seconds=round(time.perf_counter() - started, 4), tool_calls=result.tool_trace,
+        **common,
     )  # fmt: skip
     return result.output, outcome
 

@@ -84,6 +84,8 @@ def test_the_analyst_may_call_its_tools_before_answering(settings: Settings) -> 
     assert len(tool_messages) == 1 and '"rsi_14"' in tool_messages[0]["content"]
     assert "2012-06-04" not in tool_messages[0]["content"]  # nothing after the run date reaches the model
     assert r["nodes"]["analyst"]["llm_calls"] == 2 and r["status"] == "orders_placed"
+    [call] = r["nodes"]["analyst"]["tool_calls"]  # the results file keeps what the model asked and saw
+    assert call["tool"] == "get_indicators" and call["arguments"] == {"symbol": "SP500"} and call["status"] == "ok"
 
 
 def test_an_analyst_failure_leaves_no_signal_and_ends_in_hold_all(settings: Settings) -> None:
