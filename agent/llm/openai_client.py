@@ -141,6 +141,8 @@ class OpenAIClient:
                 delay = self._delay(attempt, retry_after)
                 log.warning("LLM %s on attempt %d; retrying in %.1fs", error.cause, attempt + 1, delay)
                 self._sleep(delay)
+            except ValueError:  # the SDK could not decode the body (an HTML error page, a proxy's banner)
+                raise LLMError("malformed", "the server's answer is not a JSON chat completion") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _classify(self, exc: openai.APIError) -> tuple[LLMError, float | None]:

@@ -126,12 +126,12 @@ def test_a_halted_book_asks_no_llm_and_holds(settings: Settings) -> None:
 
 
 def test_rerunning_a_traded_day_places_nothing_twice(settings: Settings) -> None:
-    first = run_daily(settings, universe="demo", run_date=DAY, llm="offline")
+    traded_day = date(2013, 3, 1)  # the offline rules buy all three demo instruments that day
+    first = run_daily(settings, universe="demo", run_date=traded_day, llm="offline")
     orders_after_first = ledger_orders(settings)
-    second = run_daily(settings, universe="demo", run_date=DAY, llm="offline")
-    assert first.results["llm"] == "offline-rules"
-    if first.results["placed"]:
-        assert second.repeated is True and second.results == first.results
+    second = run_daily(settings, universe="demo", run_date=traded_day, llm="offline")
+    assert first.results["llm"] == "offline-rules" and len(first.results["placed"]) == 3
+    assert second.repeated is True and second.results == first.results
     assert [o.order_id for o in ledger_orders(settings)] == [o.order_id for o in orders_after_first]
 
 

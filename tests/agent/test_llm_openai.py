@@ -290,3 +290,16 @@ def test_a_long_retry_after_is_capped(api) -> None:
     client.complete(analyst_request())
 
     assert delays == [30.0]
+
+
+def test_a_body_that_is_not_json_is_malformed_and_not_retried(api) -> None:
+    route = api.post("/chat/completions").mock(
+        return_value=httpx.Response(200, text="<html>502 bad gateway</html>", headers={"content-type": "application/json"})
+    )
+    client, _ = make_openai()
+
+    with pytest.raises(LLMError) as err:
+        client.complete(analyst_request())
+
+    assert err.value.cause == "malformed" and route.call_count == 1
+    assert FAKE_KEY not in str(err.value)
