@@ -14,8 +14,6 @@ Contract (shared/DESIGN.md):
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from datetime import date
@@ -25,6 +23,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from agent.cli_common import UserError
+from agent.files import write_json_atomic
 from agent.graph import build_graph
 from agent.llm.base import LLMClient, TokenBudget
 from agent.llm.factory import make_client
@@ -54,24 +53,6 @@ class DailyResult:
     path: Path
     results: dict[str, Any]
     repeated: bool = False  # True when the day had already traded and nothing was re-run
-
-
-def last_common_session(data: UniverseData) -> date:
-    """The last day on which every instrument with data has a bar (the demo's run date)."""
-    lasts = [df.index[-1].date() for df in data.bars.values() if len(df)]
-    if not lasts:
-        raise UserError("no instrument of the universe has any data")
-    return min(lasts)
-
-
-def _write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2, sort_keys=False, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def market_snapshot(view: MarketView, data: UniverseData, universe: Universe) -> MarketSnapshot:
@@ -155,7 +136,7 @@ def _load_day(
                 f"{first[0]}: {first[1]})"
             )
         lasts = [df.index[-1].date() for df in data.bars.values() if len(df)]
-        run_date = last_common_session(data) if latest_common else max(lasts)
+        run_date = min(lasts) if latest_common else max(lasts)  # the demo wants the last day all instruments share
         # now that D is known, read everything again point-in-time from the cache (no refetch)
         notes, errors = data.notes, data.errors
         data = load_universe_data(uni, cache, as_of=run_date, refresh=False)
@@ -218,6 +199,7 @@ def run_daily(
                 risk_state = latched
         if client is None:
             client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget))
+        # history again: settlement above changed what is pending and when each symbol last traded
         deps = DayDeps(
             run_date=run_date, universe=uni, view=view, market=market, portfolio=snapshot, limits=limits,
             risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
@@ -225,7 +207,7 @@ def run_daily(
         )  # fmt: skip
         graph_started = time.perf_counter()
         try:
-            state = build_graph(deps).invoke({"nodes": {}, "notes": [], "timings": {}})
+            state = build_graph(deps).invoke({"nodes": {}, "timings": {}})
         except Exception as exc:
             state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
         graph_seconds = time.perf_counter() - graph_started
@@ -237,7 +219,7 @@ def run_daily(
             timings={"data_seconds": round(data_seconds, 4), "graph_seconds": round(graph_seconds, 4),
                      "total_seconds": round(time.perf_counter() - started, 4)},
         )  # fmt: skip
-        _write_json_atomic(path, results)
+        write_json_atomic(path, results, indent=2, default=str)
         return DailyResult(run_date=run_date, path=path, results=results)
     finally:
         ledger.close()

@@ -71,8 +71,11 @@ def _after_guard_for(deps: DayDeps) -> Callable[[DayState], Literal["broker", "r
 
 
 def _record(state: DayState, deps: DayDeps) -> DayState:
-    """Closing bookkeeping inside the graph: nothing to write yet beyond the guard log (done by the guard)."""
-    return {"notes": [f"llm={getattr(deps.client, 'provider', 'unknown')}"]}
+    """Write the guard's verdicts (approvals, rejections, clamps) to the ledger's guard log; a dry run writes nothing."""
+    result = state.get("guard")
+    if result is not None and deps.broker is not None:
+        deps.ledger.record_guard(deps.run_date, result)
+    return {}
 
 
 def build_graph(deps: DayDeps) -> Any:

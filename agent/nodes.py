@@ -290,8 +290,6 @@ def guard_node(state: DayState, deps: DayDeps) -> DayState:
         run_date=deps.run_date,
         fee_bps=deps.fee_bps,
     )
-    if deps.broker is not None:  # a dry run leaves the ledger, guard log included, untouched
-        deps.ledger.record_guard(deps.run_date, result)
     return {"guard": result}
 
 

@@ -43,5 +43,4 @@ class DayState(TypedDict, total=False):
     guard: GuardResult  # approved orders (which only the guard can build), rejections and clamps
     placed: list[str]  # order ids handed to the broker
     hold: dict[str, Any] | None  # portfolio.holdall.Hold dump when the day holds
-    notes: Annotated[list[str], operator.add]
     timings: Annotated[dict[str, float], operator.or_]

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
 from agent.errors import LLMError
+from agent.files import write_json_atomic
 from agent.llm.base import LLMClient, LLMRequest, LLMResponse, TokenBudget
 
 CacheMode = Literal["record", "replay", "off"]
@@ -96,18 +95,10 @@ class CachedClient:
 
     def _store(self, key: str, request: LLMRequest, response: LLMResponse) -> None:
         path = self.path_for(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
         record = {
             "format": _FORMAT,
             "key": key,
             "node": request.node,
             "response": response.model_copy(update={"cached": False}).model_dump(mode="json"),
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(record, fh, sort_keys=True, indent=1, ensure_ascii=False)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_json_atomic(path, record, sort_keys=True, indent=1, ensure_ascii=False)

@@ -51,6 +51,22 @@ def ledger_orders(settings: Settings) -> list:
         ledger.close()
 
 
+def guard_log(settings: Settings) -> list[dict]:
+    ledger = Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0)
+    try:
+        return ledger.guard_log()
+    finally:
+        ledger.close()
+
+
+def test_the_record_node_logs_every_rejection_and_clamp_in_the_ledger(settings: Settings) -> None:
+    llm = ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=1.0, NOPE=0.1)])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    assert r["clamps"] and r["rejected"]
+    logged = {(row["kind"], row["code"]) for row in guard_log(settings)}
+    assert ("clamp", r["clamps"][0]["code"]) in logged and ("rejection", r["rejected"][0]["code"]) in logged
+
+
 def test_the_graph_topology_matches_its_snapshot() -> None:
     assert topology() == SNAPSHOT.read_text(encoding="utf-8")
 
@@ -152,7 +168,7 @@ def test_a_dry_run_changes_nothing(settings: Settings) -> None:
     llm = ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=0.1)])
     r = run_daily(settings, universe="demo", run_date=DAY, client=llm, dry_run=True).results
     assert r["status"] == "dry_run" and r["approved"] and r["placed"] == []
-    assert ledger_orders(settings) == []
+    assert ledger_orders(settings) == [] and guard_log(settings) == []
 
 
 def test_a_day_that_is_not_a_session_is_a_clear_error(settings: Settings) -> None:
