@@ -31,6 +31,8 @@ def render_summary(result: DailyResult) -> None:
     if result.repeated:
         title += " · already traded: nothing re-run"
     console.print(f"[bold]{title}[/bold]")
+    if r.get("recovered"):
+        console.print(f"[yellow]recovered:[/yellow] {r['recovered']}")
     if r.get("hold"):
         hold = r["hold"]
         colour = "red" if hold.get("fallback") else "yellow"

@@ -90,9 +90,7 @@ def market_snapshot(view: MarketView, data: UniverseData, universe: Universe) ->
     return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
 
 
-def _settle_pending(
-    broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date) -> list[dict[str, Any]]:
     """Fill pending orders at the open of the first session after their decision day, up to D; expire the rest.
 
     An order whose instrument has had no bar for ``ORDER_EXPIRY_SESSIONS`` sessions of the universe since its
@@ -100,19 +98,18 @@ def _settle_pending(
     """
     pending = broker.pending()
     if not pending:
-        return [], []
+        return []
     first_decided = min(o.run_date for o in pending)
     sessions = sorted(
         {ts.date() for bars in data.bars.values() for ts in bars.index if first_decided < ts.date() <= run_date}
     )
-    fills = []
     for session in sessions:
         opens = {
             s: float(b.loc[pd.Timestamp(session), "open"])
             for s, b in data.bars.items()
             if pd.Timestamp(session) in b.index
         }
-        fills.extend(broker.settle(session, opens, data.fx))
+        broker.settle(session, opens, data.fx)
     expired = []
     for order in broker.pending():
         waited = sum(1 for s in sessions if s > order.run_date)
@@ -120,7 +117,17 @@ def _settle_pending(
             reason = f"expired: no {order.symbol} session to fill at in the {waited} sessions after {order.run_date}"
             if ledger.cancel(order.order_id, reason):
                 expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
-    return [f.model_dump(mode="json") for f in fills], expired
+    return expired
+
+
+def _fills_since_previous_run(ledger: Ledger, run_date: date) -> list[dict[str, Any]]:
+    """The fills D's run settled, read back from the ledger, so a re-run after a kill still reports them.
+
+    Each run settles every pending order up to its own date, so the fills dated after the previous run's
+    date (its equity mark) and up to D are exactly those settled at the start of D's run.
+    """
+    previous = max((day for day, _ in ledger.equity_curve() if day < run_date), default=date.min)
+    return [f.model_dump(mode="json") for f in ledger.fills() if previous < f.fill_date <= run_date]
 
 
 def _load_day(
@@ -179,18 +186,22 @@ def run_daily(
                 "(replays of history belong to `tradeagent eval`)"
             )
         history = ledger.history(run_date)
-        if not dry_run and history.orders_today > 0 and path.exists():
+        if not dry_run and history.orders_today > 0:
+            if not path.exists():  # the run that placed them stopped before writing its file: rebuild it
+                recovered = _recovered_results(run_date, uni, ledger, settings, started)
+                write_json_atomic(path, recovered, indent=2, default=str)
             previous = json.loads(path.read_text(encoding="utf-8"))
             return DailyResult(run_date=run_date, path=path, results=previous, repeated=True)
 
         broker = PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
-        fills, expired = ([], []) if dry_run else _settle_pending(broker, ledger, data, run_date)
+        expired = [] if dry_run else _settle_pending(broker, ledger, data, run_date)
         view = MarketView.build(data, run_date)
         market = market_snapshot(view, data, uni)
         snapshot = ledger.snapshot(market)
         limits, limit_notes = load_limits(settings.risk_config_path if settings.risk_config_path.exists() else None)
         store = RiskStateStore(settings.risk_state_path)
         risk_state = store.load()
+        fills = [] if dry_run else _fills_since_previous_run(ledger, run_date)
         if not dry_run:
             ledger.record_equity(run_date, snapshot)
             latched = update_breakers(ledger.equity_curve(), limits, risk_state, run_date)
@@ -212,10 +223,20 @@ def run_daily(
             state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
         graph_seconds = time.perf_counter() - graph_started
 
+        guard_result = state.get("guard")
         results = _results(
-            run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=dry_run, client=client,
-            state=state, fills=fills, expired=expired, snapshot=snapshot.model_dump(mode="json"), risk_state=risk_state.model_dump(mode="json"),
-            limits=limits.model_dump(mode="json"), limit_notes=limit_notes, data=data, view=view,
+            run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=dry_run,
+            llm={"llm": getattr(client, "provider", "unknown"), "model": getattr(client, "model", "unknown")},
+            status=_status(state, dry_run), state=state,
+            orders={
+                "approved": [o.model_dump(mode="json") for o in guard_result.approved] if guard_result else [],
+                "rejected": [r.model_dump(mode="json") for r in guard_result.rejections] if guard_result else [],
+                "clamps": [c.model_dump(mode="json") for c in guard_result.clamps] if guard_result else [],
+            },
+            fills=fills, expired=expired, snapshot=snapshot.model_dump(mode="json"), risk_state=risk_state.model_dump(mode="json"),
+            limits=limits.model_dump(mode="json"), limit_notes=limit_notes,
+            data={"notes": list(data.notes), "errors": dict(data.errors),
+                  "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}},
             timings={"data_seconds": round(data_seconds, 4), "graph_seconds": round(graph_seconds, 4),
                      "total_seconds": round(time.perf_counter() - started, 4)},
         )  # fmt: skip
@@ -225,60 +246,88 @@ def run_daily(
         ledger.close()
 
 
+def _status(state: dict[str, Any], dry_run: bool) -> str:
+    guard_result = state.get("guard")
+    if state.get("hold"):
+        return "hold"
+    if state.get("placed"):
+        return "orders_placed"
+    if dry_run and guard_result is not None and guard_result.approved:
+        return "dry_run"
+    return "no_orders"
+
+
+def _recovered_results(run_date: date, uni: Universe, ledger: Ledger, settings: Settings, started: float) -> dict[str, Any]:
+    """The results file of a run that placed orders and was stopped (killed, power cut) before writing it.
+
+    Node outputs and LLM answers died with that process; what it decided is in the ledger (one transaction
+    per batch of orders) and, if it got that far, in the guard log. Nothing is re-decided: re-running the
+    graph could only be refused (the orders exist) and would overwrite the record of what was traded.
+    """
+    orders = [o for o in ledger.orders() if o.run_date == run_date]
+    log = ledger.guard_log(run_date)
+    limits, limit_notes = load_limits(settings.risk_config_path if settings.risk_config_path.exists() else None)
+    results = _results(
+        run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=False,
+        llm={"llm": "unknown", "model": "unknown"}, status="recovered",
+        state={"nodes": {}, "placed": [o.order_id for o in orders], "recovered": (
+            f"the run that placed {len(orders)} order(s) on {run_date} stopped before writing this file; "
+            "orders and guard verdicts come from the ledger, node outputs and LLM answers are lost"
+        )},
+        orders={
+            "approved": [o.model_dump(mode="json") for o in orders],
+            "rejected": [{k: e[k] for k in ("symbol", "raw", "code", "detail")} for e in log if e["kind"] == "rejection"],
+            "clamps": [{"order_id": e["order_id"], "code": e["code"], "detail": e["detail"],
+                        "from_quantity": e["from_quantity"], "to_quantity": e["to_quantity"]}
+                       for e in log if e["kind"] == "clamp"],
+        },
+        fills=_fills_since_previous_run(ledger, run_date),
+        expired=[], snapshot=ledger.snapshot().model_dump(mode="json"),
+        risk_state=RiskStateStore(settings.risk_state_path).load().model_dump(mode="json"),
+        limits=limits.model_dump(mode="json"), limit_notes=limit_notes, data={"notes": [], "errors": {}, "untradeable": {}},
+        timings={"total_seconds": round(time.perf_counter() - started, 4)},
+    )  # fmt: skip
+    return {**results, "prompts": {}}  # which templates that run used is not known; today's hashes would lie
+
+
 def _results(
     *,
     run_date: date,
     uni_name: str,
     base: str,
     dry_run: bool,
-    client: Any,
+    llm: dict[str, str],
+    status: str,
     state: dict[str, Any],
+    orders: dict[str, list[dict[str, Any]]],
     fills: list[dict[str, Any]],
     expired: list[dict[str, Any]],
     snapshot: dict[str, Any],
     risk_state: dict[str, Any],
     limits: dict[str, Any],
     limit_notes: list[str],
-    data: UniverseData,
-    view: MarketView,
+    data: dict[str, Any],
     timings: dict[str, float],
 ) -> dict[str, Any]:
-    guard_result = state.get("guard")
     nodes = state.get("nodes", {})
-    hold = state.get("hold")
-    placed = state.get("placed", [])
-    if hold:
-        status = "hold"
-    elif placed:
-        status = "orders_placed"
-    elif dry_run and guard_result is not None and guard_result.approved:
-        status = "dry_run"
-    else:
-        status = "no_orders"
     return {
         "date": run_date.isoformat(),
         "universe": uni_name,
         "base_currency": base,
         "status": status,
         "dry_run": dry_run,
-        "llm": getattr(client, "provider", "unknown"),
-        "model": getattr(client, "model", "unknown"),
-        "hold": hold,
+        **llm,
+        "hold": state.get("hold"),
+        "recovered": state.get("recovered"),
         "nodes": nodes,
         "proposed": state.get("proposals", []),
-        "approved": [o.model_dump(mode="json") for o in guard_result.approved] if guard_result else [],
-        "rejected": [r.model_dump(mode="json") for r in guard_result.rejections] if guard_result else [],
-        "clamps": [c.model_dump(mode="json") for c in guard_result.clamps] if guard_result else [],
-        "placed": placed,
+        **orders,
+        "placed": state.get("placed", []),
         "fills": fills,
         "expired": expired,
         "portfolio": snapshot,
         "risk": {"state": risk_state, "limits": limits, "notes": limit_notes},
-        "data": {
-            "notes": list(data.notes),
-            "errors": dict(data.errors),
-            "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable},
-        },
+        "data": data,
         "prompts": {name: {"version": p.version, "sha256": p.sha256} for name in PROMPTS for p in [load_prompt(name)]},
         "llm_calls": sum(int(n.get("llm_calls", 0)) for n in nodes.values()),
         "tokens": sum(int(n.get("tokens", 0)) for n in nodes.values()),
