@@ -45,7 +45,7 @@ def render_summary(result: DailyResult) -> None:
     for col in ("node", "status", "llm calls", "detail"):
         nodes.add_column(col)
     for name, n in r.get("nodes", {}).items():
-        detail = n.get("abstain_reason") or ""
+        detail = n.get("abstain_detail") or n.get("abstain_reason") or ""
         if n.get("status") == "ok" and n.get("output"):
             out = n["output"]
             if "targets" in out:

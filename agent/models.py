@@ -60,7 +60,8 @@ class NodeOutcome(_Frozen):
     node: str
     status: Literal["ok", "abstained"]
     output: dict | None = None
-    abstain_reason: str | None = None
+    abstain_reason: str | None = None  # a cause slug (agent.errors.LLMCause, or error:<Type>, cache_miss …)
+    abstain_detail: str | None = None  # one redacted line for people
     llm: str
     prompt: str | None = None
     prompt_hash: str | None = None

@@ -24,9 +24,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from agent.errors import LLMError
 from agent.llm.base import LLMRequest, tool_spec
-from agent.llm.runner import BoundTool, ask
+from agent.llm.runner import AskFailed, BoundTool, ask
 from agent.models import AnalystReport, NodeOutcome, RiskPlan
 from agent.state import DayDeps, DayState
 from portfolio.holdall import deliberate_hold, hold_all
@@ -164,9 +163,10 @@ def _ask_node(
     common = {"prompt": f"{template.name}@v{template.version}", "prompt_hash": template.sha256}
     try:
         result = ask(deps.client, request, output_model, tools)
-    except LLMError as exc:
+    except AskFailed as exc:
         outcome = _outcome(
-            node, deps, status="abstained", abstain_reason=exc.cause,
+            node, deps, status="abstained", abstain_reason=exc.cause, abstain_detail=str(exc),
+            llm_calls=exc.calls, tokens=exc.tokens, tool_calls=exc.tool_trace,
             seconds=round(time.perf_counter() - started, 4), **common,
         )  # fmt: skip
         return None, outcome

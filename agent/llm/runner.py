@@ -10,6 +10,8 @@ Contract:
   JSON: ``malformed``) and validated into ``output_model`` (failure: ``schema_mismatch``).
 - Returns ``AskResult(output, calls, tokens, tool_trace)``; ``tool_trace`` is one dict per tool call
   (round, id, tool, arguments, status, and the output or the error fed back) for the results file.
+- Fails with ``AskFailed`` (an ``LLMError`` with the original cause) that still carries the calls, tokens
+  and tool calls made before the failure, so an abstaining node's record is as complete as a successful one's.
 
 Deliberate decisions:
 - An unknown tool name fails at once (``unknown_tool``): the model is confused about its own powers, and
@@ -32,7 +34,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from agent.errors import LLMError
+from agent.errors import AgentError, LLMError
 from agent.llm.base import LLMClient, LLMRequest, LLMResponse, ToolCall, ToolSpec
 
 _FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
@@ -55,6 +57,22 @@ class AskResult:
     tool_trace: list[dict[str, Any]] = field(default_factory=list)
 
 
+class AskFailed(LLMError):
+    """An ``ask`` that failed part-way: its cause, and the calls, tokens and tool calls made before it."""
+
+    def __init__(self, error: LLMError, calls: int, tokens: int, tool_trace: list[dict[str, Any]]) -> None:
+        AgentError.__init__(self, str(error))
+        self.cause = error.cause
+        self.calls, self.tokens, self.tool_trace = calls, tokens, tool_trace
+
+
+@dataclass
+class _Progress:
+    calls: int = 0
+    tokens: int = 0
+    trace: list[dict[str, Any]] = field(default_factory=list)
+
+
 def ask(
     client: LLMClient,
     request: LLMRequest,
@@ -63,30 +81,46 @@ def ask(
     *,
     max_rounds: int = 4,
 ) -> AskResult:
-    """Run the tool loop for one node and return its validated output (or raise ``LLMError``)."""
+    """Run the tool loop for one node and return its validated output (or raise ``AskFailed``)."""
     if max_rounds < 1:
         raise ValueError("max_rounds must be >= 1")
     for name, bound in tools.items():
         if name != bound.spec.name:
             raise ValueError(f"tool bound as {name!r} but its spec is named {bound.spec.name!r}")
+    progress = _Progress()
+    try:
+        output = _tool_loop(client, request, output_model, tools, max_rounds, progress)
+    except LLMError as exc:
+        raise AskFailed(exc, progress.calls, progress.tokens, progress.trace) from exc
+    return AskResult(output, progress.calls, progress.tokens, progress.trace)
+
+
+def _tool_loop(
+    client: LLMClient,
+    request: LLMRequest,
+    output_model: type[BaseModel],
+    tools: Mapping[str, BoundTool],
+    max_rounds: int,
+    progress: _Progress,
+) -> BaseModel:
     messages: list[dict[str, Any]] = list(request.messages)
     specs = [t.spec for t in tools.values()]
-    calls = tokens = 0
-    trace: list[dict[str, Any]] = []
+    trace = progress.trace
     strikes = 0
     for round_no in range(1, max_rounds + 1):
         response = client.complete(request.model_copy(update={"messages": list(messages), "tools": specs}))
-        calls += 1
-        tokens += response.prompt_tokens + response.completion_tokens
+        progress.calls += 1
+        progress.tokens += response.prompt_tokens + response.completion_tokens
         if not response.tool_calls:
-            return AskResult(_parse_final(response, output_model), calls, tokens, trace)
+            return _parse_final(response, output_model)
         messages.append(_assistant_turn(response))
         for call in response.tool_calls:
             tool = tools.get(call.name)
+            entry: dict[str, Any] = {"round": round_no, "id": call.id, "tool": call.name[:64]}
             if tool is None:
                 offered = ", ".join(sorted(tools)) or "none"
+                trace.append({**entry, "arguments": call.arguments[:500], "status": "unknown_tool"})
                 raise LLMError("unknown_tool", f"model called {call.name[:64]!r}; tools offered: {offered}")
-            entry: dict[str, Any] = {"round": round_no, "id": call.id, "tool": call.name}
             try:
                 args = tool.input_model.model_validate_json(call.arguments)
             except ValidationError as exc:

@@ -112,6 +112,15 @@ def test_an_analyst_failure_leaves_no_signal_and_ends_in_hold_all(settings: Sett
     assert "risk" not in r["nodes"] and r["placed"] == [] and ledger_orders(settings) == []
 
 
+def test_an_analyst_that_fails_after_using_a_tool_keeps_its_calls_in_the_results(settings: Settings) -> None:
+    llm = ScriptedLLM([tool_call_response("get_indicators", {"symbol": "SP500"}), final_answer("I think SP500 is up")])
+    r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results
+    analyst = r["nodes"]["analyst"]
+    assert analyst["status"] == "abstained" and analyst["abstain_reason"] == "malformed"
+    assert "not JSON" in analyst["abstain_detail"] and analyst["llm_calls"] == 2 and analyst["tokens"] > 0
+    assert [c["tool"] for c in analyst["tool_calls"]] == ["get_indicators"] and r["llm_calls"] == 2
+
+
 def test_a_risk_node_failure_ends_in_hold_all_with_its_cause(settings: Settings) -> None:
     llm = ScriptedLLM([analyst_says(SP500=0.9), LLMError("malformed", "not JSON")])
     r = run_daily(settings, universe="demo", run_date=DAY, client=llm).results

@@ -6,7 +6,7 @@ import pytest
 
 from agent.errors import LLMError
 from agent.llm.base import LLMRequest, tool_spec
-from agent.llm.runner import BoundTool, ask, parse_json_answer
+from agent.llm.runner import AskFailed, BoundTool, ask, parse_json_answer
 from agent.models import AnalystReport, SymbolSignal
 from tests.agent._llm_support import IndicatorsInput, analyst_request, get_indicators, indicator_tools
 from tests.fakes import ScriptedLLM, final_answer, tool_call_response
@@ -148,3 +148,27 @@ def test_scripted_errors_pass_through_untouched() -> None:
         ask(llm, LLMRequest(node="quant", messages=[{"role": "user", "content": "x"}]), AnalystReport, {})
 
     assert err.value.cause == "rate_limited"
+
+
+def test_a_failure_part_way_keeps_the_calls_tokens_and_tool_calls_made_before_it() -> None:
+    llm = ScriptedLLM([tool_call_response("get_indicators", {"symbol": "SP500", "window": 20}, call_id="c1"),
+                       LLMError("timeout", "read timed out")])
+
+    with pytest.raises(AskFailed) as caught:
+        ask(llm, analyst_request(), AnalystReport, indicator_tools())
+
+    failed = caught.value
+    assert isinstance(failed, LLMError) and failed.cause == "timeout" and "read timed out" in str(failed)
+    assert failed.calls == 1 and failed.tokens == 20
+    assert [(t["id"], t["tool"], t["status"]) for t in failed.tool_trace] == [("c1", "get_indicators", "ok")]
+
+
+def test_an_unknown_tool_is_traced_before_the_node_gives_up() -> None:
+    llm = ScriptedLLM([tool_call_response("place_order", {"symbol": "SP500", "quantity": 1e9}, call_id="x")])
+
+    with pytest.raises(AskFailed) as caught:
+        ask(llm, analyst_request(), AnalystReport, indicator_tools())
+
+    assert caught.value.cause == "unknown_tool" and caught.value.calls == 1
+    [entry] = caught.value.tool_trace
+    assert entry["tool"] == "place_order" and entry["status"] == "unknown_tool" and "1000000000" in entry["arguments"]
