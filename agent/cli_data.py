@@ -7,6 +7,8 @@
   before D, read through the cache (local sources are read on demand; remote ones must have been fetched).
   Without ``--as-of`` the view is "as of the last cached bar". ``--json`` prints
   ``{"symbol", "as_of", "source", "bars": [{"date", "open", …, <indicators>}], "validation": {…}}``.
+  ``--plot FILE.png`` also writes a chart of the last ``PLOT_SESSIONS`` bars up to D with the indicators
+  (``agent.plots.price_figure``); the path goes to stderr so ``--json`` output stays clean.
 
 Errors (unknown symbol, bad date, date before the data, malformed CSV, no network) print one line and exit 2
 (``agent.cli_common.cli_errors``).
@@ -15,13 +17,14 @@ Errors (unknown symbol, bad date, date before the data, malformed CSV, no networ
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Annotated, Any
 
 import pandas as pd
 import typer
 from rich.table import Table
 
-from agent.cli_common import cli_errors, console, load_settings, parse_date, print_json
+from agent.cli_common import cli_errors, console, err_console, load_settings, parse_date, print_json
 from tools.cache import MarketCache
 from tools.calendars import calendar_for
 from tools.data import load_universe_data
@@ -37,6 +40,7 @@ UniverseOpt = Annotated[
     str, typer.Option("--universe", "-u", help="built-in name or path to a universe TOML")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+PLOT_SESSIONS = 252  # a year of daily bars: long enough to read the 200-day average, short enough to see days
 
 
 def _num(value: Any) -> float | None:
@@ -106,6 +110,9 @@ def show(
     indicators: Annotated[bool, typer.Option("--indicators", help="add indicator columns")] = False,
     last: Annotated[int, typer.Option("--last", min=1, help="number of bars to print")] = 10,
     json_out: JsonOpt = False,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="also write a chart of the last year up to --as-of (PNG)")
+    ] = None,
 ) -> None:
     """Show the last bars of a symbol on or before --as-of, with indicators and the validation verdict."""
     as_of_d = parse_date(as_of, "--as-of")
@@ -127,9 +134,16 @@ def show(
     day = as_of_d or bars.index[-1].date()
     check = validate_bars(symbol, bars, day, calendar=calendar_for(inst))
     frame = bars
-    if indicators:
+    if indicators or plot is not None:
         # Computed on the bars up to as_of only: the printed values are what the agent saw that day.
         frame = bars.join(compute_indicators(bars).drop(columns=["close"]))
+    if plot is not None:
+        from agent.plots import price_figure, save_png  # matplotlib only when a chart is asked for
+
+        chart = save_png(price_figure(frame.iloc[-PLOT_SESSIONS:], f"{symbol} ({inst.source}) as of {day}"), plot)
+        err_console.print(f"chart: {chart}")
+    if not indicators:
+        frame = bars
     tail = frame.iloc[-last:]
     if json_out:
         print_json(

@@ -5,6 +5,7 @@ Deliberate decisions:
   last ``record_equity``), because the CLI has no market data. Without a ledger it says so and shows the
   starting cash from settings (10,000 USD by default).
 - The ledger is opened READ-ONLY here, so these commands never create or change it.
+- ``portfolio --plot FILE.png`` draws the stored equity marks and fills (``agent.plots.equity_figure``).
 - The kill switch lives here (``risk halt|reduce|resume``), never in an LLM tool. ``risk limits`` shows the
   limits IN FORCE: the coded ceilings tightened by ``TRADEAGENT_HOME/risk.toml``; looser values are ignored
   and reported on stderr.
@@ -13,12 +14,13 @@ Deliberate decisions:
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from agent.cli_common import cli_errors, console, err_console, load_settings, print_json
+from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, print_json
 from portfolio.ledger import Ledger
 from portfolio.models import RiskMode, RiskState
 from portfolio.risk import RiskStateStore, load_limits
@@ -49,10 +51,15 @@ def _portfolio_data() -> tuple[dict[str, Any], bool]:
             "positions": positions}, True
 
 
+PlotOpt = Annotated[Path | None, typer.Option("--plot", help="also write the equity curve and drawdown (PNG)")]
+
+
 @cli_errors
-def portfolio_cmd(json_: JsonFlag = False) -> None:
+def portfolio_cmd(json_: JsonFlag = False, plot: PlotOpt = None) -> None:
     """Show cash, equity and positions (valued at the ledger's last marks)."""
     data, exists = _portfolio_data()
+    if plot is not None:
+        _plot_equity(plot)
     if json_:
         print_json(data)
         return
@@ -67,6 +74,20 @@ def portfolio_cmd(json_: JsonFlag = False) -> None:
         table.add_row(p["symbol"], f"{p['quantity']:g}", f"{p['avg_price']:,.4f}", f"{p['market_value']:,.2f}",
                       f"{p['weight']:.1%}")
     console.print(table)
+
+
+def _plot_equity(path: Path) -> None:
+    from agent.plots import equity_figure, save_png  # matplotlib only when a chart is asked for
+
+    ledger = Ledger.open_existing(load_settings().db_path)
+    if ledger is None:
+        raise UserError("nothing to plot: no ledger yet (run `tradeagent demo` or `tradeagent daily` first)")
+    try:
+        curve, fills, base = ledger.equity_curve(), ledger.fills(), ledger.base_currency
+    finally:
+        ledger.close()
+    title = f"paper portfolio equity ({base}), {len(curve)} marked day(s), {len(fills)} fill(s)"
+    err_console.print(f"chart: {save_png(equity_figure(curve, fills, title), path)}")
 
 
 @cli_errors
