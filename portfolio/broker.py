@@ -9,6 +9,9 @@ Contract:
 
 Deliberate decisions:
 - Sells fill before buys (as the guard assumed), so a sell's proceeds can fund a buy of the same session.
+- A buy never fills ahead of a sell decided on or before its own decision day that is still pending (no open
+  price for it yet): the guard sized that buy on the sell having freed cash, a position slot and gross
+  exposure. The buy waits with it, and expires with it if it never fills.
 - Slippage: a buy pays ``open × (1 + slippage_bps)``, a sell receives ``open × (1 - slippage_bps)``; commission
   is ``commission_bps`` of the traded value in base currency. Both are recorded on the fill.
 - A sell never exceeds the quantity held at fill time (scaled down; cancelled when nothing is held) — unless
@@ -32,7 +35,7 @@ from typing import Protocol, runtime_checkable
 
 from portfolio.errors import LedgerError
 from portfolio.ledger import Ledger
-from portfolio.models import ApprovedOrder, Fill, OrderRecord
+from portfolio.models import ApprovedOrder, Fill, OrderRecord, issued_by_guard
 
 
 @runtime_checkable
@@ -65,7 +68,7 @@ class PaperBroker:
     def submit(self, orders: Sequence[ApprovedOrder]) -> list[str]:
         items = list(orders)
         for o in items:
-            if type(o) is not ApprovedOrder:
+            if not issued_by_guard(o):
                 raise TypeError(f"the broker accepts only ApprovedOrder from the risk guard, got {type(o).__name__}")
         return self.ledger.add_orders(items)
 
@@ -81,10 +84,15 @@ class PaperBroker:
         if last is not None and session < last:
             raise LedgerError(f"cannot settle {session}: the ledger already has fills of {last}")
         with self.ledger.transaction():
-            for order in self.ledger.pending_before(session):
+            waiting_sells: list[date] = []  # decision days of sells that cannot fill at this session
+            for order in self.ledger.pending_before(session):  # by decision day, sells first
+                if order.side == "buy" and any(day <= order.run_date for day in waiting_sells):
+                    continue
                 open_price = _usable(open_prices.get(order.symbol))
                 fx = 1.0 if order.currency == base else _usable((fx_rates or {}).get(order.currency, order.fx_rate))
                 if open_price is None or fx is None:
+                    if order.side == "sell":
+                        waiting_sells.append(order.run_date)
                     continue
                 fill, note = self._fill(order, session, open_price, fx)
                 if fill is None:

@@ -295,7 +295,15 @@ class Ledger:
     # ------------------------------------------------------------ writes
 
     def add_orders(self, orders: Sequence[ApprovedOrder]) -> list[str]:
-        """Store approved orders as pending, in one transaction; an id already stored is left as it is."""
+        """Store approved orders as pending, in one transaction; an id already stored is left as it is.
+
+        An order decided before the book's last activity is refused (``LedgerError``): it was approved against
+        an older book, and time never runs backwards in the ledger.
+        """
+        last = self.last_activity()
+        stale = [o.order_id for o in orders if last is not None and o.run_date < last]
+        if stale:
+            raise LedgerError(f"order(s) {', '.join(stale[:3])} decided before the book's last activity ({last})")
         with self.transaction() as con:
             seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM pf_orders").fetchone()[0])  # type: ignore[index]
             for o in orders:

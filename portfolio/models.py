@@ -4,7 +4,8 @@ Contract (shared/DESIGN.md):
 - every model is ``frozen=True, extra="forbid"``;
 - ``ApprovedOrder`` can be built ONLY by the risk guard (``portfolio/risk.py``). Its validator demands the
   module-private capability token ``_GUARD_KEY`` in the validation context; ``ApprovedOrder(...)``,
-  ``model_construct`` and ``model_copy`` raise everywhere else. This is a guard-rail against mistakes, not a
+  ``model_construct``, ``model_copy`` and pickling raise everywhere else, and the broker accepts only the very
+  objects the guard validated (``issued_by_guard``). This is a guard-rail against mistakes, not a
   security boundary against code running in the same process: importing ``_GUARD_KEY`` outside
   ``portfolio/risk.py`` is a review error (a test greps the repository for it).
 - money in the ledger is in the base currency; ``Quote.fx_rate`` = base units per 1 unit of the
@@ -18,6 +19,7 @@ Contract (shared/DESIGN.md):
 
 from __future__ import annotations
 
+import weakref
 from datetime import date
 from typing import Any, Literal
 
@@ -29,6 +31,14 @@ OrderStatus = Literal["pending", "filled", "cancelled"]
 
 # Capability token: only portfolio/risk.py may import it (enforced by a test, see module docstring).
 _GUARD_KEY = object()
+# Every ApprovedOrder that passed the guard's validator, by identity. Objects made without validation
+# (``BaseModel.model_construct`` called directly, ``__new__`` + ``__setstate__``) are not in it.
+_ISSUED: weakref.WeakValueDictionary[int, ApprovedOrder] = weakref.WeakValueDictionary()
+
+
+def issued_by_guard(order: object) -> bool:
+    """True only for an ``ApprovedOrder`` object the guard itself built (not a lookalike, not a copy)."""
+    return type(order) is ApprovedOrder and _ISSUED.get(id(order)) is order
 
 
 class _Frozen(BaseModel):
@@ -84,6 +94,14 @@ class ApprovedOrder(_Frozen):
         if not isinstance(ctx, dict) or ctx.get("guard_key") is not _GUARD_KEY:
             raise TypeError("ApprovedOrder can only be created by portfolio.risk.guard")
         return data
+
+    @model_validator(mode="after")
+    def _issued(self) -> ApprovedOrder:
+        _ISSUED[id(self)] = self  # reached only through _only_the_guard: the broker checks this register
+        return self
+
+    def __reduce__(self) -> Any:
+        raise TypeError("ApprovedOrder cannot be pickled; ask the guard again")
 
     @classmethod
     def model_construct(cls, *args: Any, **kwargs: Any) -> ApprovedOrder:
@@ -196,10 +214,20 @@ class Quote(_Frozen):
 
 
 class MarketSnapshot(_Frozen):
+    """Quotes at ``as_of``. A quote in the base currency has ``fx_rate`` 1 by definition, whatever it was given:
+    the guard, the ledger and the broker then value it alike (the broker always fills those at 1)."""
+
     as_of: date
     base_currency: str
     quotes: dict[str, Quote]
     correlations: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _base_currency_is_one(self) -> MarketSnapshot:
+        for symbol, quote in self.quotes.items():
+            if quote.currency == self.base_currency and quote.fx_rate != 1.0:
+                self.quotes[symbol] = quote.model_copy(update={"fx_rate": 1.0})
+        return self
 
 
 class TradingHistory(_Frozen):

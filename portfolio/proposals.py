@@ -102,7 +102,7 @@ def parse(index: int, item: object) -> Proposal:
     if not isinstance(reason, str):
         raise Reject("malformed", f"reason must be text, got {type(reason).__name__}")
     strategy = data.get("strategy", "v1")
-    if not isinstance(strategy, str) or not STRATEGY_RE.match(strategy):
+    if not isinstance(strategy, str) or not STRATEGY_RE.fullmatch(strategy):
         raise Reject("invalid_strategy", f"strategy must match {STRATEGY_RE.pattern}, got {describe(strategy)}")
     limit_price = _number(data.get("limit_price"), "limit_price")
     return Proposal(index, raw, symbol.strip(), side.strip().lower(), quantity, weight, reason[:500],

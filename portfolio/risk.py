@@ -128,10 +128,10 @@ def tighten(overrides: Mapping[str, Any] | None) -> tuple[RiskLimits, list[str]]
         if key not in values:
             notes.append(f"unknown risk limit {key!r} ignored")
             continue
-        if isinstance(raw, bool) or not isinstance(raw, numbers.Real) or not math.isfinite(raw) or raw < 0:
-            notes.append(f"{key}={raw!r} is not a finite non-negative number; ceiling {values[key]} kept")
+        value = _finite_non_negative(raw)
+        if value is None:
+            notes.append(f"{key}={_shown(raw)} is not a finite non-negative number; ceiling {values[key]} kept")
             continue
-        value: float = float(raw)
         if key in _INT_FIELDS:  # round towards the tighter side
             value = math.ceil(value) if key in _HIGHER_IS_TIGHTER else math.floor(value)
         ceiling = getattr(CEILINGS, key)
@@ -151,6 +151,24 @@ def effective_limits(overrides: Mapping[str, float] | None) -> RiskLimits:
     return limits
 
 
+def _finite_non_negative(raw: object) -> float | None:
+    """``raw`` as a float when it is a real, finite, non-negative number (an int too big for a float is not)."""
+    if isinstance(raw, bool) or not isinstance(raw, numbers.Real):
+        return None
+    try:
+        value = float(raw)
+    except (OverflowError, ValueError):
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _shown(raw: object) -> str:
+    try:
+        return repr(raw)[:40]
+    except ValueError:  # an int with more digits than Python will print
+        return f"<{type(raw).__name__}>"
+
+
 def load_limits(path: Path | None) -> tuple[RiskLimits, list[str]]:
     """Read the optional TOML ``[limits]`` table at ``path``. Missing file: the ceilings, no notes.
 
@@ -161,7 +179,7 @@ def load_limits(path: Path | None) -> tuple[RiskLimits, list[str]]:
         return CEILINGS, []
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors; so is a 5,000-digit int
         return CEILINGS, [f"cannot read {path} ({type(exc).__name__}); ceilings in force"]
     table = data.get("limits", {})
     if not isinstance(table, dict):
@@ -175,8 +193,8 @@ def _within_ceilings(limits: object) -> RiskLimits:
         return CEILINGS
     values = CEILINGS.model_dump()
     for key, ceiling in values.items():
-        v = getattr(limits, key)
-        if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0:
+        v = _finite_non_negative(getattr(limits, key))
+        if v is None:
             continue
         values[key] = max(v, ceiling) if key in _HIGHER_IS_TIGHTER else min(v, ceiling)
     return RiskLimits(**values)

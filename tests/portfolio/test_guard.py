@@ -168,7 +168,7 @@ def test_unknown_untradeable_stale_and_bad_prices_are_rejected() -> None:
         "BAD": Quote(symbol="BAD", price=10, price_date=DAY, tradeable=False, untradeable_reason="gap in data"),
         "NAN": Quote(symbol="NAN", price=math.nan, price_date=DAY),
         "NEG": Quote(symbol="NEG", price=-1, price_date=DAY),
-        "FX0": Quote(symbol="FX0", price=10, price_date=DAY, fx_rate=0),
+        "FX0": Quote(symbol="FX0", price=10, price_date=DAY, currency="EUR", fx_rate=0),
     }
     mkt = MarketSnapshot(as_of=DAY, base_currency="USD", quotes=quotes)
     result = run_guard([{"symbol": s, "side": "buy", "quantity": 1} for s in quotes], mkt=mkt)
