@@ -18,18 +18,24 @@ from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.text import Text
 
 from agent.settings import Settings
 
-console = Console()
-err_console = Console(stderr=True)
+# markup=False: symbols, reasons, LLM and server text are printed as they are; a "[/b]" in any of them is
+# text, not a rich tag (styles are given with style= or rich.text.Text, never inline).
+console = Console(markup=False)
+err_console = Console(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 
 class UserError(Exception):
     """A problem the user can fix (bad flag, bad date). Printed as one line."""
+
+
+def _error_line(message: str) -> Text:
+    return Text.assemble(("error:", "red"), " ", message)
 
 
 def load_settings() -> Settings:
@@ -94,11 +100,8 @@ def cli_errors(fn: F) -> F:
         except (typer.Exit, typer.Abort, SystemExit):
             raise
         except _known_errors() as exc:
-            # soft_wrap: one line even when stderr is not a terminal (rich would wrap at 80 columns);
-            # escape: a message containing "[...]" must not be read as rich markup.
-            err_console.print(
-                f"[red]error:[/red] {escape(_one_line(exc))}", highlight=False, markup=True, soft_wrap=True
-            )
+            # soft_wrap: one line even when stderr is not a terminal (rich would wrap at 80 columns)
+            err_console.print(_error_line(_one_line(exc)), highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted")
@@ -107,8 +110,7 @@ def cli_errors(fn: F) -> F:
             if os.environ.get("TRADEAGENT_DEBUG"):
                 raise
             err_console.print(
-                f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(_one_line(exc))} "
-                "(TRADEAGENT_DEBUG=1 shows the traceback)",
+                _error_line(f"unexpected {type(exc).__name__}: {_one_line(exc)} (TRADEAGENT_DEBUG=1 shows the traceback)"),
                 highlight=False,
                 soft_wrap=True,
             )

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agent.cli_common import cli_errors, console, load_settings, parse_date, print_json
 from agent.daily import DailyResult, run_daily
@@ -30,15 +31,15 @@ def render_summary(result: DailyResult) -> None:
     title = f"tradeagent daily · {r['date']} · {r['universe']} · llm={r['llm']}"
     if result.repeated:
         title += " · already traded: nothing re-run"
-    console.print(f"[bold]{title}[/bold]")
+    console.print(title, style="bold")
     if r.get("recovered"):
-        console.print(f"[yellow]recovered:[/yellow] {r['recovered']}")
+        console.print(Text.assemble(("recovered: ", "yellow"), r["recovered"]))
     if r.get("hold"):
         hold = r["hold"]
         colour = "red" if hold.get("fallback") else "yellow"
-        console.print(f"[{colour}]HOLD-ALL {hold['reason']}[/{colour}]: {hold['detail']}")
+        console.print(Text.assemble((f"HOLD-ALL {hold['reason']}", colour), f": {hold['detail']}"))
     for order in r.get("expired", []):
-        console.print(f"[yellow]expired[/yellow] {order['order_id']}: {order['reason']}")
+        console.print(Text.assemble(("expired ", "yellow"), f"{order['order_id']}: {order['reason']}"))
     for fill in r.get("fills", []):
         console.print(f"filled {fill['side']} {fill['quantity']:g} {fill['symbol']} @ {fill['price']:.4f} ({fill['fill_date']})")
     nodes = Table(title="nodes", show_lines=False)
@@ -61,7 +62,7 @@ def render_summary(result: DailyResult) -> None:
         state = "placed" if o["order_id"] in r.get("placed", []) else ("dry-run" if r.get("dry_run") else "approved")
         orders.add_row(o["symbol"], o["side"], f"{o['quantity']:g}", state, f"clamped: {o['clamped']}" if o.get("clamped") else "")
     for rej in r.get("rejected", []):
-        orders.add_row(rej.get("symbol") or "?", "", "", "[red]rejected[/red]", f"{rej['code']}: {rej['detail']}")
+        orders.add_row(rej.get("symbol") or "?", "", "", Text("rejected", style="red"), f"{rej['code']}: {rej['detail']}")
     console.print(orders)
     p = r.get("portfolio", {})
     console.print(
@@ -69,8 +70,8 @@ def render_summary(result: DailyResult) -> None:
         f"{len(p.get('positions', []))} position(s) · risk {r['risk']['state']['mode']}"
     )
     for note in r.get("data", {}).get("notes", []):
-        console.print(f"[dim]note: {note}[/dim]")
-    console.print(f"[dim]results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s[/dim]")
+        console.print(f"note: {note}", style="dim")
+    console.print(f"results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s", style="dim")
 
 
 def _run(**kwargs: Any) -> None:

@@ -24,7 +24,15 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from agent.cli_common import cli_errors, console, err_console, load_settings, parse_date, print_json
+from agent.cli_common import (
+    UserError,
+    cli_errors,
+    console,
+    err_console,
+    load_settings,
+    parse_date,
+    print_json,
+)
 from tools.cache import MarketCache
 from tools.calendars import calendar_for
 from tools.data import load_universe_data
@@ -61,6 +69,9 @@ def fetch(
 ) -> None:
     """Fetch a universe's bars into the cache (only what is missing) and summarise them."""
     start_d, end_d = parse_date(start, "--start"), parse_date(end, "--end")
+    if start_d is not None and end_d is not None and start_d > end_d:
+        # Checked before any provider is asked: an empty window would only surface as "no data" per symbol.
+        raise UserError(f"--start {start_d} is after --end {end_d}")
     uni = load_universe(universe)
     settings = load_settings()
     settings.ensure_home()

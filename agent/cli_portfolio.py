@@ -19,6 +19,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, print_json
 from portfolio.ledger import Ledger
@@ -125,7 +126,7 @@ def risk_limits_cmd(json_: JsonFlag = False) -> None:
     """Show the risk limits in force (coded ceilings tightened by risk.toml)."""
     limits, notes = load_limits(load_settings().risk_config_path)
     for note in notes:
-        err_console.print(f"[yellow]warning:[/yellow] {note}", highlight=False)
+        err_console.print(Text.assemble(("warning: ", "yellow"), note), highlight=False)
     if json_:
         print_json(limits.model_dump())
         return
@@ -140,7 +141,7 @@ def _show_state(state: RiskState, json_: bool) -> None:
         print_json(state.model_dump(mode="json"))
     else:
         since = f" since {state.since}" if state.since else ""
-        console.print(f"Risk mode [bold]{state.mode}[/bold]{since} ({state.changed_by}): {state.reason}")
+        console.print(Text.assemble("Risk mode ", (state.mode, "bold"), f"{since} ({state.changed_by}): {state.reason}"))
 
 
 @risk_app.command("status")

@@ -4,10 +4,14 @@ Contract (shared/DESIGN.md):
 - D is the session whose CLOSE the decision reads. Orders decided on an earlier run fill at the OPEN of the
   first session after their decision day, before anything else happens on D.
 - ``TRADEAGENT_HOME/results/daily/D.json`` holds every node's output, the proposed, approved and rejected
-  orders with reasons, prompt hashes, the LLM used and timings.
+  orders with reasons, prompt hashes, the LLM used and timings. A dry run writes ``D.dry-run.json`` instead,
+  so it never overwrites the day's real record.
 - A second run for a date that already placed orders is idempotent: nothing is re-decided or re-placed; it
   reports the first run's file. A day that held (no orders) may be re-run, e.g. after the LLM came back.
-- ``--dry-run`` changes nothing in the ledger: no settlement, no equity mark, no orders.
+- ``--dry-run`` changes nothing in the ledger: no settlement, no equity mark, no orders. Like a real run it
+  refuses a day before the book's last activity (it would show that day a book from its future).
+- A day that placed orders but whose results file is missing or unusable (killed before writing it, corrupted)
+  gets it rebuilt from the ledger (``"status": "recovered"``); an unusable file is kept as ``D.json.corrupt``.
 - Any failure past data loading ends in hold-all, and the results file says why.
 """
 
@@ -149,7 +153,11 @@ def _load_day(
         data = load_universe_data(uni, cache, as_of=run_date, refresh=False)
         data.notes[:0], data.errors = notes, {**errors, **data.errors}
     if not any(len(b) and b.index[-1].date() == run_date for b in data.bars.values()):
-        raise UserError(f"{run_date} is not a session of universe {uni.name!r}: no instrument has a bar that day")
+        failed = "; ".join(f"{s}: {e}" for s, e in list(data.errors.items())[:3])
+        if failed and not any(len(b) for b in data.bars.values()):
+            raise UserError(f"no instrument of universe {uni.name!r} could be loaded ({failed})")
+        why = f" (and {len(data.errors)} failed to load: {failed})" if failed else ""
+        raise UserError(f"{run_date} is not a session of universe {uni.name!r}: no instrument has a bar that day{why}")
     return data, run_date
 
 
@@ -175,22 +183,23 @@ def run_daily(
     finally:
         cache.close()
     data_seconds = time.perf_counter() - started
-    path = settings.daily_results_dir / f"{run_date.isoformat()}.json"
+    # a dry run never overwrites the day's real record
+    path = settings.daily_results_dir / f"{run_date.isoformat()}{'.dry-run' if dry_run else ''}.json"
 
     ledger = Ledger(settings.db_path, base_currency=uni.base_currency, starting_cash=settings.starting_cash or DEFAULT_STARTING_CASH)
     try:
         last = ledger.last_activity()
-        if not dry_run and last is not None and last > run_date:
+        if last is not None and last > run_date:  # dry runs too: today's book must not be shown to an older day
             raise UserError(
                 f"the paper book already has activity on {last}; a daily run cannot go back to {run_date} "
-                "(replays of history belong to `tradeagent eval`)"
+                "(replays of history belong to the eval harness)"
             )
         history = ledger.history(run_date)
         if not dry_run and history.orders_today > 0:
-            if not path.exists():  # the run that placed them stopped before writing its file: rebuild it
-                recovered = _recovered_results(run_date, uni, ledger, settings, started)
-                write_json_atomic(path, recovered, indent=2, default=str)
-            previous = json.loads(path.read_text(encoding="utf-8"))
+            previous = _read_results(path, run_date)
+            if previous is None:  # the run that placed them died before writing a usable file: rebuild it
+                previous = _recovered_results(run_date, uni, ledger, settings, started, _set_aside(path))
+                write_json_atomic(path, previous, indent=2, default=str)
             return DailyResult(run_date=run_date, path=path, results=previous, repeated=True)
 
         broker = PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
@@ -257,7 +266,30 @@ def _status(state: dict[str, Any], dry_run: bool) -> str:
     return "no_orders"
 
 
-def _recovered_results(run_date: date, uni: Universe, ledger: Ledger, settings: Settings, started: float) -> dict[str, Any]:
+def _read_results(path: Path, run_date: date) -> dict[str, Any] | None:
+    """The day's results file, or None when it is missing or is not a results file of that day."""
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable, not UTF-8, not JSON
+        return None
+    ok = isinstance(results, dict) and results.get("date") == run_date.isoformat()
+    return results if ok and isinstance(results.get("placed"), list) else None
+
+
+def _set_aside(path: Path) -> Path | None:
+    """Move an unusable results file out of the way (kept, never deleted); None when there was none."""
+    if not path.exists():
+        return None
+    n = 0
+    while (aside := path.with_name(f"{path.name}.corrupt{'' if n == 0 else f'.{n}'}")).exists():
+        n += 1
+    path.replace(aside)
+    return aside
+
+
+def _recovered_results(
+    run_date: date, uni: Universe, ledger: Ledger, settings: Settings, started: float, set_aside: Path | None
+) -> dict[str, Any]:
     """The results file of a run that placed orders and was stopped (killed, power cut) before writing it.
 
     Node outputs and LLM answers died with that process; what it decided is in the ledger (one transaction
@@ -271,8 +303,9 @@ def _recovered_results(run_date: date, uni: Universe, ledger: Ledger, settings: 
         run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=False,
         llm={"llm": "unknown", "model": "unknown"}, status="recovered",
         state={"nodes": {}, "placed": [o.order_id for o in orders], "recovered": (
-            f"the run that placed {len(orders)} order(s) on {run_date} stopped before writing this file; "
-            "orders and guard verdicts come from the ledger, node outputs and LLM answers are lost"
+            f"the run that placed {len(orders)} order(s) on {run_date} stopped before writing this file"
+            + (f" (an unreadable file was moved to {set_aside.name})" if set_aside else "")
+            + "; orders and guard verdicts come from the ledger, node outputs and LLM answers are lost"
         )},
         orders={
             "approved": [o.model_dump(mode="json") for o in orders],

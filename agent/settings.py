@@ -15,6 +15,8 @@ from pathlib import Path
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agent.errors import AgentError
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -75,5 +77,11 @@ class Settings(BaseSettings):
         return self.home / "risk.toml"
 
     def ensure_home(self) -> Path:
-        self.home.mkdir(parents=True, exist_ok=True)
+        """Create ``home`` when missing; a home that cannot be a folder is an ``AgentError`` (one CLI line)."""
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise AgentError(f"TRADEAGENT_HOME {self.home} exists and is not a folder") from None
+        except OSError as exc:
+            raise AgentError(f"cannot create TRADEAGENT_HOME {self.home}: {exc.strerror or exc}") from None
         return self.home

@@ -114,12 +114,14 @@ def _progress(enabled: bool, total: int) -> tuple[Callable[[str], None], Callabl
     if not enabled:
         return (lambda _label: None), (lambda: None)
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress
 
     bar = Progress(console=Console(stderr=True), transient=True)
     task = bar.add_task("fetching", total=total)
     bar.start()
-    return (lambda label: bar.update(task, advance=1, description=label)), bar.stop
+    # escape: the label is a symbol from the user's universe file, never rich markup
+    return (lambda label: bar.update(task, advance=1, description=escape(label))), bar.stop
 
 
 def load_universe_data(
