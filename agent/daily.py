@@ -29,7 +29,7 @@ import pandas as pd
 from agent.cli_common import UserError
 from agent.files import write_json_atomic
 from agent.graph import build_graph
-from agent.llm.base import LLMClient, TokenBudget
+from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.settings import Settings
 from agent.state import DayDeps
@@ -218,7 +218,8 @@ def run_daily(
                 store.save(latched)
                 risk_state = latched
         if client is None:
-            client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget))
+            client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget),
+                                 deadline=Deadline(settings.llm_run_deadline_seconds))
         # history again: settlement above changed what is pending and when each symbol last traded
         deps = DayDeps(
             run_date=run_date, universe=uni, view=view, market=market, portfolio=snapshot, limits=limits,

@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = 2
     llm_token_budget: int = 200_000  # prompt + completion tokens per daily run, all nodes together
+    llm_run_deadline_seconds: float = 300.0  # wall clock for all LLM calls of one daily run, retries included
     llm_json_mode: bool = False  # plain-JSON answers for models without tool support (many Ollama models)
 
     # Paper broker

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import inspect
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
@@ -127,3 +128,28 @@ class TokenBudget:
             used = self._used
         if used > self.limit:
             raise LLMError("budget_exhausted", f"used {used} of {self.limit} tokens")
+
+
+class Deadline:
+    """Wall-clock seconds allowed to one run's LLM calls, across all nodes, retries and tool rounds.
+
+    Timeouts and retries bound one call; this bounds the day: a server that answers just under the timeout
+    on every attempt of every round cannot stretch a daily run past ``seconds``.
+    """
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        if not seconds > 0:
+            raise ValueError("deadline seconds must be positive")
+        self.seconds = seconds
+        self._clock = clock
+        self._end = clock() + seconds
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    def check(self) -> float:
+        """The seconds left; ``timeout`` when none are."""
+        left = self.remaining()
+        if left <= 0:
+            raise LLMError("timeout", f"the run's LLM deadline of {self.seconds:g} s has passed")
+        return left

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Literal
 
 from agent.errors import AgentError, LLMError
-from agent.llm.base import LLMClient, LLMRequest, LLMResponse, TokenBudget
+from agent.llm.base import Deadline, LLMClient, LLMRequest, LLMResponse, TokenBudget
 from agent.llm.cache import CachedClient, CacheMode
 from agent.llm.offline import OfflineRulesClient
 from agent.llm.openai_client import PROVIDER as OPENAI_PROVIDER
@@ -46,6 +46,7 @@ def make_client(
     llm: Literal["offline", "openai"] | None,
     cache_mode: CacheMode = "off",
     budget: TokenBudget | None = None,
+    deadline: Deadline | None = None,
 ) -> LLMClient:
     """The LLM client for this run (see the module docstring for the rules)."""
     if cache_mode not in ("record", "replay", "off"):
@@ -68,6 +69,7 @@ def make_client(
             timeout=settings.llm_timeout_seconds,
             max_retries=settings.llm_max_retries,
             budget=budget,
+            deadline=deadline,
             json_mode=settings.llm_json_mode,
         )
     elif cache_mode == "replay":

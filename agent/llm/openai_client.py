@@ -30,6 +30,8 @@ Deliberate decisions:
   (none at all for 401/403). The API key and request bodies never appear in them.
 - Token usage comes from ``usage``; a server that omits it is charged an estimate (characters / 4), so the
   run's budget still bites.
+- An optional run ``Deadline`` caps every attempt's timeout at the time left and stops retrying when the
+  backoff would outlive it: the whole day's LLM work ends within the deadline, whatever the server does.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import openai
 from pydantic import SecretStr
 
 from agent.errors import LLMError, redact
-from agent.llm.base import LLMRequest, LLMResponse, TokenBudget, ToolCall, ToolSpec
+from agent.llm.base import Deadline, LLMRequest, LLMResponse, TokenBudget, ToolCall, ToolSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +73,7 @@ class OpenAIClient:
         timeout: float = 60.0,
         max_retries: int = 2,
         budget: TokenBudget | None = None,
+        deadline: Deadline | None = None,
         json_mode: bool = False,
         http_client: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -82,6 +85,8 @@ class OpenAIClient:
         self.json_mode = json_mode
         self.max_retries = max_retries
         self._budget = budget
+        self._deadline = deadline
+        self._timeout = timeout
         self._secret = api_key.get_secret_value()
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -130,15 +135,19 @@ class OpenAIClient:
 
     def _create_with_retries(self, kwargs: dict[str, Any]) -> Any:
         for attempt in range(self.max_retries + 1):
+            timeout = self._timeout
+            if self._deadline is not None:  # no attempt, and no wait, outlives the run's deadline
+                timeout = min(timeout, self._deadline.check())
             try:
-                return self._sdk.chat.completions.create(**kwargs)
+                return self._sdk.chat.completions.create(**kwargs, timeout=timeout)
             except openai.APIError as exc:
                 error, retry_after = self._classify(exc)
-                if retry_after is None or attempt == self.max_retries:
+                delay = None if retry_after is None else self._delay(attempt, retry_after)
+                out_of_time = self._deadline is not None and delay is not None and delay >= self._deadline.remaining()
+                if delay is None or attempt == self.max_retries or out_of_time:
                     if attempt:
                         raise LLMError(error.cause, f"{error.args[0]} (after {attempt + 1} attempts)") from None
                     raise error from None
-                delay = self._delay(attempt, retry_after)
                 log.warning("LLM %s on attempt %d; retrying in %.1fs", error.cause, attempt + 1, delay)
                 self._sleep(delay)
             except ValueError:  # the SDK could not decode the body (an HTML error page, a proxy's banner)

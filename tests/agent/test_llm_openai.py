@@ -9,7 +9,7 @@ import pytest
 import respx
 
 from agent.errors import LLMError
-from agent.llm.base import TokenBudget
+from agent.llm.base import Deadline, TokenBudget
 from agent.llm.runner import ask
 from agent.models import AnalystReport
 from tests.agent._llm_support import (
@@ -303,3 +303,34 @@ def test_a_body_that_is_not_json_is_malformed_and_not_retried(api) -> None:
 
     assert err.value.cause == "malformed" and route.call_count == 1
     assert FAKE_KEY not in str(err.value)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_run_deadline_caps_each_attempt_and_stops_the_retries(api) -> None:
+    clock = FakeClock()
+    seen_read_timeouts: list[float] = []
+
+    def slow_then_timeout(request: httpx.Request) -> httpx.Response:
+        seen_read_timeouts.append(request.extensions["timeout"]["read"])
+        clock.now += 6.0  # the server sits on each attempt for 6 s
+        raise httpx.ReadTimeout("read timed out")
+
+    route = api.post("/chat/completions").mock(side_effect=slow_then_timeout)
+    client, delays = make_openai(max_retries=5, timeout=5.0, deadline=Deadline(10.0, clock=clock))
+
+    with pytest.raises(LLMError) as err:
+        client.complete(analyst_request())
+
+    assert err.value.cause == "timeout"
+    assert route.call_count == 2 and len(delays) == 1  # 5 retries allowed, but the deadline ends it after two
+    assert seen_read_timeouts[0] == 5.0 and seen_read_timeouts[1] == pytest.approx(4.0)  # capped at the time left
+    with pytest.raises(LLMError, match="deadline of 10 s has passed"):
+        client.complete(analyst_request())
+    assert route.call_count == 2  # no request at all once the deadline has passed
