@@ -28,6 +28,7 @@ console = Console(markup=False)
 err_console = Console(stderr=True, markup=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
+EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 
 
 class UserError(Exception):
@@ -46,9 +47,12 @@ def parse_date(value: str | None, flag: str = "--date") -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
     except ValueError:
         raise UserError(f"{flag} {value!r} is not a date; use YYYY-MM-DD") from None
+    if not EARLIEST_DATE <= parsed <= LATEST_DATE:  # 9999-12-31 + one session would overflow deep inside
+        raise UserError(f"{flag} {value} is out of range ({EARLIEST_DATE} to {LATEST_DATE})")
+    return parsed
 
 
 def _json_default(obj: Any) -> Any:

@@ -55,6 +55,8 @@ def test_demo_prints_a_human_summary(home: Path) -> None:
         (("daily", "--llm", "gpt"), "--llm must be one of"),
         (("daily", "--llm", "openai", "--date", "2012-06-01"), "OPENAI_API_KEY"),
         (("daily", "--date", "1990-01-02"), "error:"),
+        (("daily", "--date", "9999-12-31"), "out of range"),
+        (("data", "show", "SP500", "--as-of", "9999-12-31"), "out of range"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(home: Path, args: tuple[str, ...], message: str) -> None:
