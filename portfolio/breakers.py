@@ -5,7 +5,8 @@ Deliberate decisions:
   peak beyond ``max_drawdown`` moves anything → HALTED. Nothing here ever loosens a mode; only a person does,
   with ``tradeagent risk resume`` (never an LLM tool).
 - Fail closed: an equity curve with a non-finite or non-positive value halts; a missing state file means
-  ACTIVE (a fresh install), but a CORRUPT one means HALTED.
+  ACTIVE (a fresh install), but a CORRUPT one means HALTED. A file without an explicit ``mode`` (``{}``, a
+  list, ``null``) is corrupt too: the model's ACTIVE default is for a fresh state, never for a damaged file.
 - The state file is written atomically (temp file in the same directory, fsync, ``os.replace``).
 - Breakers read only the equity curve, and equity is cash + Σ market values, where a short's value (and its
   ``PositionView.weight``) is negative: a short that rallies lowers equity and trips them like a falling long.
@@ -69,10 +70,15 @@ class RiskStateStore:
         if not self.path.exists():
             return RiskState(mode="ACTIVE", reason="no risk state saved yet", changed_by="default")
         try:
-            return RiskState.model_validate(json.loads(self.path.read_text(encoding="utf-8")))
+            raw = json.loads(self.path.read_text(encoding="utf-8"))
+            problem = None if isinstance(raw, dict) and "mode" in raw else "no mode"
+            state = None if problem else RiskState.model_validate(raw)
         except Exception as exc:  # any unreadable state halts trading
-            return RiskState(mode="HALTED", reason=f"corrupt risk state file ({type(exc).__name__})",
+            problem, state = type(exc).__name__, None
+        if state is None:
+            return RiskState(mode="HALTED", reason=f"corrupt risk state file {self.path} ({problem})",
                              changed_by="fail_closed")
+        return state
 
     def save(self, state: RiskState) -> None:
         if not isinstance(state, RiskState):

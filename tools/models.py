@@ -23,6 +23,16 @@ class Instrument(_Frozen):
     # (tools.calendars.calendar_for). "24/5", "24/7" or an exchange_calendars name such as "XPAR".
     calendar: str | None = None
 
+    @field_validator("symbol")
+    @classmethod
+    def _real_symbol(cls, value: str) -> str:
+        # A blank symbol or " SPY" would become its own cache key and ledger position; refuse rather than strip.
+        if not value.strip():
+            raise ValueError("symbol must not be blank")
+        if value != value.strip():
+            raise ValueError(f"symbol {value!r} has leading or trailing spaces")
+        return value
+
     @field_validator("calendar")
     @classmethod
     def _known_calendar(cls, value: str | None) -> str | None:

@@ -8,6 +8,8 @@ Deliberate decisions:
   so a typo in a built-in name gives "unknown universe" with the list rather than "file not found".
 - A relative ``csv:`` path inside a TOML file is resolved against the TOML file's folder, so a universe
   and its CSVs can be moved together.
+- Files are read as UTF-8 with an optional BOM (Windows editors write one); bytes that are not UTF-8
+  are a one-line error naming the file rather than a decode traceback.
 - TOML syntax errors keep tomllib's "(at line L, column C)"; schema errors name the field. One line each.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 import tomllib
 from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +75,15 @@ def _from_toml(text: str, origin: str, base_dir: Path | None) -> Universe:
         raise DataError(f"{origin}: {where}: {err['msg']}{more}") from None
 
 
+def _read_text(path: Traversable, origin: str) -> str:
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{origin}: not UTF-8 text (byte {exc.start}); save it as UTF-8") from None
+    except OSError as exc:
+        raise DataError(f"{origin}: cannot be read ({exc.strerror or exc})") from None
+
+
 def load_universe(name_or_path: str) -> Universe:
     """A built-in universe by name, ``synthetic-N``, or a TOML file by path."""
     match = _SYNTHETIC.match(name_or_path)
@@ -82,10 +94,11 @@ def load_universe(name_or_path: str) -> Universe:
         path = Path(name_or_path).expanduser()
         if not path.is_file():
             raise UnknownUniverseError(f"universe file {name_or_path} not found")
-        return _from_toml(path.read_text(encoding="utf-8"), str(path), path.resolve().parent)
+        return _from_toml(_read_text(path, str(path)), str(path), path.resolve().parent)
     files = _builtin_files()
     if name_or_path not in files:
         raise UnknownUniverseError(
             f"unknown universe {name_or_path!r}; built-in: {', '.join(list_universes())}, or a path to a .toml file"
         )
-    return _from_toml(files[name_or_path].read_text(encoding="utf-8"), f"universe {name_or_path}", None)
+    origin = f"universe {name_or_path}"
+    return _from_toml(_read_text(files[name_or_path], origin), origin, None)

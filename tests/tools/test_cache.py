@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.cache import MarketCache
+from tools.cache import DUCKDB_CONFIG, MarketCache
 from tools.errors import DataError
 from tools.market_data import sample_frame, synthetic_frame
 
@@ -94,7 +94,8 @@ def test_intraday_bars_of_as_of_day_count_as_that_day(cache: MarketCache) -> Non
 
 def test_two_caches_and_a_foreign_table_share_one_file(tmp_path: Path) -> None:
     path = tmp_path / "tradeagent.duckdb"
-    ledger = duckdb.connect(str(path))  # stands in for the portfolio ledger in the same process
+    # stands in for the portfolio ledger in the same process (same settings, or DuckDB refuses the second open)
+    ledger = duckdb.connect(str(path), config=DUCKDB_CONFIG)
     ledger.execute("CREATE TABLE fills (id INTEGER, qty DOUBLE)")
     ledger.execute("INSERT INTO fills VALUES (1, 2.5)")
     a, b = MarketCache(path), MarketCache(path)

@@ -8,13 +8,19 @@ Deliberate decisions:
 - Every shape problem is a ``MalformedDataError`` naming the file and the first offending row, because
   a user fixes these by hand: missing file, missing column, unparsable date, a price that is text.
 - An *empty* price cell is not malformed (it is a gap); it stays NaN and the validation gate decides.
+- Dates must be ISO ``YYYY-MM-DD``, optionally followed by a time and a UTC offset (``T``/space separated,
+  as pandas and yfinance write them). ``01/05/2015`` is refused, not guessed: day-first and month-first
+  readings both parse, and the wrong one silently moves prices to other days (look-ahead in a backtest).
+  The bar's day is the calendar date as written, so a tz-aware export keeps its exchange's local day and
+  a file whose offsets change with daylight saving reads like any other.
 - ``Volume`` may be absent (FX and index files often have none) and then reads as 0.0.
 - The file is re-read on every fetch: it is local and cheap, and the user may have edited it.
 """
 
 from __future__ import annotations
 
-from datetime import date
+import re
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -25,6 +31,39 @@ from tools.market_data.base import COLUMNS, cut, normalise
 from tools.models import Instrument
 
 _REQUIRED = ("date", "open", "high", "low", "close")
+# ISO date first; whatever follows (time, offset) must be a separator then something fromisoformat accepts.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\S.*)?")
+
+
+def _iso_day(value: object) -> pd.Timestamp | None:
+    """The calendar day of one ISO date(-time) cell, or None when the cell is not one."""
+    if value is pd.NaT:
+        return None
+    if isinstance(value, datetime):  # parquet object columns hold datetimes; keep their local day
+        return pd.Timestamp(value.date())
+    if isinstance(value, date):
+        return pd.Timestamp(value)
+    text = str(value).strip()
+    if not _ISO_DATE.fullmatch(text):
+        return None
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return pd.Timestamp(parsed.date())
+
+
+def _parse_dates(path: Path, column: pd.Series) -> pd.DatetimeIndex:
+    if pd.api.types.is_datetime64_any_dtype(column):  # a typed parquet DATE/TIMESTAMP column: nothing to guess
+        return pd.DatetimeIndex(column)
+    days = [_iso_day(v) for v in column]
+    for row, day in enumerate(days):
+        if day is None:
+            raise MalformedDataError(
+                f"{path}: unparsable date {column.iloc[row]!r} in data row {row + 1} "
+                "(dates must be ISO YYYY-MM-DD, optionally with a time)"
+            )
+    return pd.DatetimeIndex(days)
 
 
 def _read(path: Path) -> pd.DataFrame:
@@ -54,12 +93,7 @@ def read_ohlcv_file(path: Path) -> pd.DataFrame:
         )
     if raw.columns.duplicated().any():
         raise MalformedDataError(f"{path}: duplicate column names (headers are case-insensitive)")
-    dates = pd.to_datetime(raw["date"], errors="coerce", format="mixed")
-    bad = dates.isna()
-    if bad.any():
-        row = int(bad.to_numpy().nonzero()[0][0])
-        raise MalformedDataError(f"{path}: unparsable date {raw['date'].iloc[row]!r} in data row {row + 1}")
-    frame = pd.DataFrame(index=pd.DatetimeIndex(dates))
+    frame = pd.DataFrame(index=_parse_dates(path, raw["date"]))
     for col in COLUMNS:
         if col not in raw.columns:
             continue
