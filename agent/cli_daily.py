@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import date
 from typing import Annotated, Any, Literal
 
 import typer
@@ -76,7 +77,7 @@ def render_summary(result: DailyResult) -> None:
 
 def _run(**kwargs: Any) -> None:
     as_json = kwargs.pop("as_json")
-    result = run_daily(load_settings(), progress=not as_json and sys.stderr.isatty(), **kwargs)
+    result = run_daily(load_settings(), progress=not as_json and sys.stderr.isatty(), today=date.today(), **kwargs)
     if as_json:
         print_json({**result.results, "results_path": str(result.path), "repeated": result.repeated})
     else:

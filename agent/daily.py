@@ -172,8 +172,12 @@ def run_daily(
     progress: bool = False,
     latest_common: bool = False,
     client: LLMClient | None = None,
+    today: date | None = None,
 ) -> DailyResult:
-    """Run one trading day. ``client`` replaces the LLM built from settings (tests, evals)."""
+    """Run one trading day. ``client`` replaces the LLM built from settings (tests, evals).
+
+    ``today`` (the edge's clock) refuses a D after it: bars dated in the future are wrong data, not a day to trade.
+    """
     started = time.perf_counter()
     settings.ensure_home()
     uni = load_universe(universe)
@@ -182,6 +186,8 @@ def run_daily(
         data, run_date = _load_day(uni, cache, run_date, latest_common=latest_common, progress=progress)
     finally:
         cache.close()
+    if today is not None and run_date > today:
+        raise UserError(f"{run_date} is after today ({today}): bars dated in the future are wrong data")
     data_seconds = time.perf_counter() - started
     # a dry run never overwrites the day's real record
     path = settings.daily_results_dir / f"{run_date.isoformat()}{'.dry-run' if dry_run else ''}.json"

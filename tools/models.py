@@ -6,7 +6,7 @@ not a silently ignored key.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 
 class _Frozen(BaseModel):
@@ -17,7 +17,7 @@ class Instrument(_Frozen):
     symbol: str = Field(min_length=1)
     source: str = Field(min_length=1, description="sample | csv:PATH | yfinance | ccxt:EXCHANGE | synthetic")
     currency: str = "USD"
-    shortable: bool = False  # long-only unless a universe says otherwise: the safe default
+    shortable: StrictBool = False  # long-only unless a universe says true (a TOML boolean, not "yes"): the safe default
     name: str | None = None
     # Trading calendar for the forming-bar and staleness checks; None: chosen from source and symbol
     # (tools.calendars.calendar_for). "24/5", "24/7" or an exchange_calendars name such as "XPAR".

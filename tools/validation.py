@@ -4,6 +4,8 @@
 - ``empty``      no bar on or before as_of;
 - ``stale``      the last bar is more than ``max_stale_sessions`` sessions before as_of;
 - ``bad_price``  NaN or non-positive open/high/low/close in the last ``recent_window`` bars;
+- ``inconsistent`` a bar whose high is below its open/close/low, or whose low is above its open/close, in
+                 the last ``recent_window`` bars (a torn or mis-mapped row: which column is wrong is unknowable);
 - ``duplicate``  repeated timestamps (a provider or cache bug: which row is true is unknowable);
 - ``jump``       a day-over-day close move beyond ``max_jump`` (fraction) with no recorded split that
                  day, within the last ``jump_window`` bars.
@@ -100,6 +102,18 @@ def validate_bars(
         reasons.append(
             f"bad_price: NaN or non-positive OHLC on {int(bad_rows.sum())} of the last {len(recent)} bars"
             f" (first {first_bad})"
+        )
+
+    ok_rows = recent[~bad_rows]
+    tol = 1e-6  # relative: vendors round each price on its own
+    torn = (ok_rows["high"] < ok_rows[["open", "close"]].max(axis=1) * (1 - tol)) | (
+        ok_rows["low"] > ok_rows[["open", "close"]].min(axis=1) * (1 + tol)
+    ) | (ok_rows["high"] < ok_rows["low"] * (1 - tol))
+    if torn.any():
+        first_torn = ok_rows.index[torn.to_numpy()][0].date()
+        reasons.append(
+            f"inconsistent: high below open/close or low above them on {int(torn.sum())} of the last"
+            f" {len(recent)} bars (first {first_torn})"
         )
 
     window = bars["close"].iloc[-(jump_window + 1) :]

@@ -102,3 +102,18 @@ def test_a_home_that_is_a_file_is_one_clear_line(tmp_path: Path, monkeypatch: py
     monkeypatch.chdir(tmp_path)
     code, _, err = invoke("demo")
     assert code == 2 and "exists and is not a folder" in err and "unexpected" not in err
+
+
+def test_a_day_after_today_is_refused_as_wrong_data(settings: Settings, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="after today"):
+        run_daily(settings, universe="demo", run_date=LATER, llm="offline", today=TRADED)
+    bars = sample_frame("SP500").iloc[-60:].copy()
+    bars.index = bars.index + (bars.index[0].replace(year=2099) - bars.index[0])  # the same bars, in 2099
+    csv = tmp_path / "future.csv"
+    bars.rename(columns=str.title).rename_axis("Date").to_csv(csv, date_format="%Y-%m-%d")
+    toml = tmp_path / "future.toml"
+    toml.write_text(f'name = "future"\nbase_currency = "USD"\n[[instruments]]\nsymbol = "FUT"\n'
+                    f'source = "csv:{csv}"\ncurrency = "USD"\n')
+    code, _, err = invoke("daily", "--universe", str(toml), "--llm", "offline")
+    assert code == 2 and "after today" in err and "2099" in err
+    assert not settings.daily_results_dir.exists() or not list(settings.daily_results_dir.iterdir())

@@ -88,3 +88,11 @@ def test_schema_errors_name_the_field(tmp_path: Path) -> None:
     path.write_text('name = "t"\ninstruments = []\n')
     with pytest.raises(DataError, match="instruments"):
         load_universe(str(path))
+
+
+def test_shortable_must_be_a_toml_boolean(tmp_path: Path) -> None:
+    path = tmp_path / "u.toml"
+    path.write_text('name = "u"\nbase_currency = "USD"\n[[instruments]]\nsymbol = "SP500"\nsource = "sample"\n'
+                    'shortable = "yes"\n')
+    with pytest.raises(DataError, match="shortable"):
+        load_universe(str(path))

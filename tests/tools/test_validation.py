@@ -61,6 +61,25 @@ def test_nan_or_non_positive_prices_in_the_recent_window() -> None:
     assert validate_bars("SP500", old_gap, AS_OF).tradeable
 
 
+def test_a_bar_whose_high_and_low_do_not_contain_its_open_and_close() -> None:
+    torn = SP.loc[:"2008-10-15"].copy()
+    torn.loc["2008-10-10", "high"] = torn.loc["2008-10-10", "close"] * 0.9  # high below the close
+    result = validate_bars("SP500", torn, AS_OF)
+    assert result.reasons == [
+        "inconsistent: high below open/close or low above them on 1 of the last 20 bars (first 2008-10-10)"
+    ]
+    torn = SP.loc[:"2008-10-15"].copy()
+    torn.loc["2008-10-14", "low"] = torn.loc["2008-10-14", "high"] * 1.01  # low above everything
+    assert _codes(validate_bars("SP500", torn, AS_OF).reasons) == ["inconsistent"]
+    rounded = SP.loc[:"2008-10-15"].copy()
+    top = max(rounded.loc["2008-10-14", "open"], rounded.loc["2008-10-14", "close"])
+    rounded.loc["2008-10-14", "high"] = top * (1 - 1e-9)  # vendor rounding
+    assert validate_bars("SP500", rounded, AS_OF).tradeable
+    old = SP.loc[:"2008-10-15"].copy()
+    old.loc["2003-03-03", "high"] = 1.0  # outside the recent window: not today's problem
+    assert validate_bars("SP500", old, AS_OF).tradeable
+
+
 def test_duplicate_timestamps() -> None:
     dup = pd.concat([SP.loc[:"2008-10-15"], SP.loc["2008-10-14":"2008-10-14"]]).sort_index()
     result = validate_bars("SP500", dup, AS_OF)
