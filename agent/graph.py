@@ -71,9 +71,13 @@ def _after_guard_for(deps: DayDeps) -> Callable[[DayState], Literal["broker", "r
 
 
 def _record(state: DayState, deps: DayDeps) -> DayState:
-    """Write the guard's verdicts (approvals, rejections, clamps) to the ledger's guard log; a dry run writes nothing."""
+    """Log the guard's rejections and clamps of a day that placed nothing; a dry run writes nothing.
+
+    When orders were placed, the broker node already logged them in the orders' own transaction, so a crash
+    between the two can never leave orders without the verdicts that came with them.
+    """
     result = state.get("guard")
-    if result is not None and deps.broker is not None:
+    if result is not None and deps.broker is not None and "placed" not in state:
         deps.ledger.record_guard(deps.run_date, result)
     return {}
 

@@ -296,7 +296,11 @@ def guard_node(state: DayState, deps: DayDeps) -> DayState:
 def broker_node(state: DayState, deps: DayDeps) -> DayState:
     if deps.broker is None:  # the router never comes here in --dry-run; fail closed if it did
         return {"hold": hold_all("no_broker", "orders approved but no broker in this run").model_dump()}
-    return {"placed": deps.broker.submit(state["guard"].approved)}
+    result = state["guard"]
+    with deps.ledger.transaction():  # the day's verdicts and the orders they approved are stored together or not at all
+        deps.ledger.record_guard(deps.run_date, result)
+        placed = deps.broker.submit(result.approved)
+    return {"placed": placed}
 
 
 def hold_node(state: DayState, deps: DayDeps) -> DayState:

@@ -82,6 +82,34 @@ def test_a_run_killed_before_its_results_file_is_rebuilt_from_the_ledger(
     assert third.repeated and third.results == r  # from now on the rebuilt file is the day's record
 
 
+def test_orders_and_their_guard_verdicts_are_stored_together(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.graph as graph
+    from portfolio.broker import PaperBroker
+
+    def killed_record(state: Any, deps: Any) -> Any:
+        raise Killed  # the process dies right after the broker node
+
+    monkeypatch.setattr(graph, "_record", killed_record)
+    with pytest.raises(Killed):
+        run_daily(settings, universe="demo", run_date=DAY, client=scripted(SP500=0.5, NOPE=0.1))
+    monkeypatch.undo()
+    with Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0) as ledger:
+        kinds = sorted({row["kind"] for row in ledger.guard_log(DAY)})
+    assert orders_of(settings, DAY) and kinds == ["clamp", "rejection"]  # both survived the kill
+    r = run_daily(settings, universe="demo", run_date=DAY, client=ScriptedLLM([])).results
+    assert r["status"] == "recovered" and r["clamps"] and [x["symbol"] for x in r["rejected"]] == ["NOPE"]
+
+    def failing_submit(self: Any, orders: Any) -> Any:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(PaperBroker, "submit", failing_submit)
+    held = run_daily(settings, universe="demo", run_date=NEXT, client=scripted(GOOG=0.1, NOPE=0.1)).results
+    assert held["hold"]["reason"] == "fallback:broker_error" and orders_of(settings, NEXT) == []
+    with Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0) as ledger:
+        logged = [row["symbol"] for row in ledger.guard_log(NEXT) if row["kind"] == "rejection"]
+    assert logged == ["NOPE"]  # the failed submit rolled its copy back; the record node logged the day once
+
+
 def test_the_summary_says_a_day_was_recovered(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
