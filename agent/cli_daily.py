@@ -70,6 +70,10 @@ def render_summary(result: DailyResult) -> None:
         f"portfolio {p.get('base_currency')}: equity {p.get('equity', 0):,.2f} · cash {p.get('cash', 0):,.2f} · "
         f"{len(p.get('positions', []))} position(s) · risk {r['risk']['state']['mode']}"
     )
+    if r.get("placed") and not result.repeated:
+        console.print(
+            f"{len(r['placed'])} order(s) pending: they fill at the next session's open, settled by the next daily run"
+        )
     for note in r.get("data", {}).get("notes", []):
         console.print(f"note: {note}", style="dim")
     console.print(f"results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s", style="dim")

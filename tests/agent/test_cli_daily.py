@@ -45,6 +45,7 @@ def test_demo_prints_a_human_summary(home: Path) -> None:
     code, out, _ = invoke("demo")
     assert code == 0
     assert "llm=offline-rules" in out and "orders (after the risk guard)" in out and "results:" in out
+    assert "3 order(s) pending: they fill at the next session's open" in out
 
 
 @pytest.mark.parametrize(
