@@ -38,13 +38,14 @@ def render_summary(result: DailyResult) -> None:
     if r.get("hold"):
         hold = r["hold"]
         colour = "red" if hold.get("fallback") else "yellow"
-        console.print(Text.assemble((f"HOLD-ALL {hold['reason']}", colour), f": {hold['detail']}"))
+        label = f"HOLD-ALL {hold['reason']}" if hold.get("fallback") else f"no orders ({hold['reason']})"
+        console.print(Text.assemble((label, colour), f": {hold['detail']}"))
     for order in r.get("expired", []):
         console.print(Text.assemble(("expired ", "yellow"), f"{order['order_id']}: {order['reason']}"))
     for fill in r.get("fills", []):
         console.print(f"filled {fill['side']} {fill['quantity']:g} {fill['symbol']} @ {fill['price']:.4f} ({fill['fill_date']})")
     nodes = Table(title="nodes", show_lines=False)
-    for col in ("node", "status", "llm calls", "detail"):
+    for col in ("node", "status", "calls", "detail"):  # calls of the LLM or of the offline rules
         nodes.add_column(col)
     for name, n in r.get("nodes", {}).items():
         detail = n.get("abstain_detail") or n.get("abstain_reason") or ""
