@@ -77,6 +77,12 @@ def fetch(
     settings.ensure_home()
     with MarketCache(settings.db_path) as cache:
         data = load_universe_data(uni, cache, as_of=end_d, refresh=True, start=start_d, progress=not json_out)
+    if not data.bars:  # one line, not a table of the same failure per symbol
+        first = next(iter(data.errors.items()), ("?", "no data"))
+        raise DataError(
+            f"nothing loaded for universe {uni.name}: all {len(uni.instruments)} instruments failed "
+            f"(first, {first[0]}: {first[1]})"
+        )
     rows: list[dict[str, Any]] = []
     for inst in uni.instruments:
         bars = data.bars.get(inst.symbol)
@@ -107,9 +113,6 @@ def fetch(
                 "; ".join(r["notes"]),
             )  # fmt: skip
         console.print(table)
-    if not data.bars:
-        first = next(iter(data.errors.items()), ("?", "no data"))
-        raise DataError(f"nothing loaded for universe {uni.name} ({first[0]}: {first[1]})")
 
 
 @app.command()

@@ -155,6 +155,8 @@ def test_fetch_without_network_is_one_line_error(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setattr(yf, "Ticker", NoNetwork)
     result = runner.invoke(app, ["fetch", "--universe", "etf-eu", "--json"])
     assert result.exit_code == 2
-    assert "error: nothing loaded for universe etf-eu (SPY: yfinance unreachable for SPY" in result.output
+    assert "error: nothing loaded for universe etf-eu: all 20 instruments failed (first, SPY: yfinance unreachable" in result.output
+    human = runner.invoke(app, ["fetch", "--universe", "etf-eu"])
+    assert human.exit_code == 2 and "┃" not in human.output  # no table repeating one failure 20 times
     payload = json.loads(result.stdout)
     assert len(payload["errors"]) == 20
