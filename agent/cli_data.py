@@ -77,12 +77,13 @@ def fetch(
     settings.ensure_home()
     with MarketCache(settings.db_path) as cache:
         data = load_universe_data(uni, cache, as_of=end_d, refresh=True, start=start_d, progress=not json_out)
-    if not data.bars:  # one line, not a table of the same failure per symbol
-        first = next(iter(data.errors.items()), ("?", "no data"))
-        raise DataError(
-            f"nothing loaded for universe {uni.name}: all {len(uni.instruments)} instruments failed "
-            f"(first, {first[0]}: {first[1]})"
-        )
+    first = next(iter(data.errors.items()), ("?", "no data"))
+    nothing = DataError(
+        f"nothing loaded for universe {uni.name}: all {len(uni.instruments)} instruments failed "
+        f"(first, {first[0]}: {first[1]})"
+    )
+    if not data.bars and not json_out:
+        raise nothing  # one line, not a table of the same failure per symbol
     rows: list[dict[str, Any]] = []
     for inst in uni.instruments:
         bars = data.bars.get(inst.symbol)
@@ -103,6 +104,8 @@ def fetch(
         print_json(
             {"universe": uni.name, "as_of": end_d, "symbols": rows, "fx": data.fx, "errors": data.errors}
         )
+        if not data.bars:
+            raise nothing  # after the JSON: scripts still get every symbol's error
     else:
         table = Table(title=f"universe {uni.name} (base {uni.base_currency})")
         for col in ("symbol", "source", "bars", "first", "last", "notes"):
