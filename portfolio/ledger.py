@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import re
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
@@ -51,14 +50,7 @@ from portfolio.models import (
     PositionView,
     TradingHistory,
 )
-
-# Same as tools.cache.DUCKDB_CONFIG (portfolio imports nothing of ours; a test checks they agree): DuckDB
-# refuses two connections to one file with different settings, and a foreign file (SQLite) must be refused,
-# not answered by downloading an extension.
-DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
+from portfolio.storage import StorageError, connect
 
 _DUST = 1e-9  # a position smaller than this many units is closed
 
@@ -107,19 +99,6 @@ def _check_schema(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
                           "(use another TRADEAGENT_HOME, or an older tradeagent to read it)")
 
 
-def _open_failure(path: object, exc: duckdb.Error) -> str:
-    """Why DuckDB could not open ``path``, in one line and in the user's terms."""
-    text = " ".join(str(exc).split())
-    if "Could not set lock" in text:  # not just "lock": the message also carries the path
-        pid = re.search(r"\(PID (\d+)\)", text)
-        held = f" (PID {pid.group(1)})" if pid else ""
-        return f"{path} is locked by another process{held}; wait for it to finish or stop it"
-    if "not a valid DuckDB database" in text or "Extension" in text:
-        # "Extension ... not found" is DuckDB sniffing a SQLite (or other) file with autoloading off.
-        return f"{path} is not a tradeagent DuckDB file"
-    return f"{path} cannot be opened ({text})"
-
-
 class Ledger:
     """The paper portfolio's books in a DuckDB file (``Path(':memory:')`` works for tests)."""
 
@@ -130,9 +109,9 @@ class Ledger:
             raise LedgerError(f"starting cash must be positive and finite, got {starting_cash}")
         self.path = Path(db_path)
         try:
-            self._con = duckdb.connect(str(db_path), config=DUCKDB_CONFIG)
-        except duckdb.Error as exc:
-            raise LedgerError(f"cannot open the ledger: {_open_failure(db_path, exc)}") from None
+            self._con = connect(db_path)
+        except StorageError as exc:
+            raise LedgerError(f"cannot open the ledger: {exc}") from None
         self._in_tx = False
         tables = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "pf_account" in tables:
@@ -164,9 +143,9 @@ class Ledger:
         if str(db_path) != ":memory:" and not Path(db_path).exists():
             return None
         try:
-            con = duckdb.connect(str(db_path), read_only=read_only, config=DUCKDB_CONFIG)
-        except duckdb.Error as exc:
-            raise LedgerError(f"cannot open the ledger: {_open_failure(db_path, exc)}") from None
+            con = connect(db_path, read_only=read_only)
+        except StorageError as exc:
+            raise LedgerError(f"cannot open the ledger: {exc}") from None
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "pf_account" not in tables or not con.execute("SELECT count(*) FROM pf_account").fetchone()[0]:  # type: ignore[index]
             con.close()

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 OURS = {"tools", "portfolio", "memory", "prompts", "agent", "evals", "schedules"}
 # package -> what of ours it may import ("portfolio.models" means that module alone)
 ALLOWED: dict[str, set[str]] = {
-    "tools": {"tools", "portfolio.models"},
+    "tools": {"tools", "portfolio.models", "portfolio.storage"},
     "portfolio": {"portfolio"},
     "memory": {"memory"},
     "prompts": {"prompts"},

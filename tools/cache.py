@@ -13,10 +13,8 @@ Deliberate decisions:
   ``duckdb.connect(path)``; within one process DuckDB hands every connection to one file the same database
   instance (verified in tests), so the ledger and the cache can be open together. We create only our
   table and never drop anything.
-- DuckDB is opened with ``DUCKDB_CONFIG``: extensions are never installed or loaded on demand, so a
-  foreign file (a SQLite database) is refused instead of fetching ``sqlite_scanner`` from the network.
-  The ledger uses the same settings (``portfolio.ledger``, a test checks they agree): DuckDB refuses a
-  second connection to one file with different settings in the same process.
+- DuckDB is opened through ``portfolio.storage.connect`` (one config for every layer, no extension
+  autoloading): DuckDB refuses a second connection to one file with different settings in one process.
 - A file DuckDB cannot open (not a DuckDB file, locked by another process) is a one-line ``DataError``.
 - A symbol cached from several sources is ambiguous: ``bars`` without ``source`` then raises rather than
   mixing two price histories.
@@ -24,21 +22,15 @@ Deliberate decisions:
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import TracebackType
 
-import duckdb
 import pandas as pd
 
+from portfolio.storage import StorageError, connect
 from tools.errors import DataError
 from tools.market_data.base import COLUMNS, empty_frame
-
-DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ohlcv (
@@ -57,28 +49,15 @@ CREATE TABLE IF NOT EXISTS ohlcv (
 """
 
 
-def _open_failure(path: object, exc: duckdb.Error) -> str:
-    """Why DuckDB could not open ``path``, in one line and in the user's terms."""
-    text = " ".join(str(exc).split())
-    if "Could not set lock" in text:  # not just "lock": the message also carries the path
-        pid = re.search(r"\(PID (\d+)\)", text)
-        held = f" (PID {pid.group(1)})" if pid else ""
-        return f"{path} is locked by another process{held}; wait for it to finish or stop it"
-    if "not a valid DuckDB database" in text or "Extension" in text:
-        # "Extension ... not found" is DuckDB sniffing a SQLite (or other) file with autoloading off.
-        return f"{path} is not a tradeagent DuckDB file"
-    return f"{path} cannot be opened ({text})"
-
-
 class MarketCache:
     def __init__(self, db_path: Path | str) -> None:
         self.db_path = Path(db_path)
         if str(db_path) != ":memory:":
             self.db_path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._con = duckdb.connect(str(db_path), config=DUCKDB_CONFIG)
-        except duckdb.Error as exc:
-            raise DataError(f"cannot open the market cache: {_open_failure(db_path, exc)}") from None
+            self._con = connect(db_path)
+        except StorageError as exc:
+            raise DataError(f"cannot open the market cache: {exc}") from None
         self._con.execute(_SCHEMA)
 
     # -- lifecycle -----------------------------------------------------------------------------------

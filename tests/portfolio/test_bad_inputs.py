@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,21 +10,14 @@ import pytest
 from portfolio.errors import LedgerError
 from portfolio.ledger import Ledger
 from portfolio.risk import RiskStateStore
-
-
-def _sqlite(path: Path) -> Path:
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE pf_account (id INTEGER)")
-    con.commit()
-    con.close()
-    return path
+from tests.duckdb_files import held_open_elsewhere, sqlite_file
 
 
 @pytest.mark.parametrize("kind", ["text", "sqlite"])
 def test_a_ledger_file_that_is_not_duckdb_is_a_one_line_ledger_error(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "tradeagent.duckdb"
     if kind == "sqlite":
-        _sqlite(path)  # DuckDB would try to download its sqlite extension for this one
+        sqlite_file(path, "pf_account")  # DuckDB would try to download its sqlite extension for this one
     else:
         path.write_text("not a database")
     for open_it in (lambda: Ledger(path, base_currency="USD", starting_cash=1_000),
@@ -40,14 +30,8 @@ def test_a_ledger_file_that_is_not_duckdb_is_a_one_line_ledger_error(tmp_path: P
 def test_a_ledger_locked_by_another_process_says_so(tmp_path: Path) -> None:
     path = tmp_path / "tradeagent.duckdb"
     Ledger(path, base_currency="USD", starting_cash=1_000).close()
-    code = f"import duckdb, sys; con = duckdb.connect({str(path)!r}); print('ready', flush=True); sys.stdin.read()"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        with pytest.raises(LedgerError, match=rf"is locked by another process \(PID {proc.pid}\)"):
-            Ledger.open_existing(path)
-    finally:
-        proc.communicate(timeout=30)
+    with held_open_elsewhere(path) as pid, pytest.raises(LedgerError, match=rf"is locked by another process \(PID {pid}\)"):
+        Ledger.open_existing(path)
     assert Ledger.open_existing(path) is not None  # released with the other process
 
 

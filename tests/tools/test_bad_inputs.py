@@ -6,9 +6,6 @@ silent misreading, a traceback, or a network call.
 
 from __future__ import annotations
 
-import sqlite3
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -18,7 +15,8 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from agent.cli_data import app
-from tools.cache import DUCKDB_CONFIG, MarketCache
+from tests.duckdb_files import held_open_elsewhere, sqlite_file
+from tools.cache import MarketCache
 from tools.errors import DataError, MalformedDataError
 from tools.market_data import CsvData
 from tools.models import Instrument
@@ -118,24 +116,11 @@ def test_a_blank_or_padded_symbol_is_refused(tmp_path: Path, symbol: str) -> Non
 # ---------------------------------------------------------------- DuckDB files
 
 
-def _sqlite(path: Path) -> Path:
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE t (x INTEGER)")
-    con.commit()
-    con.close()
-    return path
-
-
 @pytest.fixture
 def held_by_another_process(tmp_path: Path) -> Iterator[tuple[Path, int]]:
     path = tmp_path / "held.duckdb"
-    code = f"import duckdb, sys; con = duckdb.connect({str(path)!r}); print('ready', flush=True); sys.stdin.read()"
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        yield path, proc.pid
-    finally:
-        proc.communicate(timeout=30)
+    with held_open_elsewhere(path) as pid:
+        yield path, pid
 
 
 def test_the_cache_never_autoloads_extensions(tmp_path: Path) -> None:
@@ -156,7 +141,7 @@ def _empty(path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("make", [_text, _sqlite, _empty])
+@pytest.mark.parametrize("make", [_text, sqlite_file, _empty])
 def test_a_file_that_is_not_duckdb_is_a_one_line_data_error(tmp_path: Path, make: Callable[[Path], Path]) -> None:
     path = tmp_path / "tradeagent.duckdb"
     make(path)
@@ -167,7 +152,7 @@ def test_a_file_that_is_not_duckdb_is_a_one_line_data_error(tmp_path: Path, make
 
 def test_a_foreign_home_database_is_a_one_line_cli_error(home: Path) -> None:
     home.mkdir(parents=True)
-    _sqlite(home / "tradeagent.duckdb")
+    sqlite_file(home / "tradeagent.duckdb")
     line = _one_line_error(["fetch", "--end", "2010-12-31"])
     assert line.startswith("error: cannot open the market cache: ") and "is not a tradeagent DuckDB file" in line
 
@@ -178,12 +163,10 @@ def test_a_cache_locked_by_another_process_says_so(held_by_another_process: tupl
         MarketCache(path)
 
 
-def test_the_ledger_and_the_cache_share_duckdb_settings(tmp_path: Path) -> None:
-    # DuckDB refuses a second connection to one file with other settings: the two copies must agree.
-    from portfolio.ledger import DUCKDB_CONFIG as LEDGER_CONFIG
+def test_the_ledger_and_the_cache_can_hold_one_file_open_together(tmp_path: Path) -> None:
+    # DuckDB refuses a second connection to one file with other settings: both open it through portfolio.storage.
     from portfolio.ledger import Ledger
 
-    assert LEDGER_CONFIG == DUCKDB_CONFIG
     path = tmp_path / "tradeagent.duckdb"
     with MarketCache(path) as cache, Ledger(path, base_currency="USD", starting_cash=100) as ledger:
         assert cache.symbols() == [] and ledger.snapshot().cash == 100

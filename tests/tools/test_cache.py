@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tools.cache import DUCKDB_CONFIG, MarketCache
+from portfolio.storage import DUCKDB_CONFIG
+from tools.cache import MarketCache
 from tools.errors import DataError
 from tools.market_data import sample_frame, synthetic_frame
 

@@ -1,0 +1,50 @@
+"""The DuckDB file every layer shares (``TRADEAGENT_HOME/tradeagent.duckdb``): one way to open it.
+
+Contract:
+- ``connect(path, read_only=False)`` opens the file with ``DUCKDB_CONFIG`` or raises ``StorageError`` whose
+  message says, in one line and in the user's terms, why it could not (locked by another process, not a
+  DuckDB file, anything else with DuckDB's own words).
+
+Deliberate decisions:
+- One config for every connection: within one process DuckDB refuses a second connection to a file with
+  different settings, so the market cache (``tools.cache``), the ledger and any later store must all open
+  it here. It lives in ``portfolio`` because ``portfolio`` imports nothing of ours and ``tools`` may import
+  ``portfolio.models`` and this module (tests/test_layers.py).
+- Extensions are never installed or loaded on demand: a foreign file (a SQLite database) is refused instead
+  of fetching ``sqlite_scanner`` from the network at run time.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import duckdb
+
+DUCKDB_CONFIG: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+
+
+class StorageError(Exception):
+    """The DuckDB file cannot be opened; the message is one line naming the file and the reason."""
+
+
+def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
+    except duckdb.Error as exc:
+        raise StorageError(_open_failure(path, exc)) from None
+
+
+def _open_failure(path: object, exc: duckdb.Error) -> str:
+    text = " ".join(str(exc).split())
+    if "Could not set lock" in text:  # not just "lock": the message also carries the path
+        pid = re.search(r"\(PID (\d+)\)", text)
+        held = f" (PID {pid.group(1)})" if pid else ""
+        return f"{path} is locked by another process{held}; wait for it to finish or stop it"
+    if "not a valid DuckDB database" in text or "Extension" in text:
+        # "Extension ... not found" is DuckDB sniffing a SQLite (or other) file with autoloading off.
+        return f"{path} is not a tradeagent DuckDB file"
+    return f"{path} cannot be opened ({text})"
