@@ -98,7 +98,9 @@ def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run
     """Fill pending orders at the open of the first session after their decision day, up to D; expire the rest.
 
     An order whose instrument has had no bar for ``ORDER_EXPIRY_SESSIONS`` sessions of the universe since its
-    decision day (delisted, halted, history ended) is cancelled, so it stops reserving cash forever.
+    decision day (delisted, halted, history ended) is cancelled, so it stops reserving cash forever. When a
+    sell expires, the pending buys decided on or after its day are cancelled with it: the broker was holding
+    them back until that sell filled (the guard sized them on it), and it never will.
     """
     pending = broker.pending()
     if not pending:
@@ -115,12 +117,19 @@ def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run
         }
         broker.settle(session, opens, data.fx)
     expired = []
-    for order in broker.pending():
+    dead_sells: list[date] = []  # decision days of sells that expired just now
+    for order in broker.pending():  # in submit order: a day's sells before its buys, earlier days first
         waited = sum(1 for s in sessions if s > order.run_date)
+        reason = None
         if waited >= ORDER_EXPIRY_SESSIONS:
             reason = f"expired: no {order.symbol} session to fill at in the {waited} sessions after {order.run_date}"
-            if ledger.cancel(order.order_id, reason):
-                expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
+        elif order.side == "buy" and any(day <= order.run_date for day in dead_sells):
+            # the broker held this buy back until that sell filled; it never will, and the guard sized the buy on it
+            reason = f"cancelled: a sell decided on {min(dead_sells)} that this buy was sized on expired"
+        if reason is not None and ledger.cancel(order.order_id, reason):
+            expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
+            if order.side == "sell":
+                dead_sells.append(order.run_date)
     return expired
 
 

@@ -207,3 +207,24 @@ def test_an_order_whose_instrument_never_trades_again_expires_instead_of_reservi
     assert {f["symbol"] for f in later["fills"]} == {o["symbol"] for o in first["approved"]} - {"GOOG"}
     statuses = {o.order_id: o.status for o in ledger_orders(settings)}
     assert statuses[goog] == "cancelled"
+
+
+def test_buys_held_back_by_a_sell_that_never_fills_are_cancelled_with_it(settings: Settings) -> None:
+    silent = [LLMError("timeout", "no answer")]  # a day that decides nothing
+    run_daily(settings, universe="demo", run_date=date(2013, 2, 27), client=ScriptedLLM([analyst_says(GOOG=0.9), risk_targets(GOOG=0.15)]))
+    run_daily(settings, universe="demo", run_date=date(2013, 2, 28), client=ScriptedLLM(list(silent)))  # GOOG fills
+    swap = run_daily(settings, universe="demo", run_date=date(2013, 3, 1),  # GOOG's last bar: its sell can never fill
+                     client=ScriptedLLM([analyst_says(GOOG=-0.9, SP500=0.9), risk_targets(GOOG=0.0, SP500=0.15)])).results
+    assert [(o["symbol"], o["side"]) for o in swap["approved"]] == [("GOOG", "sell"), ("SP500", "buy")]
+    later = run_daily(settings, universe="demo", run_date=date(2013, 3, 4),
+                      client=ScriptedLLM([analyst_says(NASDAQ=0.9), risk_targets(NASDAQ=0.1)])).results
+    assert later["fills"] == []  # the SP500 buy waits for the GOOG sell it was sized on
+    nasdaq = later["placed"]
+    for day in (5, 6, 7, 8):
+        r = run_daily(settings, universe="demo", run_date=date(2013, 3, day), client=ScriptedLLM(list(silent))).results
+        assert r["fills"] == []
+    reasons = {e["symbol"]: e["reason"] for e in r["expired"]}
+    assert reasons["GOOG"].startswith("expired: no GOOG session") and reasons["SP500"].startswith("expired")
+    assert reasons["NASDAQ"] == "cancelled: a sell decided on 2013-03-01 that this buy was sized on expired"
+    statuses = {o.order_id: o.status for o in ledger_orders(settings)}
+    assert statuses[nasdaq[0]] == "cancelled" and not [s for s in statuses.values() if s == "pending"]
