@@ -1,7 +1,8 @@
 """``CachedClient``: record LLM responses to disk and replay them, so an eval can be re-run bit for bit.
 
 Contract:
-- key = sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of ``provider``, ``model``,
+- key = sha256 of the canonical JSON (sorted keys, no spaces, UTF-8) of ``provider``, ``model``, the wire
+  ``mode`` (``tools``: native tool calling; ``json``: the plain-JSON mode, whose requests differ on the wire),
   ``messages``, ``tools`` (their specs), ``temperature``, ``max_tokens`` and ``response_schema``.
   ``request.context`` and ``request.node`` are not in the key: the rendered messages are what the model saw.
 - ``record``: always calls ``inner`` (a fresh recording) and stores its response, one JSON file per key
@@ -32,14 +33,16 @@ from agent.files import write_json_atomic
 from agent.llm.base import LLMClient, LLMRequest, LLMResponse, TokenBudget
 
 CacheMode = Literal["record", "replay", "off"]
+WireMode = Literal["tools", "json"]
 _FORMAT = 1
 
 
-def cache_key(provider: str, model: str, request: LLMRequest) -> str:
-    """The cache key of ``request`` sent to ``provider``/``model`` (hex sha256)."""
+def cache_key(provider: str, model: str, request: LLMRequest, mode: WireMode = "tools") -> str:
+    """The cache key of ``request`` sent to ``provider``/``model`` in wire ``mode`` (hex sha256)."""
     material: dict[str, Any] = {
         "provider": provider,
         "model": model,
+        "mode": mode,
         "messages": request.messages,
         "tools": [t.model_dump(mode="json") for t in request.tools],
         "temperature": request.temperature,
@@ -54,7 +57,13 @@ class CachedClient:
     """An ``LLMClient`` that records or replays ``inner``'s responses."""
 
     def __init__(
-        self, inner: LLMClient, cache_dir: Path, mode: CacheMode, *, budget: TokenBudget | None = None
+        self,
+        inner: LLMClient,
+        cache_dir: Path,
+        mode: CacheMode,
+        *,
+        budget: TokenBudget | None = None,
+        wire: WireMode = "tools",
     ) -> None:
         if mode not in ("record", "replay", "off"):
             raise ValueError(f"unknown cache mode {mode!r}")
@@ -64,6 +73,7 @@ class CachedClient:
         self.provider = inner.provider
         self.model = inner.model
         self._budget = budget
+        self.wire: WireMode = wire
 
     def path_for(self, key: str) -> Path:
         return self.cache_dir / key[:2] / f"{key}.json"
@@ -71,7 +81,7 @@ class CachedClient:
     def complete(self, request: LLMRequest) -> LLMResponse:
         if self.mode == "off":
             return self.inner.complete(request)
-        key = cache_key(self.provider, self.model, request)
+        key = cache_key(self.provider, self.model, request, self.wire)
         if self.mode == "replay":
             return self._replay(key, request)
         response = self.inner.complete(request)

@@ -78,4 +78,10 @@ def make_client(
         raise AgentError(NO_KEY_MESSAGE)
     if cache_mode == "off":
         return inner
-    return CachedClient(inner, settings.llm_cache_dir, cache_mode, budget=budget if cache_mode == "replay" else None)
+    return CachedClient(
+        inner,
+        settings.llm_cache_dir,
+        cache_mode,
+        budget=budget if cache_mode == "replay" else None,
+        wire="json" if settings.llm_json_mode else "tools",  # a recording replays only in the mode that made it
+    )

@@ -47,3 +47,14 @@ def test_a_replay_with_nothing_recorded_holds_instead_of_calling_out(tmp_path: P
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # discard port: nothing listens
     results = _daily("replay")
     assert results["status"] == "hold" and results["nodes"]["analyst"]["abstain_reason"] == "cache_miss"
+
+
+def test_a_recording_replays_only_in_the_wire_mode_that_made_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEAGENT_HOME", str(tmp_path))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-replay")
+    with srv.serve(srv.reckless_but_valid) as (url, _):
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        assert _daily("record")["status"] == "dry_run"  # recorded with native tool calling
+    monkeypatch.setenv("TRADEAGENT_LLM_JSON_MODE", "1")  # the plain-JSON mode sends other requests
+    replayed = _daily("replay")
+    assert replayed["status"] == "hold" and replayed["nodes"]["analyst"]["abstain_reason"] == "cache_miss"

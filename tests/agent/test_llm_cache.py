@@ -88,8 +88,9 @@ def test_the_key_covers_what_the_model_sees_and_nothing_else() -> None:
         cache_key("openai", "m", base.model_copy(update={"max_tokens": 99})),
         cache_key("openai", "m", base.model_copy(update={"response_schema": None})),
         cache_key("openai", "other-model", base),
+        cache_key("openai", "m", base, "json"),
         cache_key("offline-rules", "m", base),
-    }) == 8
+    }) == 9
 
 
 def test_record_always_asks_the_model_afresh(tmp_path: Path) -> None:
