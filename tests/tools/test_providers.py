@@ -93,6 +93,7 @@ def test_csv_window_is_inclusive() -> None:
         ("csv_bad_price.csv", r"csv_bad_price.csv: non-numeric close 'n/a' in data row 2"),
         ("csv_missing_col.csv", r"csv_missing_col.csv: missing column\(s\) low"),
         ("does_not_exist.csv", r"does_not_exist.csv: file not found"),
+        ("csv_header_only.csv", r"csv_header_only.csv: no data rows under the header"),
     ],
 )
 def test_csv_malformed_files_name_file_and_problem(name: str, message: str) -> None:

@@ -93,6 +93,8 @@ def read_ohlcv_file(path: Path) -> pd.DataFrame:
         )
     if raw.columns.duplicated().any():
         raise MalformedDataError(f"{path}: duplicate column names (headers are case-insensitive)")
+    if raw.empty:  # said here: further on it would only surface as "nothing cached"
+        raise MalformedDataError(f"{path}: no data rows under the header")
     frame = pd.DataFrame(index=_parse_dates(path, raw["date"]))
     for col in COLUMNS:
         if col not in raw.columns:
