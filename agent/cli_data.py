@@ -77,13 +77,8 @@ def fetch(
     settings.ensure_home()
     with MarketCache(settings.db_path) as cache:
         data = load_universe_data(uni, cache, as_of=end_d, refresh=True, start=start_d, progress=not json_out)
-    first = next(iter(data.errors.items()), ("?", "no data"))
-    nothing = DataError(
-        f"nothing loaded for universe {uni.name}: all {len(uni.instruments)} instruments failed "
-        f"(first, {first[0]}: {first[1]})"
-    )
     if not data.bars and not json_out:
-        raise nothing  # one line, not a table of the same failure per symbol
+        raise _nothing_loaded(uni, data.errors)  # one line, not a table of the same failure per symbol
     rows: list[dict[str, Any]] = []
     for inst in uni.instruments:
         bars = data.bars.get(inst.symbol)
@@ -105,7 +100,7 @@ def fetch(
             {"universe": uni.name, "as_of": end_d, "symbols": rows, "fx": data.fx, "errors": data.errors}
         )
         if not data.bars:
-            raise nothing  # after the JSON: scripts still get every symbol's error
+            raise _nothing_loaded(uni, data.errors)  # after the JSON: scripts still get every symbol's error
     else:
         table = Table(title=f"universe {uni.name} (base {uni.base_currency})")
         for col in ("symbol", "source", "bars", "first", "last", "notes"):
@@ -116,6 +111,14 @@ def fetch(
                 "; ".join(r["notes"]),
             )  # fmt: skip
         console.print(table)
+
+
+def _nothing_loaded(uni: Universe, errors: dict[str, str]) -> DataError:
+    first = next(iter(errors.items()), ("?", "no data"))
+    return DataError(
+        f"nothing loaded for universe {uni.name}: all {len(uni.instruments)} instruments failed "
+        f"(first, {first[0]}: {first[1]})"
+    )
 
 
 @app.command()
@@ -150,18 +153,14 @@ def show(
     bars = data.bars[symbol]
     day = as_of_d or bars.index[-1].date()
     check = validate_bars(symbol, bars, day, calendar=calendar_for(inst))
-    frame = bars
-    if indicators or plot is not None:
-        # Computed on the bars up to as_of only: the printed values are what the agent saw that day.
-        frame = bars.join(compute_indicators(bars).drop(columns=["close"]))
+    # Computed on the bars up to as_of only: the printed values are what the agent saw that day.
+    with_indicators = bars.join(compute_indicators(bars).drop(columns=["close"])) if indicators or plot else bars
     if plot is not None:
         from agent.plots import price_figure, save_png  # matplotlib only when a chart is asked for
 
-        chart = save_png(price_figure(frame.iloc[-PLOT_SESSIONS:], f"{symbol} ({inst.source}) as of {day}"), plot)
-        err_console.print(f"chart: {chart}")
-    if not indicators:
-        frame = bars
-    tail = frame.iloc[-last:]
+        title = f"{symbol} ({inst.source}) as of {day}"
+        err_console.print(f"chart: {save_png(price_figure(with_indicators.iloc[-PLOT_SESSIONS:], title), plot)}")
+    tail = (with_indicators if indicators else bars).iloc[-last:]
     if json_out:
         print_json(
             {

@@ -94,13 +94,12 @@ def market_snapshot(view: MarketView, data: UniverseData, universe: Universe) ->
     return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
 
 
-def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run_date: date) -> list[dict[str, Any]]:
+def _settle_pending(broker: PaperBroker, data: UniverseData, run_date: date) -> list[dict[str, str]]:
     """Fill pending orders at the open of the first session after their decision day, up to D; expire the rest.
 
     An order whose instrument has had no bar for ``ORDER_EXPIRY_SESSIONS`` sessions of the universe since its
-    decision day (delisted, halted, history ended) is cancelled, so it stops reserving cash forever. When a
-    sell expires, the pending buys decided on or after its day are cancelled with it: the broker was holding
-    them back until that sell filled (the guard sized them on it), and it never will.
+    decision day (delisted, halted, history ended) is cancelled, so it stops reserving cash forever; the
+    broker cancels the buys held back for an expired sell with it.
     """
     pending = broker.pending()
     if not pending:
@@ -116,21 +115,7 @@ def _settle_pending(broker: PaperBroker, ledger: Ledger, data: UniverseData, run
             if pd.Timestamp(session) in b.index
         }
         broker.settle(session, opens, data.fx)
-    expired = []
-    dead_sells: list[date] = []  # decision days of sells that expired just now
-    for order in broker.pending():  # in submit order: a day's sells before its buys, earlier days first
-        waited = sum(1 for s in sessions if s > order.run_date)
-        reason = None
-        if waited >= ORDER_EXPIRY_SESSIONS:
-            reason = f"expired: no {order.symbol} session to fill at in the {waited} sessions after {order.run_date}"
-        elif order.side == "buy" and any(day <= order.run_date for day in dead_sells):
-            # the broker held this buy back until that sell filled; it never will, and the guard sized the buy on it
-            reason = f"cancelled: a sell decided on {min(dead_sells)} that this buy was sized on expired"
-        if reason is not None and ledger.cancel(order.order_id, reason):
-            expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
-            if order.side == "sell":
-                dead_sells.append(order.run_date)
-    return expired
+    return broker.expire(sessions, ORDER_EXPIRY_SESSIONS)
 
 
 def _fills_since_previous_run(ledger: Ledger, run_date: date) -> list[dict[str, Any]]:
@@ -139,8 +124,8 @@ def _fills_since_previous_run(ledger: Ledger, run_date: date) -> list[dict[str, 
     Each run settles every pending order up to its own date, so the fills dated after the previous run's
     date (its equity mark) and up to D are exactly those settled at the start of D's run.
     """
-    previous = max((day for day, _ in ledger.equity_curve() if day < run_date), default=date.min)
-    return [f.model_dump(mode="json") for f in ledger.fills() if previous < f.fill_date <= run_date]
+    previous = max((day for day, _ in ledger.equity_curve() if day < run_date), default=None)
+    return [f.model_dump(mode="json") for f in ledger.fills(after=previous, until=run_date)]
 
 
 def _load_day(
@@ -218,11 +203,11 @@ def run_daily(
             return DailyResult(run_date=run_date, path=path, results=previous, repeated=True)
 
         broker = PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
-        expired = [] if dry_run else _settle_pending(broker, ledger, data, run_date)
+        expired = [] if dry_run else _settle_pending(broker, data, run_date)
         view = MarketView.build(data, run_date)
         market = market_snapshot(view, data, uni)
         snapshot = ledger.snapshot(market)
-        limits, limit_notes = load_limits(settings.risk_config_path if settings.risk_config_path.exists() else None)
+        limits, limit_notes = load_limits(settings.risk_config_path)
         store = RiskStateStore(settings.risk_state_path)
         risk_state = store.load()
         fills = [] if dry_run else _fills_since_previous_run(ledger, run_date)
@@ -262,6 +247,7 @@ def run_daily(
             limits=limits.model_dump(mode="json"), limit_notes=limit_notes,
             data={"notes": list(data.notes), "errors": dict(data.errors),
                   "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}},
+            prompts={name: {"version": p.version, "sha256": p.sha256} for name in PROMPTS for p in [load_prompt(name)]},
             timings={"data_seconds": round(data_seconds, 4), "graph_seconds": round(graph_seconds, 4),
                      "total_seconds": round(time.perf_counter() - started, 4)},
         )  # fmt: skip
@@ -308,14 +294,14 @@ def _recovered_results(
 ) -> dict[str, Any]:
     """The results file of a run that placed orders and was stopped (killed, power cut) before writing it.
 
-    Node outputs and LLM answers died with that process; what it decided is in the ledger (one transaction
-    per batch of orders) and, if it got that far, in the guard log. Nothing is re-decided: re-running the
+    Node outputs and LLM answers died with that process; what it decided is in the ledger: its orders and,
+    stored in the same transaction, the guard's rejections and clamps. Nothing is re-decided: re-running the
     graph could only be refused (the orders exist) and would overwrite the record of what was traded.
     """
     orders = [o for o in ledger.orders() if o.run_date == run_date]
     log = ledger.guard_log(run_date)
-    limits, limit_notes = load_limits(settings.risk_config_path if settings.risk_config_path.exists() else None)
-    results = _results(
+    limits, limit_notes = load_limits(settings.risk_config_path)
+    return _results(
         run_date=run_date, uni_name=uni.name, base=uni.base_currency, dry_run=False,
         llm={"llm": "unknown", "model": "unknown"}, status="recovered",
         state={"nodes": {}, "placed": [o.order_id for o in orders], "recovered": (
@@ -334,9 +320,9 @@ def _recovered_results(
         expired=[], snapshot=ledger.snapshot().model_dump(mode="json"),
         risk_state=RiskStateStore(settings.risk_state_path).load().model_dump(mode="json"),
         limits=limits.model_dump(mode="json"), limit_notes=limit_notes, data={"notes": [], "errors": {}, "untradeable": {}},
+        prompts={},  # which templates that run used is not known; today's hashes would lie
         timings={"total_seconds": round(time.perf_counter() - started, 4)},
     )  # fmt: skip
-    return {**results, "prompts": {}}  # which templates that run used is not known; today's hashes would lie
 
 
 def _results(
@@ -356,6 +342,7 @@ def _results(
     limits: dict[str, Any],
     limit_notes: list[str],
     data: dict[str, Any],
+    prompts: dict[str, dict[str, str]],
     timings: dict[str, float],
 ) -> dict[str, Any]:
     nodes = state.get("nodes", {})
@@ -377,7 +364,7 @@ def _results(
         "portfolio": snapshot,
         "risk": {"state": risk_state, "limits": limits, "notes": limit_notes},
         "data": data,
-        "prompts": {name: {"version": p.version, "sha256": p.sha256} for name in PROMPTS for p in [load_prompt(name)]},
+        "prompts": prompts,
         "llm_calls": sum(int(n.get("llm_calls", 0)) for n in nodes.values()),
         "tokens": sum(int(n.get("tokens", 0)) for n in nodes.values()),
         "timings": {**state.get("timings", {}), **timings},

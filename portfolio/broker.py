@@ -11,7 +11,7 @@ Deliberate decisions:
 - Sells fill before buys (as the guard assumed), so a sell's proceeds can fund a buy of the same session.
 - A buy never fills ahead of a sell decided on or before its own decision day that is still pending (no open
   price for it yet): the guard sized that buy on the sell having freed cash, a position slot and gross
-  exposure. The buy waits with it, and expires with it if it never fills.
+  exposure. The buy waits with it, and ``expire`` cancels it with that sell if the sell never fills.
 - Slippage: a buy pays ``open × (1 + slippage_bps)``, a sell receives ``open × (1 - slippage_bps)``; commission
   is ``commission_bps`` of the traded value in base currency. Both are recorded on the fill.
 - A sell never exceeds the quantity held at fill time (scaled down; cancelled when nothing is held) — unless
@@ -86,7 +86,7 @@ class PaperBroker:
         with self.ledger.transaction():
             waiting_sells: list[date] = []  # decision days of sells that cannot fill at this session
             for order in self.ledger.pending_before(session):  # by decision day, sells first
-                if order.side == "buy" and any(day <= order.run_date for day in waiting_sells):
+                if _held_back(order, waiting_sells):
                     continue
                 open_price = _usable(open_prices.get(order.symbol))
                 fx = 1.0 if order.currency == base else _usable((fx_rates or {}).get(order.currency, order.fx_rate))
@@ -101,6 +101,29 @@ class PaperBroker:
                 self.ledger.apply_fill(fill, mark_base=open_price * fx, note=note, allow_short=order.opens_short)
                 fills.append(fill)
         return fills
+
+    def expire(self, sessions: Sequence[date], after: int) -> list[dict[str, str]]:
+        """Cancel pending orders that ``after`` of ``sessions`` passed without filling, and the buys held back for them.
+
+        A buy waiting on an expired sell (see ``settle``) is cancelled with it: the guard sized it on that sell,
+        which will never fill. Returns ``{"order_id", "symbol", "reason"}`` per cancelled order.
+        """
+        expired: list[dict[str, str]] = []
+        dead_sells: list[date] = []  # decision days of sells that expired just now
+        with self.ledger.transaction():
+            for order in self.ledger.pending_before(date.max):  # by decision day, sells first
+                waited = sum(1 for s in sessions if s > order.run_date)
+                if waited >= after:
+                    reason = f"expired: no {order.symbol} session to fill at in the {waited} sessions after {order.run_date}"
+                elif _held_back(order, dead_sells):
+                    reason = f"cancelled: a sell decided on {min(dead_sells)} that this buy was sized on expired"
+                else:
+                    continue
+                if self.ledger.cancel(order.order_id, reason):
+                    expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
+                    if order.side == "sell":
+                        dead_sells.append(order.run_date)
+        return expired
 
     def _fill(self, order: OrderRecord, session: date, open_price: float, fx: float) -> tuple[Fill | None, str | None]:
         held = self.ledger.position_costs().get(order.symbol, (0.0, 0.0, None))[0]
@@ -127,6 +150,11 @@ class PaperBroker:
                     commission=value * self.commission, slippage=qty * open_price * self.slippage * fx,
                     fill_date=session, currency=order.currency, fx_rate=fx)
         return fill, note
+
+
+def _held_back(order: OrderRecord, sell_days: Sequence[date]) -> bool:
+    """A buy decided on or after one of ``sell_days`` (days of unfilled sells) was sized on that sell: it waits."""
+    return order.side == "buy" and any(day <= order.run_date for day in sell_days)
 
 
 def _usable(x: object) -> float | None:

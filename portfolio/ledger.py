@@ -227,9 +227,12 @@ class Ledger:
         return [OrderRecord(**dict(zip(names, row, strict=True)))
                 for row in self._rows(sql + " ORDER BY seq", params)]
 
-    def fills(self) -> list[Fill]:
+    def fills(self, *, after: date | None = None, until: date | None = None) -> list[Fill]:
+        """Fills in booking order; ``after`` < fill date <= ``until`` when given."""
         rows = self._rows("SELECT f.order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.slippage, "
-                          "f.fill_date, f.currency, f.fx_rate FROM pf_fills f ORDER BY f.seq")
+                          "f.fill_date, f.currency, f.fx_rate FROM pf_fills f "
+                          "WHERE (? IS NULL OR f.fill_date > ?) AND (? IS NULL OR f.fill_date <= ?) ORDER BY f.seq",
+                          [after, after, until, until])
         keys = ("order_id", "symbol", "side", "quantity", "price", "commission", "slippage", "fill_date",
                 "currency", "fx_rate")
         return [Fill(**dict(zip(keys, r, strict=True))) for r in rows]

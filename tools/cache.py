@@ -10,7 +10,7 @@ Contract:
 Deliberate decisions:
 - ``ts`` is a TIMESTAMP (midnight for daily bars) so an intraday timeframe could share the table.
 - The same DuckDB file holds other modules' tables (the portfolio ledger). Each object opens its own
-  ``duckdb.connect(path)``; within one process DuckDB hands every connection to one file the same database
+  connection; within one process DuckDB hands every connection to one file the same database
   instance (verified in tests), so the ledger and the cache can be open together. We create only our
   table and never drop anything.
 - DuckDB is opened through ``portfolio.storage.connect`` (one config for every layer, no extension

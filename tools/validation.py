@@ -4,7 +4,7 @@
 - ``empty``      no bar on or before as_of;
 - ``stale``      the last bar is more than ``max_stale_sessions`` sessions before as_of;
 - ``bad_price``  NaN or non-positive open/high/low/close in the last ``recent_window`` bars;
-- ``inconsistent`` a bar whose high is below its open/close/low, or whose low is above its open/close, in
+- ``inconsistent`` a bar whose high is below its open or close, or whose low is above them, in
                  the last ``recent_window`` bars (a torn or mis-mapped row: which column is wrong is unknowable);
 - ``duplicate``  repeated timestamps (a provider or cache bug: which row is true is unknowable);
 - ``jump``       a day-over-day close move beyond ``max_jump`` (fraction) with no recorded split that
@@ -106,9 +106,10 @@ def validate_bars(
 
     ok_rows = recent[~bad_rows]
     tol = 1e-6  # relative: vendors round each price on its own
+    # high >= max(open, close) and low <= min(open, close) together also mean high >= low
     torn = (ok_rows["high"] < ok_rows[["open", "close"]].max(axis=1) * (1 - tol)) | (
         ok_rows["low"] > ok_rows[["open", "close"]].min(axis=1) * (1 + tol)
-    ) | (ok_rows["high"] < ok_rows["low"] * (1 - tol))
+    )
     if torn.any():
         first_torn = ok_rows.index[torn.to_numpy()][0].date()
         reasons.append(
