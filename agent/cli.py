@@ -1,6 +1,14 @@
-"""The ``tradeagent`` console script (Typer). Each command group lives in its own ``cli_*`` module."""
+"""The ``tradeagent`` console script (Typer). Each command group lives in its own ``cli_*`` module.
+
+``app`` is the Typer application (tests drive it with ``CliRunner``); the installed script runs
+``agent.__main__:main``, which wraps it so that Ctrl-C anywhere, start-up imports included, is one line.
+``tradeagent --version`` prints the installed package's version.
+"""
 
 from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
 
 import typer
 
@@ -13,6 +21,32 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def package_version() -> str:
+    """The installed distribution's version (``unknown`` when run from a tree that was never installed)."""
+    try:
+        return version("tradeagent")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tradeagent {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    show_version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    # Only options of the program itself live here; the help text is the app's.
+    return None
+
 
 app.add_typer(cli_data.app, name="data", help="Fetch and inspect market data (point-in-time).")
 cli_portfolio.register(app)

@@ -4,6 +4,9 @@ Deliberate decisions:
 - A known failure (bad input, missing data, no network) prints ``error: <what is wrong>`` on stderr and exits 2.
   An unexpected exception does the same with its type name, never a traceback (set TRADEAGENT_DEBUG=1 to see one).
 - ``--json`` output goes to stdout alone, so it can be piped into ``jq``; human output uses rich.
+- ``--plot FILE`` writes only into an existing folder (``plot_path``), checked before any work is done.
+- Piped or redirected human output is ``PIPE_WIDTH`` (200) columns wide instead of rich's 80, so tables are
+  not cut for ``grep``/``less`` (``COLUMNS`` still wins when set); a terminal gets its own width.
 """
 
 from __future__ import annotations
@@ -12,20 +15,34 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
 from agent.settings import Settings
+from agent.settings import load_settings as _settings_from_env
 
 # markup=False: symbols, reasons, LLM and server text are printed as they are; a "[/b]" in any of them is
 # text, not a rich tag (styles are given with style= or rich.text.Text, never inline).
-console = Console(markup=False)
-err_console = Console(stderr=True, markup=False)
+PIPE_WIDTH = 200
+
+
+def console_width(stream: TextIO, environ: Mapping[str, str] = os.environ) -> int | None:
+    """``None`` (rich measures the terminal, or reads ``COLUMNS``) for a terminal; ``PIPE_WIDTH`` otherwise."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        tty = False
+    return None if tty or environ.get("COLUMNS", "").isdigit() else PIPE_WIDTH
+
+
+console = Console(markup=False, width=console_width(sys.stdout))
+err_console = Console(stderr=True, markup=False, width=console_width(sys.stderr))
 
 F = TypeVar("F", bound=Callable[..., Any])
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
@@ -40,7 +57,8 @@ def _error_line(message: str) -> Text:
 
 
 def load_settings() -> Settings:
-    return Settings()
+    """The edges' settings; a bad variable is one line naming it (``agent.settings.SettingsError``)."""
+    return _settings_from_env()
 
 
 def parse_date(value: str | None, flag: str = "--date") -> date | None:
@@ -53,6 +71,15 @@ def parse_date(value: str | None, flag: str = "--date") -> date | None:
     if not EARLIEST_DATE <= parsed <= LATEST_DATE:  # 9999-12-31 + one session would overflow deep inside
         raise UserError(f"{flag} {value} is out of range ({EARLIEST_DATE} to {LATEST_DATE})")
     return parsed
+
+
+def plot_path(path: Path) -> Path:
+    """``path`` when a chart can be written there: its folder must exist (no folder is ever created, so a
+    typo cannot scatter directories from the filesystem root); else a one-line ``UserError``."""
+    folder = path.expanduser().parent
+    if not folder.is_dir():
+        raise UserError(f"cannot write the chart to {path}: folder {folder} does not exist")
+    return path.expanduser()
 
 
 def _json_default(obj: Any) -> Any:

@@ -94,7 +94,7 @@ def register(app: typer.Typer) -> None:
     @cli_errors
     def daily(
         date: Annotated[str | None, typer.Option("--date", help="session D whose close the decision reads (YYYY-MM-DD)")] = None,
-        universe: Annotated[str, typer.Option("--universe", help="built-in name or path to a TOML file")] = "demo",
+        universe: Annotated[str, typer.Option("--universe", "-u", help="built-in name or path to a TOML file")] = "demo",
         dry_run: Annotated[bool, typer.Option("--dry-run", help="decide and guard, but change nothing")] = False,
         llm: LlmOption = None,
         llm_cache: CacheOption = "off",

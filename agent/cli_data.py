@@ -8,7 +8,8 @@
   Without ``--as-of`` the view is "as of the last cached bar". ``--json`` prints
   ``{"symbol", "as_of", "source", "bars": [{"date", "open", …, <indicators>}], "validation": {…}}``.
   ``--plot FILE.png`` also writes a chart of the last ``PLOT_SESSIONS`` bars up to D with the indicators
-  (``agent.plots.price_figure``); the path goes to stderr so ``--json`` output stays clean.
+  (``agent.plots.price_figure``); the path goes to stderr so ``--json`` output stays clean. The file's
+  folder must exist (checked before anything is loaded; no folder is created).
 
 Errors (unknown symbol, bad date, date before the data, malformed CSV, no network) print one line and exit 2
 (``agent.cli_common.cli_errors``).
@@ -31,6 +32,7 @@ from agent.cli_common import (
     err_console,
     load_settings,
     parse_date,
+    plot_path,
     print_json,
 )
 from tools.cache import MarketCache
@@ -136,6 +138,8 @@ def show(
 ) -> None:
     """Show the last bars of a symbol on or before --as-of, with indicators and the validation verdict."""
     as_of_d = parse_date(as_of, "--as-of")
+    if plot is not None:
+        plot = plot_path(plot)
     uni = load_universe(universe)
     inst = uni.instrument(symbol)
     if inst is None:

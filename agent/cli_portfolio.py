@@ -7,8 +7,10 @@ Deliberate decisions:
 - The ledger is opened READ-ONLY here, so these commands never create or change it.
 - ``portfolio --plot FILE.png`` draws the stored equity marks and fills (``agent.plots.equity_figure``).
 - The kill switch lives here (``risk halt|reduce|resume``), never in an LLM tool. ``risk limits`` shows the
-  limits IN FORCE: the coded ceilings tightened by ``TRADEAGENT_HOME/risk.toml``; looser values are ignored
-  and reported on stderr.
+  limits IN FORCE: the coded ceilings tightened by ``TRADEAGENT_HOME/risk.toml``, each with its ceiling,
+  unit and meaning (``portfolio.risk.LIMIT_INFO``); ``--json`` keeps plain numbers under the limit names.
+  A looser value keeps the ceiling and is reported on stderr; a risk.toml that does not parse or holds an
+  unknown table, key or a non-number is ``RiskConfigError``: one line, exit 2 (the daily run refuses too).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, print_json
+from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, plot_path, print_json
 from portfolio.ledger import Ledger
 from portfolio.models import RiskMode, RiskState
-from portfolio.risk import RiskStateStore, load_limits
+from portfolio.risk import CEILINGS, LIMIT_INFO, RiskStateStore, load_limits
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the risk state).")]
@@ -58,6 +60,8 @@ PlotOpt = Annotated[Path | None, typer.Option("--plot", help="also write the equ
 @cli_errors
 def portfolio_cmd(json_: JsonFlag = False, plot: PlotOpt = None) -> None:
     """Show cash, equity and positions (valued at the ledger's last marks)."""
+    if plot is not None:
+        plot = plot_path(plot)
     data, exists = _portfolio_data()
     if plot is not None:
         _plot_equity(plot)
@@ -123,17 +127,23 @@ risk_app = typer.Typer(help="Risk limits in force and the kill switch (halt, red
 @risk_app.command("limits")
 @cli_errors
 def risk_limits_cmd(json_: JsonFlag = False) -> None:
-    """Show the risk limits in force (coded ceilings tightened by risk.toml)."""
+    """Show the risk limits in force (coded ceilings tightened by risk.toml), with units and meanings."""
     limits, notes = load_limits(load_settings().risk_config_path)
     for note in notes:
         err_console.print(Text.assemble(("warning: ", "yellow"), note), highlight=False)
     if json_:
         print_json(limits.model_dump())
         return
-    table = Table("limit", "in force")
+    table = Table("limit", "in force", "ceiling", "unit", "meaning")
+    ceilings = CEILINGS.model_dump()
     for key, value in limits.model_dump().items():
-        table.add_row(key, str(value))
+        unit, meaning = LIMIT_INFO[key]
+        table.add_row(key, _number(value), _number(ceilings[key]), unit, meaning)
     console.print(table)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
 
 
 def _show_state(state: RiskState, json_: bool) -> None:

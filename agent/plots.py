@@ -6,7 +6,8 @@ Contract:
   20/50/200 and the Bollinger band; volume; RSI 14 with its 30/70 lines; MACD, signal and histogram.
 - ``equity_figure(curve, fills, title)`` draws the equity curve with each fill marked (buys ▲, sells ▼) and,
   below it, the drawdown from the running peak in percent.
-- ``save_png(fig, path)`` writes the figure and closes it; a path that cannot be written is a ``UserError``.
+- ``save_png(fig, path)`` writes the figure and closes it; a path that cannot be written, or whose folder does
+  not exist (none is created), is a ``UserError``.
 
 Deliberate decisions:
 - Figures are built with matplotlib's object API (``Figure``) and never through pyplot: no GUI backend is
@@ -26,7 +27,7 @@ import matplotlib.dates as mdates
 import pandas as pd
 from matplotlib.figure import Figure
 
-from agent.cli_common import UserError
+from agent.cli_common import UserError, plot_path
 from portfolio.models import Fill
 
 _UP, _DOWN = "#1a7f37", "#cf222e"
@@ -100,9 +101,9 @@ def equity_figure(curve: Sequence[tuple[date, float]], fills: Sequence[Fill], ti
 
 
 def save_png(fig: Figure, path: Path) -> Path:
-    """Write ``fig`` as a PNG at ``path`` (parent folders created); an unwritable path is one clear error."""
+    """Write ``fig`` as a PNG at ``path`` (its folder must exist); an unwritable path is one clear error."""
+    path = plot_path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, format="png", dpi=110)
     except OSError as exc:
         raise UserError(f"cannot write the chart to {path}: {exc.strerror or exc}") from None

@@ -5,25 +5,41 @@ Contract (shared/DESIGN.md):
 - the OpenAI client's own variables ``OPENAI_BASE_URL`` and ``OPENAI_API_KEY`` are read unprefixed;
 - every piece of state lives under ``TRADEAGENT_HOME`` (default ``./data``).
 
+Deliberate decisions:
+- ``TRADEAGENT_HOME`` starting with ``~`` is expanded (a ``.env`` file is not a shell: nothing else would
+  expand it, and a folder literally named ``~`` would appear). An empty or blank value means the default
+  ``./data``, like an unset one: ``Path("")`` is the current folder, where state would be scattered.
+- ``load_settings`` is how the edges build settings: a bad value (``TRADEAGENT_LLM_MAX_RETRIES=two``) is a
+  ``SettingsError`` naming the variable and its value, never a pydantic dump. A secret's value is never
+  shown, only its name.
+
 Secrets are ``SecretStr``: their repr is masked, so a logged or dumped Settings never shows them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, get_args
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import AgentError
 
+DEFAULT_HOME = Path("./data")
+_PREFIX = "TRADEAGENT_"
+
+
+class SettingsError(AgentError):
+    """An environment (or ``.env``) variable has a value the settings cannot take."""
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix="TRADEAGENT_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix=_PREFIX, env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    home: Path = Path("./data")
+    home: Path = DEFAULT_HOME
 
     # LLM
     llm_model: str = "gpt-4o-mini"
@@ -47,6 +63,13 @@ class Settings(BaseSettings):
     # Discord
     discord_webhook_url: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api"
+
+    @field_validator("home", mode="before")
+    @classmethod
+    def _home(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            return DEFAULT_HOME
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
 
     @property
     def db_path(self) -> Path:
@@ -86,3 +109,25 @@ class Settings(BaseSettings):
         except OSError as exc:
             raise AgentError(f"cannot create TRADEAGENT_HOME {self.home}: {exc.strerror or exc}") from None
         return self.home
+
+
+def load_settings() -> Settings:
+    """Settings from the environment and ``.env``; a bad value is a ``SettingsError`` naming its variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(error) for error in exc.errors())) from None
+
+
+def _describe(error: Any) -> str:
+    """One pydantic error as ``VARIABLE='value': what is wrong`` (the value left out for a secret)."""
+    where = str(error["loc"][0]) if error.get("loc") else "?"
+    field = Settings.model_fields.get(where)
+    if field is None:  # reported under an alias (OPENAI_API_KEY) or unknown
+        return f"{where.upper()}: {error['msg']}"
+    alias = field.validation_alias
+    name = alias.choices[0] if isinstance(alias, AliasChoices) else f"{_PREFIX}{where}".upper()
+    if field.annotation is SecretStr or SecretStr in get_args(field.annotation):
+        return f"{name} (value not shown): {error['msg']}"
+    shown = repr(error.get("input"))
+    return f"{name}={shown[:60]}: {error['msg']}"

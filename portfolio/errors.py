@@ -13,3 +13,11 @@ class LedgerError(PortfolioError):
 
 class RiskStateError(PortfolioError):
     """The kill-switch state cannot be written."""
+
+
+class RiskConfigError(PortfolioError):
+    """``risk.toml`` cannot be trusted, so nothing may trade until it is fixed or removed.
+
+    Unreadable, not TOML, an unknown table or key, a value that is not a finite non-negative number: the
+    limits the user meant to tighten are unknown, and the coded ceilings are the loosest there are.
+    """

@@ -10,6 +10,12 @@ Contract:
 - ``CEILINGS`` are constants. Configuration can only tighten them (``effective_limits``/``load_limits``); the
   guard itself re-applies the ceilings to whatever ``RiskLimits`` it is given, so a hand-built looser
   ``RiskLimits`` loosens nothing.
+- ``load_limits(TRADEAGENT_HOME/risk.toml)`` fails closed: a file that cannot be read or parsed, a table other
+  than ``[limits]``, a key that is not a limit (a typo) or a value that is not a finite non-negative number
+  raises ``RiskConfigError`` (the caller refuses to trade), because falling back to the ceilings would
+  silently drop every limit the user tightened. Only a value LOOSER than its ceiling is not an error: the
+  ceiling stays in force and a note says so (the caller shows it). No file means the ceilings.
+- ``LIMIT_INFO`` holds each limit's unit and one-line meaning, once, for every place that shows limits.
 
 Deliberate decisions (in the order the checks run):
 1. Mode: HALTED rejects everything (``halted``); REDUCING passes only what reduces risk: sells of longs and
@@ -54,6 +60,7 @@ Deliberate decisions (in the order the checks run):
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import numbers
@@ -64,6 +71,7 @@ from pathlib import Path
 from typing import Any
 
 from portfolio.breakers import RiskStateStore, stricter, update_breakers
+from portfolio.errors import RiskConfigError
 from portfolio.models import (
     _GUARD_KEY,
     ApprovedOrder,
@@ -81,6 +89,7 @@ from portfolio.proposals import Proposal, Reject, as_items, describe, parse
 
 __all__ = [
     "CEILINGS",
+    "LIMIT_INFO",
     "RiskStateStore",
     "effective_limits",
     "guard",
@@ -109,6 +118,24 @@ CEILINGS = RiskLimits(
     max_drawdown=0.20,
     fee_buffer_bps=20.0,
 )
+
+# Unit and one-line meaning of every limit (``risk limits`` shows them; a test keeps the keys == RiskLimits').
+LIMIT_INFO: Mapping[str, tuple[str, str]] = {
+    "max_position_weight": ("fraction of equity", "largest position, long or short, by |market value|"),
+    "max_gross_exposure": ("fraction of equity", "sum of |position values|, shorts included (1.0: no leverage)"),
+    "max_open_positions": ("positions", "open positions at most, shorts included"),
+    "max_orders_per_day": ("orders", "orders a day at most, all strategies together"),
+    "max_order_notional": ("fraction of equity", "one order's value at most; a larger order is clamped"),
+    "max_order_value": ("base currency", "one order's value at most; a larger order is clamped"),
+    "min_trade_value": ("base currency", "a smaller order is rejected (a sell closing a position passes)"),
+    "max_price_deviation": ("fraction of the quote", "a limit price further from the quote is rejected"),
+    "max_correlation": ("correlation", "a new position more correlated with a held one is rejected"),
+    "cooldown_days": ("days", "days between two orders in one symbol"),
+    "high_volatility": ("annualised volatility", "above it an order that adds exposure is halved"),
+    "daily_loss_limit": ("fraction of equity", "a one-day loss this large latches REDUCING (only sells pass)"),
+    "max_drawdown": ("fraction of equity", "a fall from the equity peak this large latches HALTED"),
+    "fee_buffer_bps": ("basis points", "fees the cash check reserves per order (at least the broker's)"),
+}
 
 # Fields where a LARGER value is tighter; for every other field a smaller value is tighter.
 _HIGHER_IS_TIGHTER = frozenset({"min_trade_value", "cooldown_days", "fee_buffer_bps"})
@@ -170,21 +197,48 @@ def _shown(raw: object) -> str:
 
 
 def load_limits(path: Path | None) -> tuple[RiskLimits, list[str]]:
-    """Read the optional TOML ``[limits]`` table at ``path``. Missing file: the ceilings, no notes.
+    """The limits in force: ``CEILINGS`` tightened by the ``[limits]`` table of the TOML file at ``path``.
 
-    An unreadable file keeps the ceilings and says so (the ceilings are the loosest limits there are,
-    so falling back to them never loosens anything).
+    No file (or ``None``): the ceilings, no notes. A value looser than its ceiling keeps the ceiling and
+    returns a note. Anything else that is not a known limit with a finite non-negative number raises
+    ``RiskConfigError`` (one line naming the file): the caller must refuse to trade.
     """
-    if path is None or not Path(path).exists():
+    if path is None:
         return CEILINGS, []
+    path = Path(path)
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:  # TOMLDecodeError and UnicodeDecodeError are ValueErrors; so is a 5,000-digit int
-        return CEILINGS, [f"cannot read {path} ({type(exc).__name__}); ceilings in force"]
-    table = data.get("limits", {})
-    if not isinstance(table, dict):
-        return CEILINGS, [f"[limits] in {path} is not a table; ceilings in force"]
-    return tighten(table)
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return CEILINGS, []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _config_error(path, f"cannot be read ({type(exc).__name__})") from None
+    try:
+        data = tomllib.loads(text)
+    except ValueError as exc:  # TOMLDecodeError; also a 5,000-digit int Python refuses to parse
+        raise _config_error(path, f"is not valid TOML ({exc})") from None
+    for table in data:
+        if table != "limits":
+            raise _config_error(path, f"has an unknown table or key {table!r}{_did_you_mean(table, ['limits'])}; "
+                                      "the only table is [limits]")
+    limits = data.get("limits", {})
+    if not isinstance(limits, dict):
+        raise _config_error(path, "has 'limits' that is not a table; write [limits] and one limit per line")
+    for key, raw in limits.items():
+        if key not in LIMIT_INFO:
+            raise _config_error(path, f"has an unknown risk limit {key!r}{_did_you_mean(key, list(LIMIT_INFO))}")
+        if _finite_non_negative(raw) is None:
+            raise _config_error(path, f"has {key} = {_shown(raw)}, not a finite non-negative number")
+    return tighten(limits)
+
+
+def _config_error(path: Path, problem: str) -> RiskConfigError:
+    return RiskConfigError(f"risk config {path} {problem}: no order is placed until it is fixed or removed "
+                           "(`tradeagent risk limits` lists the limits)")
+
+
+def _did_you_mean(word: str, known: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _within_ceilings(limits: object) -> RiskLimits:

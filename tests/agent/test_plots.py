@@ -50,6 +50,7 @@ def lines(ax: object) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_data_show_plot_writes_a_png_and_keeps_json_on_stdout_clean(home: Path, tmp_path: Path) -> None:
     chart = tmp_path / "charts" / "sp500.png"
+    chart.parent.mkdir()
     code, out, err = invoke("data", "show", "SP500", "--as-of", "2008-10-15", "--json", "--plot", str(chart))
     assert code == 0, err
     assert json.loads(out)["bars"][-1]["date"] == "2008-10-15"
@@ -105,3 +106,12 @@ def test_plot_errors_are_one_line(home: Path, tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     code, _, err = invoke("data", "show", "SP500", "--plot", str(blocker / "chart.png"))
     assert code == 2 and "cannot write the chart" in err and "Traceback" not in err
+
+
+def test_a_plot_into_a_missing_folder_is_refused_and_creates_nothing(home: Path, tmp_path: Path) -> None:
+    missing = tmp_path / "nonexistent" / "dir"
+    for args in (("data", "show", "SP500", "--json"), ("portfolio",)):
+        code, out, err = invoke(*args, "--plot", str(missing / "x.png"))
+        assert code == 2 and out == "" and len(err.strip().splitlines()) == 1
+        assert f"folder {missing} does not exist" in err.replace("\n", "")
+    assert not (tmp_path / "nonexistent").exists()

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from portfolio.broker import PaperBroker
-from portfolio.errors import LedgerError
+from portfolio.errors import LedgerError, RiskConfigError
 from portfolio.ledger import Ledger
 from portfolio.models import ApprovedOrder, MarketSnapshot, Quote, RiskState, issued_by_guard
 from portfolio.risk import CEILINGS, guard, load_limits, tighten
@@ -61,15 +61,14 @@ def test_a_base_currency_quote_is_valued_at_fx_one_whatever_it_says() -> None:
     assert foreign.quotes["SAP"].fx_rate == 1.1  # other currencies keep their rate
 
 
-def test_an_absurdly_large_number_in_risk_toml_is_ignored_with_a_note(tmp_path: Path) -> None:
+def test_an_absurdly_large_number_in_risk_toml_refuses_to_trade(tmp_path: Path) -> None:
     path = tmp_path / "risk.toml"
     path.write_text("[limits]\nmin_trade_value = 1" + "0" * 400 + "\nmax_position_weight = 0.1\n")
-    limits, notes = load_limits(path)
-    assert limits.min_trade_value == CEILINGS.min_trade_value and limits.max_position_weight == 0.1
-    assert any("min_trade_value" in n for n in notes)
+    with pytest.raises(RiskConfigError, match="min_trade_value"):
+        load_limits(path)  # not a finite number: which limit the user meant is unknown
     path.write_text("[limits]\nmin_trade_value = 1" + "0" * 5000 + "\n")  # more digits than Python parses
-    limits, notes = load_limits(path)
-    assert limits == CEILINGS and "cannot read" in notes[0]
+    with pytest.raises(RiskConfigError, match="not valid TOML"):
+        load_limits(path)
 
 
 def test_a_huge_int_override_keeps_the_ceiling_and_the_rest_applies() -> None:
