@@ -144,6 +144,8 @@ def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timest
         cut.append((ns[keep][has_bar], o[has_bar], c[has_bar]))
     all_ns = np.unique(np.concatenate([x[0] for x in cut])) if cut else np.array([], dtype="int64")
     t, n = len(all_ns), len(symbols)
+    if t == 0:
+        raise ValueError(f"no bars between {start.date()} and {end.date()}")
     op, cl = np.full((t, n), np.nan), np.full((t, n), np.nan)
     for j, (ns, o, c) in enumerate(cut):
         rows = np.searchsorted(all_ns, ns)
@@ -154,7 +156,7 @@ def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timest
     last = np.where(has.any(axis=0), t - 1 - np.argmax(has[::-1], axis=0), -1)
     sessions = pd.DatetimeIndex(all_ns.astype("datetime64[ns]"), name="date")
     tolerance = pd.Timedelta(days=delist_after_days).value
-    delisted = (last >= 0) & (t > 0) & (all_ns[np.maximum(last, 0)] < (all_ns[-1] if t else 0) - tolerance)
+    delisted = (last >= 0) & (all_ns[np.maximum(last, 0)] < all_ns[-1] - tolerance)
     # forward-filled close, 0 before the first bar and after a delisting (the position is gone by then)
     pos = np.maximum.accumulate(np.where(has, rows, -1), axis=0)
     ffill = np.where(pos >= 0, cl[np.maximum(pos, 0), np.arange(n)], 0.0)
@@ -349,10 +351,7 @@ def _checked_panel(
     lo, hi = _as_timestamp(start), _as_timestamp(end)
     if lo > hi:
         raise ValueError(f"start {lo.date()} is after end {hi.date()}")
-    panel = _panel(bars, lo, hi, delist_after_days)
-    if len(panel.sessions) == 0:
-        raise ValueError(f"no bars between {lo.date()} and {hi.date()}")
-    return panel
+    return _panel(bars, lo, hi, delist_after_days)
 
 
 def _run(name: str, panel: _Panel, cash: float, fees: Fees) -> BaselineResult:
