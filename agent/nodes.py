@@ -6,6 +6,9 @@ Deliberate decisions:
 - Signal nodes (analyst, sentiment, quant) ABSTAIN on any failure: their outcome says why and carries no
   weight. The risk node cannot abstain safely: if it fails, or no signal node produced anything, the day
   ends in hold-all with a ``fallback:<cause>`` reason.
+- Except a replay cache miss (``cache_miss``): the day was asked to replay a recording that lacks one of its
+  answers, and trading on the other nodes would be a day nobody recorded. Any node's miss, a signal node's
+  included, ends the day in hold-all ``fallback:cache_miss``; the risk node asks nothing after a signal miss.
 - Sentiment and quant abstain today because news ingestion and the quant models do not exist yet; their
   tools are absent, not faked. When they land, only these two functions change.
 - The decision node is code, not an LLM: it turns the risk plan's target weights into orders, with a
@@ -15,6 +18,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -29,7 +33,7 @@ from agent.llm.runner import AskFailed, BoundTool, ask
 from agent.models import AnalystReport, NodeOutcome, RiskPlan
 from agent.state import DayDeps, DayState
 from portfolio.holdall import deliberate_hold, hold_all
-from portfolio.risk import guard
+from portfolio.risk import guard, stricter
 from prompts.loader import load_prompt, render
 from tools.errors import DataError
 from tools.indicators import indicators_as_of
@@ -43,6 +47,7 @@ FEATURES = (
 )  # fmt: skip
 REBALANCE_BAND = 0.02  # weight changes smaller than 2% of equity are not traded (no churn)
 SIGNAL_NODES = ("analyst", "sentiment", "quant")
+CACHE_MISS = "cache_miss"  # agent.llm.cache.CacheMiss's cause: a replay without a recording holds the whole day
 
 
 def _round(value: Any) -> float | None:
@@ -220,8 +225,15 @@ def _unrealised_return(symbol: str, avg_price: float, deps: DayDeps) -> float | 
     return _round(quote.price / avg_price - 1.0)
 
 
+def _cache_misses(nodes: Mapping[str, dict[str, Any]]) -> list[str]:
+    return [n for n in SIGNAL_NODES if (nodes.get(n) or {}).get("abstain_reason") == CACHE_MISS]
+
+
 def risk_node(state: DayState, deps: DayDeps) -> DayState:
     nodes = state.get("nodes", {})
+    if missed := _cache_misses(nodes):
+        detail = f"the replay has no recording for node(s) {', '.join(missed)}"
+        return {"hold": hold_all(CACHE_MISS, detail).model_dump()}
     if not any(nodes.get(n, {}).get("status") == "ok" for n in SIGNAL_NODES):
         causes = ",".join(f"{n}={nodes.get(n, {}).get('abstain_reason', 'missing')}" for n in SIGNAL_NODES)
         return {"hold": hold_all("no_signals", f"every signal node abstained ({causes})").model_dump()}
@@ -240,7 +252,9 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
     }
     plan, outcome = _ask_node("risk", deps, RiskPlan, context, book_tools(deps))
     update: DayState = {"nodes": {"risk": outcome}}
-    if plan is None:
+    if plan is None and outcome["abstain_reason"] == CACHE_MISS:
+        update["hold"] = hold_all(CACHE_MISS, "the replay has no recording for node risk").model_dump()
+    elif plan is None:
         update["hold"] = hold_all(f"risk_{outcome['abstain_reason']}", "the risk node could not size the day").model_dump()
     return update
 
@@ -294,13 +308,31 @@ def guard_node(state: DayState, deps: DayDeps) -> DayState:
 
 
 def broker_node(state: DayState, deps: DayDeps) -> DayState:
+    """Place the approved orders, after reading the kill switch again under its lock.
+
+    A ``risk halt`` or ``risk reduce`` issued while this run waited on the LLM is in force here: when the state
+    now saved is stricter than the one the day started with, the guard runs again under it (HALTED approves
+    nothing, REDUCING only what reduces risk) and only what it approves is placed.
+    """
     if deps.broker is None:  # the router never comes here in --dry-run; fail closed if it did
         return {"hold": hold_all("no_broker", "orders approved but no broker in this run").model_dump()}
     result = state["guard"]
-    with deps.ledger.transaction():  # the day's verdicts and the orders they approved are stored together or not at all
-        deps.ledger.record_guard(deps.run_date, result)
-        placed = deps.broker.submit(result.approved)
-    return {"placed": placed}
+    lock = deps.risk_store.locked() if deps.risk_store is not None else contextlib.nullcontext()
+    update: DayState = {}
+    with lock:
+        now = deps.risk_store.load(book_exists=True) if deps.risk_store is not None else deps.risk_state
+        if stricter(deps.risk_state, now) is not deps.risk_state:
+            result = guard(
+                state.get("proposals", []), portfolio=deps.portfolio, market=deps.market, limits=deps.limits,
+                state=now, history=deps.history, run_date=deps.run_date, fee_bps=deps.fee_bps,
+            )  # fmt: skip
+            update["guard"] = result
+            if not result.approved:
+                update["hold"] = deliberate_hold(now.mode.lower(), f"risk state {now.mode} mid-run: {now.reason}").model_dump()
+        with deps.ledger.transaction():  # the day's verdicts and the orders they approved are stored together or not at all
+            deps.ledger.record_guard(deps.run_date, result)
+            update["placed"] = deps.broker.submit(result.approved)
+    return update
 
 
 def hold_node(state: DayState, deps: DayDeps) -> DayState:

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Annotated, Any, TypedDict
 
 from agent.llm.base import LLMClient
+from portfolio.breakers import RiskStore
 from portfolio.broker import Broker
 from portfolio.ledger import Ledger, TradingHistory
 from portfolio.models import GuardResult, MarketSnapshot, PortfolioSnapshot, RiskLimits, RiskState
@@ -34,6 +35,7 @@ class DayDeps:
     ledger: Ledger
     broker: Broker | None  # None in --dry-run: nothing can be placed
     fee_bps: float = 15.0  # commission + slippage the broker will charge; the guard reserves cash for it
+    risk_store: RiskStore | None = None  # re-read right before placing: a halt issued mid-run stops the orders
 
 
 class DayState(TypedDict, total=False):

@@ -5,7 +5,7 @@ Deliberate decisions:
   peak beyond ``max_drawdown`` moves anything → HALTED. Nothing here ever loosens a mode; only a person does,
   with ``tradeagent risk resume`` (never an LLM tool).
 - Fail closed: an equity curve with a non-finite or non-positive value halts; a missing state file means
-  ACTIVE (a fresh install), but a CORRUPT one means HALTED. A file without an explicit ``mode`` (``{}``, a
+  ACTIVE on a fresh install, HALTED when a paper book exists (the file was lost), and a CORRUPT one means HALTED. A file without an explicit ``mode`` (``{}``, a
   list, ``null``) is corrupt too: the model's ACTIVE default is for a fresh state, never for a damaged file.
 - The state file is written atomically (temp file in the same directory, fsync, ``os.replace``).
 - Breakers read only the equity curve, and equity is cash + Σ market values, where a short's value (and its
@@ -15,13 +15,15 @@ Deliberate decisions:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import math
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
+from typing import Protocol
 
 from portfolio.errors import RiskStateError
 from portfolio.models import RiskLimits, RiskState
@@ -60,14 +62,53 @@ def update_breakers(
     return state
 
 
+class RiskStore(Protocol):
+    """Where the kill-switch state lives: a file for the user's book, memory for a replay."""
+
+    def locked(self) -> contextlib.AbstractContextManager[None]: ...
+
+    def load(self, *, book_exists: bool = False) -> RiskState: ...
+
+    def escalate(self, state: RiskState, *, book_exists: bool = True) -> RiskState: ...
+
+    def save(self, state: RiskState) -> None: ...
+
+
 class RiskStateStore:
-    """The kill-switch state in a JSON file (``TRADEAGENT_HOME/risk_state.json``)."""
+    """The kill-switch state in a JSON file (``TRADEAGENT_HOME/risk_state.json``).
+
+    ``locked()`` holds an exclusive ``flock`` on a lock file beside it: the CLI writes the state under it, and
+    the daily run re-reads the state under it right before placing orders, so a ``risk halt`` lands either
+    before the placing (nothing is placed) or after it (the next run cancels what was placed).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
-    def load(self) -> RiskState:
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise RiskStateError(f"cannot lock the risk state {self.path}: {exc.strerror or exc}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    def load(self, *, book_exists: bool = False) -> RiskState:
+        """The saved state. Missing file: ACTIVE on a fresh install, HALTED when a book already exists.
+
+        A book without its state file means the file was deleted or lost, and with it maybe a breaker's HALT:
+        trading stops until a person looks and runs ``tradeagent risk resume``.
+        """
         if not self.path.exists():
+            if book_exists:
+                return RiskState(mode="HALTED", changed_by="fail_closed",
+                                 reason=f"risk state file {self.path} is missing but a paper book exists; "
+                                        "check the book, then run `tradeagent risk resume`")
             return RiskState(mode="ACTIVE", reason="no risk state saved yet", changed_by="default")
         try:
             raw = json.loads(self.path.read_text(encoding="utf-8"))
@@ -79,6 +120,18 @@ class RiskStateStore:
             return RiskState(mode="HALTED", reason=f"corrupt risk state file {self.path} ({problem})",
                              changed_by="fail_closed")
         return state
+
+    def escalate(self, state: RiskState, *, book_exists: bool = True) -> RiskState:
+        """Save ``state`` only where it is stricter than what is saved now (breakers); returns the state in force.
+
+        Under the lock, so a person's ``risk halt`` written meanwhile is never replaced by a milder mode.
+        """
+        with self.locked():
+            current = self.load(book_exists=book_exists)
+            winner = stricter(current, state)
+            if winner is not current or not self.path.exists():
+                self.save(winner)
+            return winner
 
     def save(self, state: RiskState) -> None:
         if not isinstance(state, RiskState):
@@ -104,3 +157,24 @@ class RiskStateStore:
 def stricter(a: RiskState, b: RiskState) -> RiskState:
     """The more restrictive of two states (used when a breaker and a saved state disagree)."""
     return b if _RANK.get(b.mode, 2) > _RANK.get(a.mode, 2) else a
+
+
+class MemoryRiskStore:
+    """A risk state held in memory (replays): the same interface as ``RiskStateStore``, never the user's file."""
+
+    def __init__(self, state: RiskState | None = None) -> None:
+        self._state = state or RiskState(mode="ACTIVE", reason="replay start", changed_by="default")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        yield
+
+    def load(self, *, book_exists: bool = False) -> RiskState:
+        return self._state
+
+    def escalate(self, state: RiskState, *, book_exists: bool = True) -> RiskState:
+        self._state = stricter(self._state, state)
+        return self._state
+
+    def save(self, state: RiskState) -> None:
+        self._state = state

@@ -3,7 +3,11 @@
 Contract:
 - ``submit`` accepts ONLY ``ApprovedOrder`` (anything else raises ``TypeError``), stores them as pending and is
   idempotent: an order id already stored is not stored again.
-- ``settle(session, open_prices)`` raises ``LedgerError`` for a session older than the ledger's last fill.
+- ``settle(session, open_prices)`` settles each session once: a session at or before the ledger's settlement
+  watermark returns no fills (already settled), one older than the last fill raises ``LedgerError``.
+- ``expire``, ``cancel`` (by hand: ``tradeagent orders cancel``) and ``cancel_for_mode`` (the kill switch:
+  HALTED cancels every pending order, REDUCING those that add risk) cancel with a reason stored on the order,
+  and cancel with a sell every buy held back for it.
 - ``settle(session, open_prices)`` fills every pending order decided BEFORE ``session`` at that session's OPEN,
   all in one ledger transaction. Orders decided on day D therefore fill at the next session's open.
 
@@ -28,6 +32,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date
@@ -80,6 +85,9 @@ class PaperBroker:
     ) -> list[Fill]:
         fills: list[Fill] = []
         base = self.ledger.base_currency
+        through = self.ledger.settled_through()
+        if through is not None and session <= through:
+            return []  # settled already (a resumed run, a session shared with an earlier run)
         last = self.ledger.last_fill_date()
         if last is not None and session < last:
             raise LedgerError(f"cannot settle {session}: the ledger already has fills of {last}")
@@ -100,30 +108,70 @@ class PaperBroker:
                     continue
                 self.ledger.apply_fill(fill, mark_base=open_price * fx, note=note, allow_short=order.opens_short)
                 fills.append(fill)
+            if any(_usable(p) is not None for p in open_prices.values()):  # a session with no prices is not one
+                self.ledger.mark_settled(session)
         return fills
 
     def expire(self, sessions: Sequence[date], after: int) -> list[dict[str, str]]:
         """Cancel pending orders that ``after`` of ``sessions`` passed without filling, and the buys held back for them.
 
-        A buy waiting on an expired sell (see ``settle``) is cancelled with it: the guard sized it on that sell,
-        which will never fill. Returns ``{"order_id", "symbol", "reason"}`` per cancelled order.
+        ``sessions`` are the universe's sessions (any set that holds every session after the pending orders'
+        decision days, up to today). A buy waiting on an expired sell (see ``settle``) is cancelled with it:
+        the guard sized it on that sell, which will never fill. Returns ``{"order_id", "symbol", "reason"}``
+        per cancelled order.
         """
-        expired: list[dict[str, str]] = []
-        dead_sells: list[date] = []  # decision days of sells that expired just now
+        ordered = sorted(sessions)
+        doomed: dict[str, str] = {}
+        for order in self.ledger.pending_before(date.max):
+            waited = len(ordered) - bisect.bisect_right(ordered, order.run_date)
+            if waited >= after:
+                doomed[order.order_id] = (f"expired: no {order.symbol} session to fill at in the {waited} "
+                                          f"sessions after {order.run_date}")
+        return self._cancel_cascading(doomed)
+
+    def cancel(self, order_ids: Sequence[str] | None, reason: str) -> list[dict[str, str]]:
+        """Cancel pending orders by id (``None``: every pending order), and the buys held back for a cancelled sell.
+
+        Unknown or no-longer-pending ids are left alone (the result lists what was cancelled).
+        """
+        pending = {o.order_id for o in self.ledger.pending_before(date.max)}
+        wanted = pending if order_ids is None else [i for i in order_ids if i in pending]
+        return self._cancel_cascading(dict.fromkeys(wanted, reason))
+
+    def cancel_for_mode(self, mode: str, why: str) -> list[dict[str, str]]:
+        """Cancel what the kill switch forbids: everything when HALTED; orders that add risk when REDUCING.
+
+        Adding risk: a buy while the position is flat or long, and a sell approved to open or increase a
+        short. Sells of longs and covers of shorts stay: they reduce risk. ACTIVE cancels nothing.
+        """
+        if mode == "ACTIVE":
+            return []
+        held = {s: q for s, (q, _, _) in self.ledger.position_costs().items()}
+        doomed: dict[str, str] = {}
+        for order in self.ledger.pending_before(date.max):
+            adds = (order.side == "buy" and held.get(order.symbol, 0.0) >= 0) or order.opens_short
+            if mode != "REDUCING" or adds:
+                doomed[order.order_id] = f"cancelled: risk mode {mode} ({why})"
+        return self._cancel_cascading(doomed)
+
+    def _cancel_cascading(self, doomed: Mapping[str, str]) -> list[dict[str, str]]:
+        """Cancel ``doomed`` (id → reason) in one transaction, plus every buy held back for a cancelled sell."""
+        cancelled: list[dict[str, str]] = []
+        dead_sells: list[date] = []  # decision days of sells cancelled just now
+        how = "was cancelled"
         with self.ledger.transaction():
             for order in self.ledger.pending_before(date.max):  # by decision day, sells first
-                waited = sum(1 for s in sessions if s > order.run_date)
-                if waited >= after:
-                    reason = f"expired: no {order.symbol} session to fill at in the {waited} sessions after {order.run_date}"
-                elif _held_back(order, dead_sells):
-                    reason = f"cancelled: a sell decided on {min(dead_sells)} that this buy was sized on expired"
-                else:
+                reason = doomed.get(order.order_id)
+                if reason is None and _held_back(order, dead_sells):
+                    reason = f"cancelled: a sell decided on {min(dead_sells)} that this buy was sized on {how}"
+                if reason is None:
                     continue
                 if self.ledger.cancel(order.order_id, reason):
-                    expired.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
+                    cancelled.append({"order_id": order.order_id, "symbol": order.symbol, "reason": reason})
                     if order.side == "sell":
+                        how = "expired" if not dead_sells and reason.startswith("expired") else how
                         dead_sells.append(order.run_date)
-        return expired
+        return cancelled
 
     def _fill(self, order: OrderRecord, session: date, open_price: float, fx: float) -> tuple[Fill | None, str | None]:
         held = self.ledger.position_costs().get(order.symbol, (0.0, 0.0, None))[0]

@@ -5,6 +5,9 @@ Contract:
   creates only its own ``pf_*`` tables, ``IF NOT EXISTS``, and never drops anything.
 - Time never runs backwards: ``history(D)`` reports the last day with any activity, and the guard rejects a
   run for an earlier day; the broker refuses to settle a session older than the last fill.
+- Settlement has a watermark (``settled_through``): each session is settled once, in order, and a session at
+  or before the watermark is skipped. An order waits at every later session until its instrument has an open
+  (or it expires), so one instrument without bars never blocks the others.
 - Every change runs in ONE transaction (BEGIN/COMMIT, ROLLBACK on any error): a crash leaves the ledger as it
   was before the change or after it, never half-way.
 - Base currency and starting cash are stored when the ledger is created; reopening it with another base
@@ -162,6 +165,24 @@ class Ledger:
     # ------------------------------------------------------------ plumbing
 
     @contextlib.contextmanager
+    def scratch(self) -> Iterator[Ledger]:
+        """Run the block against the book and then undo all of it (a dry run): one transaction, always rolled back.
+
+        Every ``transaction()`` inside joins it, so settlement, equity marks and guard logs written by the
+        block are visible to the block and discarded at its end, whatever happens.
+        """
+        if self._in_tx:
+            raise LedgerError("a scratch block cannot start inside a transaction")
+        self._con.begin()
+        self._in_tx = True
+        try:
+            yield self
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self._con.rollback()
+            self._in_tx = False
+
+    @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """One BEGIN/COMMIT around the block (ROLLBACK on error); nested use joins the outer transaction."""
         if self._in_tx:
@@ -260,6 +281,19 @@ class Ledger:
     def last_fill_date(self) -> date | None:
         return self._rows("SELECT max(fill_date) FROM pf_fills")[0][0]
 
+    def settled_through(self) -> date | None:
+        """The last session whose opens settlement has processed (every later session is still to settle).
+
+        Stored in ``pf_meta`` by ``mark_settled`` in the settling transaction. A ledger written before the
+        watermark existed falls back to its last equity mark or fill: a run marks equity only after it has
+        settled every session up to its own date.
+        """
+        rows = self._rows("SELECT value FROM pf_meta WHERE key = 'settled_through'")
+        if rows:
+            return date.fromisoformat(rows[0][0])
+        return self._rows("SELECT max(d) FROM (SELECT max(day) AS d FROM pf_equity UNION ALL "
+                          "SELECT max(fill_date) FROM pf_fills)")[0][0]
+
     def guard_log(self, run_date: date | None = None) -> list[dict[str, Any]]:
         sql = ("SELECT run_date, kind, symbol, order_id, code, detail, raw, from_quantity, to_quantity "
                "FROM pf_guard_log")
@@ -329,6 +363,14 @@ class Ledger:
                 con.execute("UPDATE pf_orders SET status = 'cancelled', status_reason = ? WHERE order_id = ?",
                             [reason, order_id])
         return bool(n)
+
+    def mark_settled(self, session: date) -> None:
+        """Move the settlement watermark to ``session`` (never backwards); part of the settling transaction."""
+        current = self.settled_through()
+        if current is not None and session <= current:
+            return
+        with self.transaction() as con:
+            con.execute("INSERT OR REPLACE INTO pf_meta VALUES ('settled_through', ?)", [session.isoformat()])
 
     def record_equity(self, day: date, snapshot: PortfolioSnapshot) -> None:
         """Store the day's equity (replacing a re-run's) and each position's mark, in one transaction."""

@@ -8,8 +8,11 @@ Deliberate decisions:
 - Indicators may be passed in precomputed (``precompute_indicators`` on the whole replay span, once):
   every indicator is causal, so slicing a full-series computation at D equals computing on data cut at D
   (tested in tests/tools/test_indicators.py). A replay then pays one computation per symbol, not per day.
+- Settlement reads the view too: ``sessions(after)`` lists the days to settle, ``opens(session)`` their opening
+  prices and ``fx_before(session)`` the FX rate a fill at that open gets (the last FX close before the day).
 - A symbol that failed to load is still present in ``validation`` (not tradeable, reason ``no_data``) so
-  the gate and the prompts can say why it is missing.
+  the gate and the prompts can say why it is missing. Days whose source rows disagreed
+  (``UniverseData.conflicts``) reach the gate too (``conflicting_duplicate``).
 - Staleness is counted in each instrument's own sessions (``tools.calendars.calendar_for``): exchange
   sessions for ``sample`` (XNYS) and ``yfinance`` (by ticker suffix), every day for ``ccxt:…``, weekdays
   for ``synthetic`` and ``csv:`` unless the instrument names a ``calendar``.
@@ -18,10 +21,11 @@ Deliberate decisions:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import date
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from types import MappingProxyType
 
+import numpy as np
 import pandas as pd
 
 from tools.calendars import calendar_for
@@ -47,6 +51,7 @@ class MarketView:
     validation: Mapping[str, ValidationResult]
     fx: Mapping[str, float]
     currencies: Mapping[str, str]
+    fx_series: Mapping[str, pd.Series] = field(default_factory=dict)  # currency → daily closes, cut at as_of
 
     @classmethod
     def build(
@@ -78,6 +83,7 @@ class MarketView:
                 as_of,
                 max_stale_sessions=max_stale_sessions,
                 calendar=calendar_for(inst),
+                conflicts=data.conflicts.get(symbol),
             )
         base = data.universe.base_currency
         return cls(
@@ -88,7 +94,29 @@ class MarketView:
             validation=MappingProxyType(checks),
             fx=MappingProxyType(fx_rates_as_of(data.fx_series, base, as_of)),
             currencies=MappingProxyType({i.symbol: i.currency for i in data.universe.instruments}),
+            fx_series=MappingProxyType({c: cut_at(s.to_frame(), as_of).iloc[:, 0] for c, s in data.fx_series.items()}),
         )
+
+    def sessions(self, after: date | None) -> list[date]:
+        """Every day after ``after`` (up to ``as_of``) on which at least one instrument has a bar, in order."""
+        start = pd.Timestamp(after) + pd.Timedelta(days=1) if after is not None else None
+        parts = [b.index[b.index.searchsorted(start):] if start is not None else b.index for b in self.bars.values()]
+        days = np.unique(np.concatenate([p.values for p in parts])) if parts else np.array([], "datetime64[ns]")
+        return [pd.Timestamp(d).date() for d in days]
+
+    def opens(self, session: date) -> dict[str, float]:
+        """Each instrument's opening price on ``session``, for those that traded that day."""
+        ts = pd.Timestamp(session)
+        found: dict[str, float] = {}
+        for symbol, bars in self.bars.items():
+            i = bars.index.searchsorted(ts)
+            if i < len(bars) and bars.index[i] == ts:
+                found[symbol] = float(bars["open"].iloc[i])
+        return found
+
+    def fx_before(self, session: date) -> dict[str, float]:
+        """FX rates for trading at ``session``'s open: the last close BEFORE that day (closes are all we have)."""
+        return fx_rates_as_of(self.fx_series, self.base_currency, session - timedelta(days=1))
 
     @property
     def symbols(self) -> list[str]:

@@ -23,14 +23,14 @@ def invoke(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_demo_runs_offline_on_the_last_common_session_and_is_idempotent(home: Path) -> None:
+def test_demo_runs_offline_on_the_last_session_every_instrument_can_fill_after_and_is_idempotent(home: Path) -> None:
     code, out, _ = invoke("demo", "--json")
     assert code == 0
     first = json.loads(out)
     assert first["llm"] == "offline-rules" and first["universe"] == "demo"
-    assert first["date"] == "2013-03-01"  # GOOG's sample history ends there
+    assert first["date"] == "2013-02-28"  # GOOG's sample history ends on 2013-03-01: its orders fill there
     assert first["status"] == "orders_placed" and first["placed"]
-    assert (home / "results" / "daily" / "2013-03-01.json").exists()
+    assert (home / "results" / "daily" / "2013-02-28.json").exists()
     code, out, _ = invoke("demo", "--json")
     second = json.loads(out)
     assert code == 0 and second["repeated"] is True and second["placed"] == first["placed"]

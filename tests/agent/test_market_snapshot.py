@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from agent.daily import market_snapshot
+from agent.day import market_snapshot
 from tools.cache import MarketCache
 from tools.data import load_universe_data
 from tools.universe import load_universe
@@ -24,7 +24,7 @@ def test_quotes_carry_the_instruments_shortability_currency_and_the_close_of_d(t
     uni = load_universe(str(toml))
     with MarketCache(tmp_path / "t.duckdb") as cache:
         data = load_universe_data(uni, cache, as_of=DAY, refresh=True)
-    market = market_snapshot(MarketView.build(data, DAY), data, uni)
+    market = market_snapshot(MarketView.build(data, DAY), uni)
     sp, nq = market.quotes["SP500"], market.quotes["NASDAQ"]
     assert (sp.shortable, nq.shortable) == (True, False)
     assert sp.price_date == DAY and sp.price == float(data.bars["SP500"]["close"].iloc[-1])

@@ -1,0 +1,212 @@
+"""One trading day over an in-memory, point-in-time view: the core step the daily run and the replays share.
+
+``trade_day(view, book, client)`` does, in order, on the book it is given:
+1. the kill switch: HALTED cancels every pending order, REDUCING the ones that add risk (each with its reason);
+2. settlement: every session after the ledger's settlement watermark, up to D, fills the pending orders at
+   that session's open (FX: the last close before it), then orders whose instrument had no session to fill
+   at for ``ORDER_EXPIRY_SESSIONS`` sessions expire;
+3. the equity mark of D and the breakers (which can only tighten the saved risk state);
+4. the graph: decide on D's close, guard, place (the kill switch is read again right before placing).
+It returns the day's results (plain data); the edges load data, open the book and write files.
+
+There is one trading day in the code: ``agent.daily`` (``tradeagent daily``) calls this once per run with the
+user's book, and ``evals`` calls it once per replayed session with a book of its own.
+
+Deliberate decisions:
+- A dry run does all of it inside ``Ledger.scratch()`` (one transaction, always rolled back) and saves no
+  risk state: it decides on exactly the book the real run would, settlement included, and changes nothing.
+- Settlement moves forward only (a watermark), so an instrument whose data stops (delisted, halted, a mixed
+  calendar) never blocks the others: its orders wait, then expire.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from agent.graph import build_graph
+from agent.llm.base import LLMClient
+from agent.state import DayDeps
+from portfolio.breakers import RiskStore, stricter
+from portfolio.broker import PaperBroker
+from portfolio.holdall import hold_all
+from portfolio.ledger import Ledger
+from portfolio.models import MarketSnapshot, Quote, RiskLimits
+from portfolio.risk import update_breakers
+from tools.indicators import correlation_matrix, indicators_as_of
+from tools.models import Universe
+from tools.view import MarketView
+
+ORDER_EXPIRY_SESSIONS = 5  # a pending order with no session to fill at for this long is cancelled
+
+
+@dataclass(frozen=True)
+class Book:
+    """What a day trades on: the ledger, its broker, the kill-switch store and the limits in force."""
+
+    ledger: Ledger
+    broker: PaperBroker
+    risk_store: RiskStore
+    limits: RiskLimits
+    limit_notes: tuple[str, ...] = ()
+
+
+def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
+    """Quotes at D's close (price, its date, FX, tradeability, shortability, volatility) and return correlations.
+
+    Currency and shortability come from the universe's instruments; a symbol it does not list is long-only.
+    """
+    instruments = {i.symbol: i for i in universe.instruments}
+    quotes: dict[str, Quote] = {}
+    for symbol, bars in view.bars.items():
+        if bars.empty:
+            continue
+        validation = view.validation.get(symbol)
+        ind = view.indicators.get(symbol)
+        vol = indicators_as_of(ind, view.as_of).get("vol_20") if ind is not None else None
+        inst = instruments.get(symbol)
+        currency = inst.currency if inst is not None else universe.base_currency
+        quotes[symbol] = Quote(
+            symbol=symbol,
+            price=float(bars["close"].iloc[-1]),
+            price_date=bars.index[-1].date(),
+            currency=currency,
+            fx_rate=float(view.fx.get(currency, float("nan"))),
+            tradeable=bool(validation and validation.tradeable),
+            untradeable_reason=None if validation is None or validation.tradeable else "; ".join(validation.reasons),
+            shortable=inst is not None and inst.shortable,
+            volatility=None if vol is None or pd.isna(vol) else float(vol),
+        )
+    closes = {s: b["close"] for s, b in view.bars.items() if len(b) > 1}
+    corr = correlation_matrix(closes, view.as_of) if len(closes) > 1 else pd.DataFrame()
+    correlations = {
+        a: {b: float(v) for b, v in row.items() if a != b and pd.notna(v)} for a, row in corr.to_dict("index").items()
+    }
+    return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
+
+
+def settle(broker: PaperBroker, view: MarketView) -> list[dict[str, str]]:
+    """Fill pending orders at every session after the watermark up to D (each at its own open); expire the rest.
+
+    An order whose instrument has had no bar for ``ORDER_EXPIRY_SESSIONS`` sessions of the universe since its
+    decision day is cancelled, so it stops reserving cash; the broker cancels the buys held back for it.
+    """
+    pending = broker.pending()
+    if not pending:
+        return []
+    for session in view.sessions(broker.ledger.settled_through()):
+        broker.settle(session, view.opens(session), view.fx_before(session))
+    still = broker.pending()
+    if not still:
+        return []
+    return broker.expire(view.sessions(min(o.run_date for o in still)), ORDER_EXPIRY_SESSIONS)
+
+
+def fills_since_previous_run(ledger: Ledger, run_date: date) -> list[dict[str, Any]]:
+    """The fills D's run settled, read back from the ledger, so a re-run after a kill still reports them.
+
+    Each run settles every pending order up to its own date, so the fills dated after the previous run's
+    date (its equity mark) and up to D are exactly those settled at the start of D's run.
+    """
+    previous = max((day for day, _ in ledger.equity_curve() if day < run_date), default=None)
+    return [f.model_dump(mode="json") for f in ledger.fills(after=previous, until=run_date)]
+
+
+def trade_day(
+    view: MarketView,
+    universe: Universe,
+    book: Book,
+    client: LLMClient,
+    *,
+    dry_run: bool = False,
+    configure: Callable[[DayDeps], DayDeps] | None = None,
+) -> dict[str, Any]:
+    """Run day ``view.as_of`` on ``book``: kill switch, settlement, equity mark, breakers, graph. Returns results.
+
+    ``configure`` may adjust the day's dependencies before the graph runs (eval policies are graph
+    configurations). The results dict is the body of ``results/daily/D.json`` without the edge's fields.
+    """
+    if dry_run:
+        with book.ledger.scratch():
+            return _trade(view, universe, book, client, dry_run=True, configure=configure)
+    return _trade(view, universe, book, client, dry_run=False, configure=configure)
+
+
+def _trade(
+    view: MarketView,
+    universe: Universe,
+    book: Book,
+    client: LLMClient,
+    *,
+    dry_run: bool,
+    configure: Callable[[DayDeps], DayDeps] | None,
+) -> dict[str, Any]:
+    run_date, ledger, broker = view.as_of, book.ledger, book.broker
+    book_exists = ledger.last_activity() is not None
+    risk_state = book.risk_store.load(book_exists=book_exists)
+    cancelled = broker.cancel_for_mode(risk_state.mode, risk_state.reason)
+    expired = settle(broker, view)
+    market = market_snapshot(view, universe)
+    snapshot = ledger.snapshot(market)
+    fills = fills_since_previous_run(ledger, run_date)
+    ledger.record_equity(run_date, snapshot)
+    latched = update_breakers(ledger.equity_curve(), book.limits, risk_state, run_date)
+    if dry_run:
+        risk_state = stricter(risk_state, latched)
+    else:  # saves only a stricter state (or a missing file): a person's HALT written meanwhile stands
+        risk_state = book.risk_store.escalate(latched, book_exists=book_exists)
+    deps = DayDeps(
+        run_date=run_date, universe=universe, view=view, market=market, portfolio=snapshot, limits=book.limits,
+        risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
+        broker=None if dry_run else broker, fee_bps=broker.cost_bps, risk_store=book.risk_store,
+    )  # fmt: skip
+    if configure is not None:
+        deps = configure(deps)
+    started = time.perf_counter()
+    try:
+        state = build_graph(deps).invoke({"nodes": {}, "timings": {}})
+    except Exception as exc:
+        state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
+    guard_result = state.get("guard")
+    return {
+        "date": run_date.isoformat(),
+        "universe": universe.name,
+        "base_currency": universe.base_currency,
+        "status": _status(state, dry_run),
+        "dry_run": dry_run,
+        "llm": getattr(client, "provider", "unknown"),
+        "model": getattr(client, "model", "unknown"),
+        "hold": state.get("hold"),
+        "recovered": None,
+        "nodes": state.get("nodes", {}),
+        "proposed": state.get("proposals", []),
+        "approved": [o.model_dump(mode="json") for o in guard_result.approved] if guard_result else [],
+        "rejected": [r.model_dump(mode="json") for r in guard_result.rejections] if guard_result else [],
+        "clamps": [c.model_dump(mode="json") for c in guard_result.clamps] if guard_result else [],
+        "placed": state.get("placed", []),
+        "fills": fills,
+        "expired": expired,
+        "cancelled": cancelled,
+        "portfolio": snapshot.model_dump(mode="json"),
+        "risk": {"state": risk_state.model_dump(mode="json"), "limits": book.limits.model_dump(mode="json"),
+                 "notes": list(book.limit_notes)},
+        "llm_calls": sum(int(n.get("llm_calls", 0)) for n in state.get("nodes", {}).values()),
+        "tokens": sum(int(n.get("tokens", 0)) for n in state.get("nodes", {}).values()),
+        "timings": {**state.get("timings", {}), "graph_seconds": round(time.perf_counter() - started, 4)},
+    }
+
+
+def _status(state: dict[str, Any], dry_run: bool) -> str:
+    guard_result = state.get("guard")
+    if state.get("hold"):
+        return "hold"
+    if state.get("placed"):
+        return "orders_placed"
+    if dry_run and guard_result is not None and guard_result.approved:
+        return "dry_run"
+    return "no_orders"
