@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +44,16 @@ class Trade:
     quantity: float
     price: float
     fees: float
+
+    def __post_init__(self) -> None:
+        if isinstance(self.date, datetime):  # pd.Timestamp too: trades sort and print as plain dates
+            object.__setattr__(self, "date", self.date.date())
+        if self.side not in ("buy", "sell"):
+            raise ValueError(f"trade side must be buy or sell, got {self.side!r}")
+        if not (math.isfinite(self.quantity) and self.quantity > 0):
+            raise ValueError(f"trade quantity must be positive, got {self.quantity}")
+        if not (math.isfinite(self.price) and self.price > 0 and math.isfinite(self.fees) and self.fees >= 0):
+            raise ValueError(f"trade price must be positive and fees non-negative, got {self.price}, {self.fees}")
 
     @property
     def notional(self) -> float:

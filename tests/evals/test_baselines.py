@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from evals.baselines import BENCHMARK_NOTE, Fees, run_baseline, run_baselines
-from evals.models import PolicyRun
+from evals.models import PolicyRun, Trade
 from tests.evals.helpers import bars, random_bars, sessions
 
 C, S = 0.001, 0.0005  # the paper broker's default commission and slippage
@@ -178,3 +178,12 @@ def test_bad_prices_are_no_bar() -> None:
     (trade,) = res.trades  # the open of 0 is unusable: the buy waits for the next usable open
     assert trade.price == pytest.approx(12.0 * (1 + S))
     assert np.isfinite(res.equity).all()
+
+
+def test_a_trade_is_validated_and_keeps_a_plain_date() -> None:
+    t = Trade(pd.Timestamp("2020-01-03"), "A", "buy", 1.0, 10.0, 0.01)  # type: ignore[arg-type]
+    assert type(t.date) is date and t.notional == 10.0
+    for bad in (("hold", 1.0, 10.0, 0.0), ("buy", 0.0, 10.0, 0.0), ("sell", 1.0, float("nan"), 0.0),
+                ("sell", 1.0, 10.0, -1.0)):
+        with pytest.raises(ValueError, match="trade"):
+            Trade(date(2020, 1, 3), "A", *bad)  # type: ignore[arg-type]
