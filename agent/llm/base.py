@@ -16,6 +16,9 @@ Deliberate decisions:
 - ``tool_spec`` takes the tool's description from its function's docstring (DESIGN: "its docstring is the
   description the LLM sees") and its JSON schema from the pydantic input model, so the two cannot drift.
 - The budget is a plain class with a lock: it is mutable and the graph may run nodes in parallel threads.
+- ``estimate_tokens`` (characters / 4, rounded up: OpenAI's rule of thumb for English) stands in for a usage
+  count a server does not report. It undercounts JSON and non-Latin text; it is there so that a server
+  reporting nothing cannot spend the budget for free, not to bill precisely.
 """
 
 from __future__ import annotations
@@ -82,6 +85,14 @@ class LLMClient(Protocol):
     model: str
 
     def complete(self, request: LLMRequest) -> LLMResponse: ...
+
+
+CHARS_PER_TOKEN = 4  # OpenAI's rule of thumb for English text; good enough to make the budget bite
+
+
+def estimate_tokens(text: str) -> int:
+    """A rough token count of ``text`` (characters / ``CHARS_PER_TOKEN``, rounded up), for unreported usage."""
+    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 def tool_spec(name: str, fn: Callable[..., Any], input_model: type[BaseModel]) -> ToolSpec:

@@ -7,6 +7,8 @@ Contract:
 - ``cache_mode`` ``record``/``replay`` wraps the OpenAI client in ``CachedClient`` under
   ``settings.llm_cache_dir``; ``off`` returns the client itself.
 - ``budget`` (shared by all nodes of one run) is charged by the OpenAI client and by replayed hits.
+- Every ``SecretStr`` of the settings (``redaction.configured_secrets``) is handed to the OpenAI client and
+  the cache, which mask it in every answer they return or store.
 
 Deliberate decisions:
 - The offline rule policy is never cached: it is deterministic already, and caching it would only write files.
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from agent.errors import AgentError, LLMError
+from agent.errors import AgentError
 from agent.llm.base import Deadline, LLMClient, LLMRequest, LLMResponse, TokenBudget
-from agent.llm.cache import CachedClient, CacheMode
+from agent.llm.cache import CachedClient, CacheMiss, CacheMode
 from agent.llm.offline import OfflineRulesClient
 from agent.llm.openai_client import PROVIDER as OPENAI_PROVIDER
 from agent.llm.openai_client import OpenAIClient
+from agent.llm.redaction import configured_secrets
 from agent.settings import Settings
 
 NO_KEY_MESSAGE = "OPENAI_API_KEY is not set; use --llm offline"
@@ -38,7 +41,7 @@ class _ReplayOnly:
         self.model = model
 
     def complete(self, request: LLMRequest) -> LLMResponse:
-        raise LLMError("cache_miss", f"replay only: no recorded answer for node {request.node!r}")
+        raise CacheMiss(f"replay only: no recorded answer for node {request.node!r}")
 
 
 def make_client(
@@ -59,6 +62,7 @@ def make_client(
         return OfflineRulesClient()
     if llm != "openai":
         raise AgentError(f"unknown --llm {llm!r}; use offline or openai")
+    secrets = configured_secrets(settings)
     inner: LLMClient
     if has_key:
         assert key is not None
@@ -71,6 +75,7 @@ def make_client(
             budget=budget,
             deadline=deadline,
             json_mode=settings.llm_json_mode,
+            secrets=secrets,
         )
     elif cache_mode == "replay":
         inner = _ReplayOnly(settings.llm_model)
@@ -84,4 +89,5 @@ def make_client(
         cache_mode,
         budget=budget if cache_mode == "replay" else None,
         wire="json" if settings.llm_json_mode else "tools",  # a recording replays only in the mode that made it
+        secrets=secrets,
     )

@@ -14,24 +14,33 @@ Contract:
     "json_object"}`` is sent (all six servers accept it). The answer is one JSON object: either
     ``{"tool": NAME, "arguments": {...}}`` (turned into a ``ToolCall``) or the final answer. Earlier tool
     turns in the history are rewritten as plain assistant/user messages, which such models understand.
-- Errors: timeout -> ``timeout``; connection failure -> ``connection``; 429 -> ``rate_limited``; 5xx ->
-  ``server_error``; 401/403 -> ``auth``; other 4xx -> ``bad_request``; ``finish_reason == "length"`` ->
-  ``truncated``; ``message.refusal`` or ``finish_reason == "content_filter"`` -> ``refusal``; no choices ->
-  ``malformed``; budget -> ``budget_exhausted``.
+- Each HTTP attempt, body included, ends within ``min(timeout, time left to the run deadline)`` of wall clock
+  (``transport.GuardedTransport`` shuts the socket down at that point), and reads at most
+  ``MAX_RESPONSE_BYTES`` of body, before any JSON parsing.
+- Every configured secret (the key, and the ``secrets`` the factory passes: all ``SecretStr`` settings) is
+  masked in the returned response (``redaction.redact_response``): an answer echoing a key is used, not kept.
+- Errors: timeout (per read, or the attempt's wall-clock bound) -> ``timeout``; connection failure ->
+  ``connection``; 429 -> ``rate_limited``; 5xx -> ``server_error``; 401/403 -> ``auth``; other 4xx ->
+  ``bad_request``; ``finish_reason == "length"`` -> ``truncated``; ``message.refusal`` or
+  ``finish_reason == "content_filter"`` -> ``refusal``; no choices, a body that is not a chat completion, or a
+  body over ``MAX_RESPONSE_BYTES`` -> ``malformed``; budget -> ``budget_exhausted``.
 
 Deliberate decisions:
-- The official ``openai`` client is built with ``max_retries=0`` and retries are ours: exponential backoff
-  with jitter on 429/5xx/timeouts/connection errors, ``Retry-After`` honoured up to ``RETRY_AFTER_CAP``
-  seconds, and never a retry on another 4xx, nor on a 429 whose code is ``insufficient_quota`` (retrying an
-  empty account cannot succeed).
-- The client is handed an ``httpx.Client`` (the pinned httpx) with an explicit timeout, rather than the
-  SDK's own transport: the SDK's default timeout is 10 minutes, and tests fake this transport with respx.
+- The official ``openai`` client is built with ``max_retries=0`` and retries are ours, run by ``tenacity``:
+  exponential backoff with jitter on 429/5xx/timeouts/connection errors, ``Retry-After`` honoured up to
+  ``RETRY_AFTER_CAP`` seconds, and never a retry on another 4xx, on an unusable answer (malformed, oversized,
+  refused, truncated), nor on a 429 whose code is ``insufficient_quota`` (retrying an empty account cannot
+  succeed).
+- The SDK is handed an ``httpx.Client`` (the pinned httpx) over our ``GuardedTransport``, with an explicit
+  timeout and keep-alive off, rather than the SDK's own transport: the SDK's default timeout is 10 minutes,
+  httpx's timeouts bound each read rather than the exchange, and tests fake this transport with respx.
 - Exception messages are built here: status, server error code and a redacted, shortened server message
   (none at all for 401/403). The API key and request bodies never appear in them.
-- Token usage comes from ``usage``; a server that omits it is charged an estimate (characters / 4), so the
-  run's budget still bites.
-- An optional run ``Deadline`` caps every attempt's timeout at the time left and stops retrying when the
-  backoff would outlive it: the whole day's LLM work ends within the deadline, whatever the server does.
+- Token usage comes from ``usage``; a count the server omits or reports as 0 is replaced by a local estimate
+  (``base.estimate_tokens``: characters / 4 of the messages sent, and of the content plus tool calls
+  received), so a server reporting no usage cannot spend the run's budget for free.
+- An optional run ``Deadline`` caps every attempt at the time left and stops retrying when the backoff would
+  outlive it: the whole day's LLM work ends within the deadline, whatever the server does.
 """
 
 from __future__ import annotations
@@ -41,15 +50,18 @@ import json
 import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import httpx
 import openai
+import tenacity
 from pydantic import SecretStr
 
 from agent.errors import LLMError, redact
-from agent.llm.base import Deadline, LLMRequest, LLMResponse, TokenBudget, ToolCall, ToolSpec
+from agent.llm.base import Deadline, LLMRequest, LLMResponse, TokenBudget, ToolCall, ToolSpec, estimate_tokens
+from agent.llm.redaction import redact_response
+from agent.llm.transport import CutReason, GuardedTransport
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +69,22 @@ PROVIDER = "openai"
 BACKOFF_BASE = 0.5  # seconds before the first retry, doubled each time
 BACKOFF_CAP = 8.0
 RETRY_AFTER_CAP = 30.0  # a server asking for longer than this is treated as this
+# A chat completion within max_tokens (1500 by default, a few KB of text) plus its JSON envelope and tool calls
+# is tens of KB; 1 MiB is far above any usable answer and keeps a runaway server from filling memory or disk.
+MAX_RESPONSE_BYTES = 1 << 20
+
+
+class _AttemptFailed(Exception):
+    """One failed HTTP attempt: its ``LLMError`` and, when worth retrying, the server's Retry-After (else None)."""
+
+    def __init__(self, error: LLMError, retry_after: float | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.retry_after = retry_after
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _AttemptFailed) and exc.retry_after is not None
 
 
 class OpenAIClient:
@@ -75,7 +103,8 @@ class OpenAIClient:
         budget: TokenBudget | None = None,
         deadline: Deadline | None = None,
         json_mode: bool = False,
-        http_client: httpx.Client | None = None,
+        secrets: Sequence[str] = (),
+        transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
     ) -> None:
@@ -88,15 +117,20 @@ class OpenAIClient:
         self._deadline = deadline
         self._timeout = timeout
         self._secret = api_key.get_secret_value()
+        self._secrets = (self._secret, *secrets)
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # keep-alive off: each attempt opens its own connection, so the transport's watchdog knows its socket
+        inner = transport or httpx.HTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))
+        self._transport = GuardedTransport(inner)
+        http_client = httpx.Client(transport=self._transport, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)))
         self._sdk = openai.OpenAI(
             base_url=base_url,
             api_key=self._secret,
             timeout=timeout,
             max_retries=0,
             # the SDK accepts the pinned httpx.Client as well as its own httpx2 one (checked in openai 3.54)
-            http_client=http_client or httpx.Client(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout))),  # type: ignore[arg-type]
+            http_client=http_client,  # type: ignore[arg-type]
         )
 
     def __repr__(self) -> str:  # never show the key
@@ -107,7 +141,7 @@ class OpenAIClient:
             self._budget.check()
         kwargs = self._params(request)
         completion = self._create_with_retries(kwargs)
-        return self._to_response(completion, kwargs["messages"])
+        return redact_response(self._to_response(completion, kwargs["messages"]), self._secrets)
 
     # -- request -------------------------------------------------------------------------------------
 
@@ -134,25 +168,58 @@ class OpenAIClient:
         return params
 
     def _create_with_retries(self, kwargs: dict[str, Any]) -> Any:
-        for attempt in range(self.max_retries + 1):
-            timeout = self._timeout
-            if self._deadline is not None:  # no attempt, and no wait, outlives the run's deadline
-                timeout = min(timeout, self._deadline.check())
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_retryable),
+            wait=self._wait,
+            stop=self._stop,
+            sleep=self._sleep,
+            before_sleep=_log_retry,
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, kwargs)
+        except _AttemptFailed as failed:
+            attempts = int(retrying.statistics.get("attempt_number", 1))
+            if attempts > 1:
+                detail = str(failed.error).removeprefix(f"LLM {failed.error.cause}: ")
+                raise LLMError(failed.error.cause, f"{detail} (after {attempts} attempts)") from None
+            raise failed.error from None
+
+    def _attempt(self, kwargs: dict[str, Any]) -> Any:
+        """One HTTP attempt, cut at ``min(timeout, time left to the deadline)``; failures as ``_AttemptFailed``."""
+        seconds = self._timeout
+        if self._deadline is not None:  # no attempt, and no wait, outlives the run's deadline
+            seconds = min(seconds, self._deadline.check())
+        with self._transport.guard(seconds, MAX_RESPONSE_BYTES) as call:
             try:
-                return self._sdk.chat.completions.create(**kwargs, timeout=timeout)
-            except openai.APIError as exc:
-                error, retry_after = self._classify(exc)
-                delay = None if retry_after is None else self._delay(attempt, retry_after)
-                out_of_time = self._deadline is not None and delay is not None and delay >= self._deadline.remaining()
-                if delay is None or attempt == self.max_retries or out_of_time:
-                    if attempt:
-                        raise LLMError(error.cause, f"{error.args[0]} (after {attempt + 1} attempts)") from None
-                    raise error from None
-                log.warning("LLM %s on attempt %d; retrying in %.1fs", error.cause, attempt + 1, delay)
-                self._sleep(delay)
-            except ValueError:  # the SDK could not decode the body (an HTML error page, a proxy's banner)
-                raise LLMError("malformed", "the server's answer is not a JSON chat completion") from None
-        raise AssertionError("unreachable")  # pragma: no cover
+                return self._sdk.chat.completions.create(**kwargs, timeout=seconds)
+            except Exception as exc:
+                failure = self._failure(exc, call.cut, seconds)
+                if failure is None:
+                    raise
+                raise failure from None
+
+    def _failure(self, exc: Exception, cut: CutReason | None, seconds: float) -> _AttemptFailed | None:
+        """What a failed attempt means (None for an exception that is a bug of ours, to propagate as is)."""
+        if cut == "timeout":
+            return _AttemptFailed(LLMError("timeout", f"no complete answer from {self.model} in {seconds:g} s"), 0.0)
+        if cut == "too_large":
+            return _AttemptFailed(LLMError("malformed", f"answer larger than {MAX_RESPONSE_BYTES} bytes"), None)
+        if isinstance(exc, openai.APIError):
+            return _AttemptFailed(*self._classify(exc))
+        if isinstance(exc, ValueError):  # the SDK could not decode the body (an HTML error page, a proxy's banner)
+            return _AttemptFailed(LLMError("malformed", "the server's answer is not a JSON chat completion"), None)
+        return None
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        failed = state.outcome.exception() if state.outcome is not None else None
+        retry_after = failed.retry_after if isinstance(failed, _AttemptFailed) else None
+        return self._delay(state.attempt_number - 1, retry_after or 0.0)
+
+    def _stop(self, state: tenacity.RetryCallState) -> bool:
+        if state.attempt_number > self.max_retries:
+            return True
+        return self._deadline is not None and state.upcoming_sleep >= self._deadline.remaining()
 
     def _classify(self, exc: openai.APIError) -> tuple[LLMError, float | None]:
         """The LLMError for ``exc`` and, when worth retrying, the server's Retry-After (0.0 when absent)."""
@@ -166,7 +233,7 @@ class OpenAIClient:
         code = f" {exc.code}" if exc.code else ""
         if status in (401, 403):
             return LLMError("auth", f"HTTP {status}{code}: the server rejected the API key"), None
-        detail = f"HTTP {status}{code}: {redact(_server_message(exc), self._secret)[:160]}"
+        detail = f"HTTP {status}{code}: {redact(_server_message(exc), *self._secrets)[:160]}"
         if status == 429:
             retry = None if exc.code == "insufficient_quota" else _retry_after(exc.response.headers)
             return LLMError("rate_limited", detail), retry
@@ -188,19 +255,19 @@ class OpenAIClient:
         choice = choices[0]
         message = choice.message
         finish = choice.finish_reason or "stop"
-        prompt_tokens, completion_tokens = _usage(completion, sent_messages, message.content)
-        if self._budget is not None:
-            self._budget.charge(prompt_tokens + completion_tokens)
-        if getattr(message, "refusal", None) or finish == "content_filter":
-            raise LLMError("refusal", f"{self.model} declined to answer ({finish})")
-        if finish == "length":
-            raise LLMError("truncated", f"answer cut at max_tokens after {completion_tokens} tokens")
         content = message.content
         tool_calls = [
             ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments or "{}")
             for c in (message.tool_calls or [])
             if getattr(c, "function", None) is not None
         ]
+        prompt_tokens, completion_tokens = _usage(completion, sent_messages, content, tool_calls)
+        if self._budget is not None:
+            self._budget.charge(prompt_tokens + completion_tokens)
+        if getattr(message, "refusal", None) or finish == "content_filter":
+            raise LLMError("refusal", f"{self.model} declined to answer ({finish})")
+        if finish == "length":
+            raise LLMError("truncated", f"answer cut at max_tokens after {completion_tokens} tokens")
         if self.json_mode and content:
             tool_calls, content = _json_mode_tool_call(content, completion_id=str(completion.id))
         return LLMResponse(
@@ -212,6 +279,12 @@ class OpenAIClient:
             model=completion.model or self.model,
             provider=self.provider,
         )
+
+
+def _log_retry(state: tenacity.RetryCallState) -> None:
+    failed = state.outcome.exception() if state.outcome is not None else None
+    cause = failed.error.cause if isinstance(failed, _AttemptFailed) else "error"
+    log.warning("LLM %s on attempt %d; retrying in %.1fs", cause, state.attempt_number, state.upcoming_sleep)
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
@@ -242,11 +315,18 @@ def _retry_after(headers: httpx.Headers | Any) -> float:
         return 0.0
 
 
-def _usage(completion: Any, sent: list[dict[str, Any]], content: str | None) -> tuple[int, int]:
+def _usage(
+    completion: Any, sent: list[dict[str, Any]], content: str | None, tool_calls: list[ToolCall]
+) -> tuple[int, int]:
+    """(prompt, completion) tokens: the server's counts, each replaced by a local estimate when missing or 0."""
     usage = getattr(completion, "usage", None)
-    if usage is not None and usage.prompt_tokens is not None:
-        return int(usage.prompt_tokens), int(usage.completion_tokens or 0)
-    return len(json.dumps(sent)) // 4, len(content or "") // 4
+    prompt = int(getattr(usage, "prompt_tokens", None) or 0)
+    answer = int(getattr(usage, "completion_tokens", None) or 0)
+    if prompt <= 0:
+        prompt = estimate_tokens(json.dumps(sent))
+    if answer <= 0:
+        answer = estimate_tokens((content or "") + "".join(c.name + c.arguments for c in tool_calls))
+    return prompt, answer
 
 
 def _describe_tools(tools: list[ToolSpec]) -> str:

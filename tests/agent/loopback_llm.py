@@ -1,18 +1,35 @@
 """A misbehaving OpenAI-compatible server on loopback, for end-to-end runs of the real HTTP path.
 
 Each scenario is a function (request body -> (status, body)). The server counts the requests it saw.
+A body may be a ``Drip``: written piece by piece, slowly or huge, and the request's record then says how many
+bytes reached the socket (``written``) and whether the client hung up (``hung_up``).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-Scenario = Callable[[dict[str, Any]], tuple[int, dict[str, Any] | str]]
+
+@dataclass(frozen=True)
+class Drip:
+    """A 200 answer written ``chunk`` bytes at a time, ``interval`` seconds apart, for at most ``give_up`` seconds."""
+
+    body: bytes
+    interval: float = 0.0
+    chunk: int = 1
+    drip_headers: bool = False  # drip the status line and headers too, not only the body
+    content_length: bool = True
+    give_up: float = 60.0
+
+
+Scenario = Callable[[dict[str, Any]], tuple[int, "dict[str, Any] | str | Drip"]]
 
 
 def completion(message: dict[str, Any], finish_reason: str = "stop", model: str = "misbehaving-1") -> dict[str, Any]:
@@ -68,12 +85,35 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(length) or b"{}")
         self.seen.append({"path": self.path, "body": body, "auth": self.headers.get("authorization", "")})
         status, payload = self.scenario(body)
+        if isinstance(payload, Drip):
+            self._drip(payload, self.seen[-1])
+            return
         raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(raw)))
         self.end_headers()
         self.wfile.write(raw)
+
+    def _drip(self, drip: Drip, record: dict[str, Any]) -> None:
+        length = f"content-length: {len(drip.body)}\r\n" if drip.content_length else ""
+        head = f"HTTP/1.0 200 OK\r\ncontent-type: application/json\r\n{length}\r\n".encode()
+        record.update(written=0, hung_up=False)
+        if not drip.drip_headers:
+            self.wfile.write(head)
+        data = drip.body if not drip.drip_headers else head + drip.body
+        stop = time.monotonic() + drip.give_up
+        try:
+            for start in range(0, len(data), drip.chunk):
+                if time.monotonic() > stop:
+                    return
+                self.wfile.write(data[start : start + drip.chunk])
+                self.wfile.flush()
+                record["written"] += len(data[start : start + drip.chunk])
+                time.sleep(drip.interval)
+        except OSError:  # broken pipe, connection reset: the client hung up
+            record["hung_up"] = True
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
         return

@@ -10,8 +10,10 @@ Deliberate decisions:
 - ``raise_errors=True`` is deprecated in yfinance 1.7 (it warns); the supported switch is
   ``yf.config.debug.hide_exceptions = False``, set only for the duration of our call and then restored,
   so errors reach us as exceptions instead of log lines and empty frames.
-- Rate limits (``YFRateLimitError``) are retried a bounded number of times with exponential backoff;
-  anything network-shaped becomes ``DataUnavailableError`` (the caller falls back to the cache).
+- Rate limits (``YFRateLimitError``) are retried a bounded number of times with exponential backoff
+  (``tenacity``: ``base_delay``, then doubled, each wait capped at ``BACKOFF_CAP``; nothing else is retried);
+  anything network-shaped becomes
+  ``DataUnavailableError`` (the caller falls back to the cache).
 - "Unknown ticker": Yahoo reports no timezone for it (``YFTzMissingError``). An empty answer for the
   *whole* history also means unknown; an empty answer for a window (``start`` given) only means no
   sessions in that window (a weekend, a holiday), so it returns an empty frame.
@@ -32,11 +34,15 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+import tenacity
 
 from tools.calendars import calendar_for, last_closed_session
 from tools.errors import DataUnavailableError, UnknownSymbolError
 from tools.market_data.base import cut, empty_frame, normalise
 from tools.models import Instrument
+
+# One wait never exceeds this: past a minute, falling back to the cache serves a daily run better than waiting.
+BACKOFF_CAP = 60.0
 
 
 @contextmanager
@@ -112,32 +118,35 @@ class YFinanceData:
         )
 
         symbol = instrument.symbol
-        for attempt in range(self._max_retries + 1):
-            try:
-                raw = self._history(symbol, start, end)
-                break
-            except YFRateLimitError:
-                if attempt == self._max_retries:
-                    raise DataUnavailableError(
-                        f"yfinance rate-limited {symbol} after {self._max_retries + 1} attempts"
-                    ) from None
-                self._sleep(self._base_delay * 2**attempt)
-            except YFTzMissingError:
-                raise UnknownSymbolError(f"yfinance does not know ticker {symbol!r}") from None
-            except YFPricesMissingError:
-                if start is not None:
-                    return empty_frame()
-                raise UnknownSymbolError(f"yfinance has no price history for ticker {symbol!r}") from None
-            except YFTickerMissingError as exc:
-                raise UnknownSymbolError(f"yfinance: {exc}") from None
-            except YFDataException as exc:
-                raise DataUnavailableError(f"yfinance unavailable for {symbol}: {exc}") from None
-            except Exception as exc:
-                # curl_cffi/requests errors, HTML instead of JSON, timeouts: all mean "not now".
-                # The safe reaction is the same for each (fall back to the cache), so one type.
-                raise DataUnavailableError(
-                    f"yfinance unreachable for {symbol} ({type(exc).__name__}: {str(exc)[:160]})"
-                ) from None
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(YFRateLimitError),
+            wait=tenacity.wait_exponential(multiplier=self._base_delay, exp_base=2, max=BACKOFF_CAP),
+            stop=tenacity.stop_after_attempt(self._max_retries + 1),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        try:
+            raw = retrying(self._history, symbol, start, end)
+        except YFRateLimitError:
+            raise DataUnavailableError(
+                f"yfinance rate-limited {symbol} after {self._max_retries + 1} attempts"
+            ) from None
+        except YFTzMissingError:
+            raise UnknownSymbolError(f"yfinance does not know ticker {symbol!r}") from None
+        except YFPricesMissingError:
+            if start is not None:
+                return empty_frame()
+            raise UnknownSymbolError(f"yfinance has no price history for ticker {symbol!r}") from None
+        except YFTickerMissingError as exc:
+            raise UnknownSymbolError(f"yfinance: {exc}") from None
+        except YFDataException as exc:
+            raise DataUnavailableError(f"yfinance unavailable for {symbol}: {exc}") from None
+        except Exception as exc:
+            # curl_cffi/requests errors, HTML instead of JSON, timeouts: all mean "not now".
+            # The safe reaction is the same for each (fall back to the cache), so one type.
+            raise DataUnavailableError(
+                f"yfinance unreachable for {symbol} ({type(exc).__name__}: {str(exc)[:160]})"
+            ) from None
         if raw is None or raw.empty:
             if start is not None:
                 return empty_frame()
