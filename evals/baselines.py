@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from evals.metrics import realised_pnls
+from evals.metrics import exposure_series, realised_pnls
 from evals.models import PolicyRun, Trade
 
 BASELINES = ("buyhold", "equalweight", "holdall")
@@ -89,9 +89,8 @@ class BaselineResult:
 
     def to_policy_run(self) -> PolicyRun:
         eq = self.equity.to_numpy()
-        safe = np.where(eq > 0, eq, np.nan)
-        weights = self.holdings_value.div(safe, axis=0).fillna(0.0)
-        exposure = pd.Series(np.nan_to_num(self.positions_value.abs().to_numpy() / safe), index=self.equity.index)
+        weights = self.holdings_value.div(np.where(eq > 0, eq, np.nan), axis=0).fillna(0.0)
+        exposure = exposure_series(self.positions_value, self.equity)
         return PolicyRun(name=self.name, equity=self.equity, exposure=exposure, trades=self.trades,
                          decisions=self.decisions, weights=weights, trade_pnls=self.trade_pnls,
                          notes=(BENCHMARK_NOTE, *self.notes))

@@ -190,7 +190,8 @@ def realised_pnls(trades: Sequence[Trade], final_prices: Mapping[str, float] | N
     Fees are folded into the per-unit price (a buy costs ``price + fees/qty``, a sell yields
     ``price - fees/qty``), so each closed trade carries its own and its share of the opening fees. A fill that
     crosses zero closes the old position first and opens the rest. With ``final_prices``, positions still
-    open at the end count as closed at that price, without fees (one P&L per symbol).
+    open at the end count as closed at that price, without fees (one P&L per symbol). A loop, not numpy:
+    the average cost is path-dependent (about 0.1 s per 100,000 fills).
     """
     book: dict[str, tuple[float, float]] = {}  # symbol -> (signed quantity, average effective price)
     pnls: list[float] = []
@@ -213,6 +214,14 @@ def realised_pnls(trades: Sequence[Trade], final_prices: Mapping[str, float] | N
         if abs(qty) > _ZERO_QTY and price is not None and math.isfinite(price):
             pnls.append(qty * (price - avg))
     return pnls
+
+
+def exposure_series(positions_value: pd.Series, equity: pd.Series) -> pd.Series:
+    """Gross exposure at each close: |positions value| / equity (0 where equity ≤ 0), aligned on ``equity``."""
+    pv = positions_value.reindex(equity.index).fillna(0.0).abs().to_numpy(dtype="float64")
+    e = equity.to_numpy(dtype="float64")
+    out = np.divide(pv, e, out=np.zeros_like(e), where=e > 0)
+    return pd.Series(out, index=equity.index, name="exposure")
 
 
 def turnover(equity: pd.Series, traded_notional: float) -> float | None:

@@ -254,3 +254,9 @@ def test_sharpe_difference_is_paired() -> None:
     assert diff["estimate"] == pytest.approx(m.sharpe(equity) - m.sharpe(bench))
     assert diff["low"] < diff["estimate"] < diff["high"]
     assert m.sharpe_difference(equity, curve([100.0] * 600)) is None  # cash has no Sharpe
+
+
+def test_exposure_series_is_gross_value_over_equity() -> None:
+    equity = curve([100.0, 100.0, 0.0])
+    pv = pd.Series([0.0, -50.0, 10.0], index=equity.index)
+    assert m.exposure_series(pv, equity).tolist() == [0.0, 0.5, 0.0]
