@@ -156,7 +156,7 @@ def show(
         raise DataError(data.errors[symbol])
     bars = data.bars[symbol]
     day = as_of_d or bars.index[-1].date()
-    check = validate_bars(symbol, bars, day, calendar=calendar_for(inst))
+    check = validate_bars(symbol, bars, day, calendar=calendar_for(inst), conflicts=data.conflicts.get(symbol))
     # Computed on the bars up to as_of only: the printed values are what the agent saw that day.
     with_indicators = bars.join(compute_indicators(bars).drop(columns=["close"])) if indicators or plot else bars
     if plot is not None:

@@ -4,6 +4,11 @@ Contract:
 - Table ``ohlcv(symbol, source, timeframe, ts, open, high, low, close, volume, fetched_at)`` with primary key
   ``(symbol, source, timeframe, ts)``. ``upsert`` is idempotent (``INSERT OR REPLACE``) and runs in one
   transaction, so a crash mid-write leaves the previous state, never half a series.
+- Table ``ohlcv_conflicts(symbol, source, timeframe, ts, rows)``: days for which ``upsert`` was given rows
+  that DISAGREE (``tools.market_data.base.conflicting_days``). The last row is stored in ``ohlcv`` as before,
+  and the day is recorded here in the same transaction, so ``conflicts(symbol, as_of=D)`` can tell the
+  validation gate (code ``conflicting_duplicate``) instead of the information being lost to the primary key.
+  Writing a day again replaces its verdict; identical repeats are never a conflict.
 - ``bars(symbol, as_of=D)`` never returns a bar whose day is after D. This is the one read path the
   agent, the replays and the CLI use, so look-ahead is prevented here and not by every caller.
 
@@ -30,7 +35,7 @@ import pandas as pd
 
 from portfolio.storage import StorageError, connect
 from tools.errors import DataError
-from tools.market_data.base import COLUMNS, empty_frame
+from tools.market_data.base import COLUMNS, conflicting_days, empty_frame
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS ohlcv (
@@ -49,6 +54,19 @@ CREATE TABLE IF NOT EXISTS ohlcv (
 """
 
 
+_CONFLICTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS ohlcv_conflicts (
+    symbol    VARCHAR   NOT NULL,
+    source    VARCHAR   NOT NULL,
+    timeframe VARCHAR   NOT NULL,
+    ts        TIMESTAMP NOT NULL,
+    rows      INTEGER   NOT NULL,
+    PRIMARY KEY (symbol, source, timeframe, ts)
+)
+"""
+_SERIES = "symbol = ? AND source = ? AND timeframe = ?"
+
+
 class MarketCache:
     def __init__(self, db_path: Path | str) -> None:
         self.db_path = Path(db_path)
@@ -59,6 +77,7 @@ class MarketCache:
         except StorageError as exc:
             raise DataError(f"cannot open the market cache: {exc}") from None
         self._con.execute(_SCHEMA)
+        self._con.execute(_CONFLICTS_SCHEMA)
 
     # -- lifecycle -----------------------------------------------------------------------------------
     def close(self) -> None:
@@ -90,6 +109,8 @@ class MarketCache:
         """
         if df.empty and not replace_all:
             return 0
+        conflicts = _conflict_rows(df)
+        df = df[~df.index.duplicated(keep="last")]
         frame = pd.DataFrame(
             {
                 "symbol": symbol,
@@ -100,24 +121,30 @@ class MarketCache:
                 "fetched_at": pd.Timestamp(fetched_at or datetime.now()).tz_localize(None),
             }
         )
+        key = [symbol, source, timeframe]
         self._con.register("_incoming", frame)
+        self._con.register("_conflicts", conflicts)
         try:
             self._con.execute("BEGIN TRANSACTION")
             if replace_all:
+                self._con.execute(f"DELETE FROM ohlcv WHERE {_SERIES}", key)
+                self._con.execute(f"DELETE FROM ohlcv_conflicts WHERE {_SERIES}", key)
+            else:  # the days written now get a new verdict
                 self._con.execute(
-                    "DELETE FROM ohlcv WHERE symbol = ? AND source = ? AND timeframe = ?",
-                    [symbol, source, timeframe],
+                    f"DELETE FROM ohlcv_conflicts WHERE {_SERIES} AND ts IN (SELECT ts FROM _incoming)", key
                 )
             self._con.execute(
                 "INSERT OR REPLACE INTO ohlcv SELECT symbol, source, timeframe, ts, open, high, low, close,"
                 " volume, fetched_at FROM _incoming"
             )
+            self._con.execute("INSERT INTO ohlcv_conflicts SELECT ?, ?, ?, ts, rows FROM _conflicts", key)
             self._con.execute("COMMIT")
         except Exception:
             self._con.execute("ROLLBACK")
             raise
         finally:
             self._con.unregister("_incoming")
+            self._con.unregister("_conflicts")
         return len(frame)
 
     # -- reads ---------------------------------------------------------------------------------------
@@ -165,6 +192,29 @@ class MarketCache:
         df.index = pd.DatetimeIndex(df.pop("ts")).astype("datetime64[ns]").rename("date")
         return df.astype("float64")
 
+    def conflicts(
+        self,
+        symbol: str,
+        *,
+        as_of: date | None = None,
+        start: date | None = None,
+        source: str | None = None,
+        timeframe: str = "1d",
+    ) -> list[date]:
+        """Days in ``[start, as_of]`` for which the source gave rows that disagree (see the module contract)."""
+        resolved = self._resolve_source(symbol, source, timeframe)
+        if resolved is None:
+            return []
+        sql = f"SELECT ts FROM ohlcv_conflicts WHERE {_SERIES}"
+        params: list[object] = [symbol, resolved, timeframe]
+        if as_of is not None:
+            sql += " AND ts < ?"
+            params.append(datetime.combine(as_of + timedelta(days=1), datetime.min.time()))
+        if start is not None:
+            sql += " AND ts >= ?"
+            params.append(datetime.combine(start, datetime.min.time()))
+        return [row[0].date() for row in self._con.execute(sql + " ORDER BY ts", params).fetchall()]
+
     def _edge(self, func: str, symbol: str, source: str | None, timeframe: str) -> date | None:
         sql = f"SELECT {func}(ts) FROM ohlcv WHERE symbol = ? AND timeframe = ?"
         params: list[object] = [symbol, timeframe]
@@ -197,3 +247,15 @@ class MarketCache:
         return [
             r[0] for r in self._con.execute("SELECT DISTINCT symbol FROM ohlcv ORDER BY symbol").fetchall()
         ]
+
+
+def _conflict_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """``(ts, rows)``: each day of ``df`` with rows that disagree, and how many rows it has."""
+    days = conflicting_days(df)
+    counts = pd.Series(df.index).value_counts()
+    return pd.DataFrame(
+        {
+            "ts": pd.DatetimeIndex(days).astype("datetime64[us]"),
+            "rows": pd.Series([int(counts[d]) for d in days], dtype="int64"),
+        }
+    )

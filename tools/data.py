@@ -3,6 +3,8 @@
 ``load_universe_data(universe, cache, as_of=D, refresh=...)`` returns ``UniverseData`` whose bars are cut at
 D (nothing after D is ever returned), FX rates to the base currency at D, human notes, and per-symbol
 errors. One symbol's failure never fails the universe: it lands in ``errors`` with a one-line reason.
+``conflicts`` lists, per symbol, the days up to D whose source rows disagreed (``MarketCache.conflicts``);
+the validation gate refuses such a symbol (``conflicting_duplicate``), the bars keep the source's last row.
 
 Deliberate decisions:
 - Local sources (``sample``, ``synthetic``, ``csv:``) are re-read on every call: cheap, offline, and the
@@ -45,11 +47,13 @@ class UniverseData:
     fx_series: dict[str, pd.Series] = field(default_factory=dict)  # currency → daily closes, cut at as_of
     notes: list[str] = field(default_factory=list)
     errors: dict[str, str] = field(default_factory=dict)
+    conflicts: dict[str, list[date]] = field(default_factory=dict)  # symbol → days whose source rows disagreed
 
 
 @dataclass
 class _Outcome:
     bars: pd.DataFrame | None = None
+    conflicts: list[date] = field(default_factory=list)
     note: str | None = None
     error: str | None = None
 
@@ -107,6 +111,7 @@ def _load_one(
             out.error = f"no bars for {inst.symbol} between {start} and {as_of}"
         return out
     out.bars = bars
+    out.conflicts = cache.conflicts(inst.symbol, as_of=as_of, start=start, source=inst.source)
     return out
 
 
@@ -164,6 +169,8 @@ def load_universe_data(
                 data.errors[inst.symbol] = out.error
             elif out.bars is not None:
                 data.bars[inst.symbol] = out.bars
+                if out.conflicts:
+                    data.conflicts[inst.symbol] = out.conflicts
         _load_fx(data, cache, provider, start=start, refresh=refresh, now=now)
     finally:
         stop()
@@ -203,6 +210,7 @@ def _load_fx(
     for inst in data.universe.instruments:
         if inst.symbol in data.bars and inst.currency not in data.fx:
             del data.bars[inst.symbol]
+            data.conflicts.pop(inst.symbol, None)
             when = f"on or before {data.as_of}" if data.as_of else "cached"
             data.errors[inst.symbol] = (
                 f"no {inst.currency}→{base} rate {when} ({fx_instrument(inst.currency, base).symbol})"

@@ -3,10 +3,13 @@
 ``validate_bars`` returns ``ValidationResult(tradeable, reasons)``; every reason is ``code: detail``:
 - ``empty``      no bar on or before as_of;
 - ``stale``      the last bar is more than ``max_stale_sessions`` sessions before as_of;
-- ``bad_price``  NaN or non-positive open/high/low/close in the last ``recent_window`` bars;
+- ``bad_price``  NaN, infinite or non-positive open/high/low/close in the last ``recent_window`` bars;
 - ``inconsistent`` a bar whose high is below its open or close, or whose low is above them, in
                  the last ``recent_window`` bars (a torn or mis-mapped row: which column is wrong is unknowable);
-- ``duplicate``  repeated timestamps (a provider or cache bug: which row is true is unknowable);
+- ``duplicate``  repeated timestamps with identical rows in the frame given (a provider or cache bug);
+- ``conflicting_duplicate`` a day with rows that DISAGREE, within the last ``jump_window`` bars: in the
+                 frame given, or recorded upstream (``conflicts``, from ``MarketCache.conflicts``, where the
+                 cache kept one row of the day). Which row is true is unknowable;
 - ``jump``       a day-over-day close move beyond ``max_jump`` (fraction) with no recorded split that
                  day, within the last ``jump_window`` bars.
 
@@ -19,6 +22,8 @@ Deliberate decisions:
 - The calendar is only built when it can change the verdict: for the mapped Monday–Friday exchanges the
   session count never exceeds the weekday count, so a weekday count within ``max_stale_sessions`` is
   already "not stale" (every day of a normal replay) and costs nothing per call.
+- A conflict older than the jump window does not block: it can no longer reach an indicator or a price the
+  agent reads, and a remote source cannot be re-fetched that far back to clear it.
 - Price checks look at a recent window only: a gap in 2003 does not make a symbol untradeable in 2018,
   but a bad print last week does. The jump window (260 bars ≈ one year) covers the longest indicator
   (SMA 200), whose values an unrecorded split would corrupt.
@@ -26,12 +31,14 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 
 import numpy as np
 import pandas as pd
 
 from tools import calendars
+from tools.market_data.base import conflicting_days
 from tools.models import ValidationResult
 
 _PRICE_COLUMNS = ("open", "high", "low", "close")
@@ -60,6 +67,16 @@ def _sessions_behind(
     return calendars.sessions_between(calendar, last, as_of)
 
 
+def _conflicting(days: set[date], bars: pd.DataFrame, as_of: date, jump_window: int) -> list[str]:
+    """The ``conflicting_duplicate`` reason for conflicted days within the jump window, if any."""
+    since = bars.index[-(jump_window + 1) :][0].date()
+    recent = sorted(d for d in days if since <= d <= as_of)
+    if not recent:
+        return []
+    return [f"conflicting_duplicate: {len(recent)} day(s) with different bars for one date (first {recent[0]});"
+            " which is true is unknowable"]
+
+
 def validate_bars(
     symbol: str,
     df: pd.DataFrame,
@@ -72,11 +89,12 @@ def validate_bars(
     recent_window: int = 20,
     jump_window: int = 260,
     calendar: str | None = None,
+    conflicts: Iterable[date] | None = None,
 ) -> ValidationResult:
     """Check ``symbol``'s bars as seen on ``as_of``; ``tradeable`` is True only when no check fails.
 
     ``calendar`` (e.g. ``"XNYS"``, ``"24/7"``) counts staleness in that calendar's sessions and then
-    overrides ``sessions_per_week``.
+    overrides ``sessions_per_week``. ``conflicts`` are days whose source rows disagreed (see the module).
     """
     reasons: list[str] = []
     bars = df[df.index <= pd.Timestamp(as_of)] if len(df) else df
@@ -86,9 +104,13 @@ def validate_bars(
         )
 
     dup = bars.index.duplicated()
+    conflicted = set(conflicts or ()) | {ts.date() for ts in conflicting_days(bars)}
     if dup.any():
-        reasons.append(f"duplicate: {int(dup.sum())} repeated timestamps (first {bars.index[dup][0].date()})")
-        bars = bars[~dup]
+        repeats = bars.index[dup & ~bars.index.isin([pd.Timestamp(d) for d in conflicted])]
+        if len(repeats):
+            reasons.append(f"duplicate: {len(repeats)} repeated timestamps (first {repeats[0].date()})")
+        bars = bars[~bars.index.duplicated(keep="last")]
+    reasons.extend(_conflicting(conflicted, bars, as_of, jump_window))
 
     last = bars.index[-1].date()
     behind = _sessions_behind(last, as_of, sessions_per_week, calendar, max_stale_sessions)
@@ -96,11 +118,11 @@ def validate_bars(
         reasons.append(f"stale: last bar {last} is {behind} sessions before {as_of}")
 
     recent = bars.iloc[-recent_window:][list(_PRICE_COLUMNS)]
-    bad_rows = recent.isna().any(axis=1) | (recent <= 0).any(axis=1)
+    bad_rows = ~np.isfinite(recent).all(axis=1) | (recent <= 0).any(axis=1)
     if bad_rows.any():
         first_bad = recent.index[bad_rows.to_numpy()][0].date()
         reasons.append(
-            f"bad_price: NaN or non-positive OHLC on {int(bad_rows.sum())} of the last {len(recent)} bars"
+            f"bad_price: NaN, infinite or non-positive OHLC on {int(bad_rows.sum())} of the last {len(recent)} bars"
             f" (first {first_bad})"
         )
 

@@ -107,3 +107,28 @@ def test_several_failures_are_all_reported() -> None:
     bad = SP.loc[:"2008-09-30"].copy()
     bad.loc["2008-09-29", "open"] = -5.0
     assert _codes(validate_bars("SP500", bad, AS_OF).reasons) == ["stale", "bad_price"]
+
+
+def test_an_infinite_price_is_a_bad_price() -> None:
+    for column in ("high", "close", "open"):
+        bad = SP.loc[:"2008-10-15"].copy()
+        bad.loc["2008-10-15", column] = np.inf
+        result = validate_bars("SP500", bad, AS_OF)
+        assert not result.tradeable and "bad_price" in _codes(result.reasons), column
+        assert "infinite" in result.reasons[0]
+
+
+def test_two_different_rows_for_one_day_are_a_conflicting_duplicate() -> None:
+    other = SP.loc["2008-10-14":"2008-10-14"] * 1.03
+    conflicting = pd.concat([SP.loc[:"2008-10-15"], other]).sort_index(kind="stable")
+    result = validate_bars("SP500", conflicting, AS_OF)
+    assert _codes(result.reasons) == ["conflicting_duplicate"] and not result.tradeable
+    assert "(first 2008-10-14)" in result.reasons[0]
+
+
+def test_a_conflict_recorded_upstream_blocks_within_the_jump_window_only() -> None:
+    bars = SP.loc[:"2008-10-15"]  # the cache kept one row of the day: the frame alone looks clean
+    recent = validate_bars("SP500", bars, AS_OF, conflicts=[date(2008, 10, 1)])
+    assert _codes(recent.reasons) == ["conflicting_duplicate"] and not recent.tradeable
+    assert validate_bars("SP500", bars, AS_OF, conflicts=[date(2003, 1, 2)]).tradeable  # years before
+    assert validate_bars("SP500", bars, AS_OF, conflicts=[date(2008, 10, 16)]).tradeable  # after as_of

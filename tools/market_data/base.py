@@ -1,12 +1,15 @@
 """The ``MarketData`` protocol and the one frame shape every provider returns.
 
 Frame contract (checked by ``normalise``): a ``DatetimeIndex`` named ``date``, tz-naive, normalised to
-midnight, sorted and unique, with float64 columns ``open, high, low, close, volume``.
+midnight, sorted, with float64 columns ``open, high, low, close, volume``. Each day appears once, except a
+day whose rows DISAGREE: those rows all stay (``conflicting_days`` finds them) so that the cache can record
+the conflict and the validation gate can refuse the symbol (``conflicting_duplicate``).
 
 Deliberate decisions:
 - A tz-aware index (yfinance) keeps its *local* calendar day (``tz_localize(None)``), not the UTC day:
   a Tokyo or Paris daily bar belongs to its exchange's date.
-- Duplicate days keep the last row (providers repeat the forming bar across pages).
+- Identical repeats of a day collapse silently (a page overlap). Rows of one day that differ are kept:
+  which one is true is unknowable, and keeping the last one silently (as before) hid a broken file.
 - Missing volume becomes 0.0 (FX and indices often have none); missing prices stay NaN so the
   validation gate can reject them rather than having them papered over here.
 """
@@ -53,9 +56,19 @@ def normalise(df: pd.DataFrame) -> pd.DataFrame:
     if index.tz is not None:
         index = index.tz_localize(None)
     out.index = index.normalize().astype("datetime64[ns]").rename("date")
-    out = out[~out.index.isna()]
-    out = out[~out.index.duplicated(keep="last")].sort_index()
+    out = out[~out.index.isna()].sort_index(kind="stable")
+    if out.index.has_duplicates:  # drop exact repeats only (same day, same values; NaN equals NaN here)
+        out = out[~out.reset_index().duplicated(keep="last").to_numpy()]
     return out
+
+
+def conflicting_days(df: pd.DataFrame) -> pd.DatetimeIndex:
+    """Days that carry two or more DIFFERENT rows (identical repeats are not a conflict)."""
+    if not df.index.has_duplicates:
+        return pd.DatetimeIndex([], name=df.index.name)
+    distinct = df.reset_index().drop_duplicates()
+    first = distinct.columns[0]
+    return pd.DatetimeIndex(distinct.loc[distinct[first].duplicated(), first].unique(), name=df.index.name)
 
 
 def cut(df: pd.DataFrame, start: date | None = None, end: date | None = None) -> pd.DataFrame:
