@@ -10,6 +10,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from arch.bootstrap import StationaryBootstrap
 from yfinance.exceptions import YFRateLimitError
 
 from tests.tools.conftest import DATA, FakeExchange, FakeYahoo, fixed_clock
@@ -299,6 +300,14 @@ def test_synthetic_return_statistics_are_close_to_the_source() -> None:
     # Volatility clustering survives the block bootstrap: |r| stays autocorrelated (i.i.d. would give ~0).
     a = np.abs(rets[:5000])
     assert np.corrcoef(a[:-1], a[1:])[0, 1] > 0.1
+
+
+def test_the_stationary_bootstrap_is_archs_and_longer_series_chain_replicates() -> None:
+    pool = return_pools()[0]
+    n = 2 * len(pool) + 7
+    ours = stationary_bootstrap(pool, n, np.random.default_rng(11), mean_block=20)
+    replicates = StationaryBootstrap(20, pool, seed=np.random.default_rng(11)).bootstrap(3)
+    np.testing.assert_array_equal(ours, np.concatenate([positional[0] for positional, _ in replicates])[:n])
 
 
 def test_stationary_bootstrap_blocks_have_the_mean_length() -> None:

@@ -2,11 +2,17 @@
 
 Any symbol name works (``SYN000``, ``SYN001``…); its series is a pure function of ``(symbol, seed)``.
 
-Method (Politis & Romano 1994, the *stationary* bootstrap): daily log returns are drawn in blocks from
-one real series (S&P 500 or NASDAQ Composite 1999-2018, chosen per symbol); block lengths are geometric
-with mean ``MEAN_BLOCK`` days, blocks start at uniform positions and wrap around. Blocks preserve
-short-range dependence (volatility clustering) that an i.i.d. resample would destroy, and random
-lengths keep the resampled series stationary.
+Method (Politis & Romano 1994, the *stationary* bootstrap, ``arch.bootstrap.StationaryBootstrap``): daily
+log returns are drawn in blocks from one real series (S&P 500 or NASDAQ Composite 1999-2018, chosen per
+symbol); block lengths are geometric with mean ``MEAN_BLOCK`` days, blocks start at uniform positions and
+wrap around. Blocks preserve short-range dependence (volatility clustering) that an i.i.d. resample would
+destroy, and random lengths keep the resampled series stationary. One arch replicate is as long as the
+pool; a longer series concatenates successive replicates (each starts a new block).
+
+Seeding contract: everything random comes from one ``numpy.random.Generator`` seeded with
+``sha256(f"{seed}:{symbol}")``, handed to arch as its ``seed`` and then used for the bars' noise. So the
+same ``(symbol, seed)`` gives the same series in every process and on every machine (for one numpy and
+arch version); another symbol or seed gives another series.
 
 Bars: closes compound the drawn returns from a per-symbol start price; the open gaps a little from the
 previous close; high/low extend beyond open/close by half-normal noise scaled to the day's move;
@@ -23,6 +29,7 @@ from functools import cache
 
 import numpy as np
 import pandas as pd
+from arch.bootstrap import StationaryBootstrap
 
 from tools.market_data.base import cut
 from tools.market_data.sample import sample_frame
@@ -53,15 +60,11 @@ def _rng(symbol: str, seed: int) -> np.random.Generator:
 
 
 def stationary_bootstrap(pool: np.ndarray, n: int, rng: np.random.Generator, mean_block: float) -> np.ndarray:
-    """``n`` draws from ``pool`` in circular blocks of geometric length (mean ``mean_block``)."""
-    m = len(pool)
-    new_block = rng.random(n) < 1.0 / mean_block
-    new_block[0] = True
-    block_starts = np.flatnonzero(new_block)
-    block_id = np.cumsum(new_block) - 1
-    offset = np.arange(n) - block_starts[block_id]
-    origin = rng.integers(0, m, size=len(block_starts))
-    return pool[(origin[block_id] + offset) % m]
+    """``n`` draws from ``pool`` in circular blocks of geometric length (mean ``mean_block``), using ``rng``."""
+    bootstrap = StationaryBootstrap(mean_block, np.asarray(pool), seed=rng)
+    replicates = -(-n // len(pool))  # ceil: one replicate is as long as the pool
+    draws = [positional[0] for positional, _ in bootstrap.bootstrap(replicates)]
+    return np.concatenate(draws)[:n]
 
 
 @cache
