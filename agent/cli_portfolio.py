@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, plot_path, print_json
+from portfolio.errors import LedgerError
 from portfolio.ledger import Ledger
 from portfolio.models import RiskMode, RiskState
 from portfolio.risk import CEILINGS, LIMIT_INFO, RiskStateStore, load_limits
@@ -158,15 +159,36 @@ def _show_state(state: RiskState, json_: bool) -> None:
 @cli_errors
 def risk_status_cmd(json_: JsonFlag = False) -> None:
     """Show the risk mode (ACTIVE, REDUCING, HALTED) and why."""
-    _show_state(RiskStateStore(load_settings().risk_state_path).load(), json_)
+    settings = load_settings()
+    _show_state(RiskStateStore(settings.risk_state_path).load(book_exists=_book_exists(settings.db_path)), json_)
+
+
+def _book_exists(db_path: Path) -> bool:
+    """Whether a paper book with activity exists (a locked file counts: a run holding it has a book)."""
+    try:
+        ledger = Ledger.open_existing(db_path)
+    except LedgerError:
+        return True
+    if ledger is None:
+        return False
+    try:
+        return ledger.last_activity() is not None
+    finally:
+        ledger.close()
 
 
 def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
+    """A person's word: written under the store's lock, so a run about to place orders reads it first or not at all."""
     settings = load_settings()
     settings.ensure_home()
     state = RiskState(mode=mode, reason=reason, since=date.today(), changed_by="cli")
-    RiskStateStore(settings.risk_state_path).save(state)
+    store = RiskStateStore(settings.risk_state_path)
+    with store.locked():
+        store.save(state)
     _show_state(state, json_)
+    if mode != "ACTIVE" and not json_:
+        what = "every pending order" if mode == "HALTED" else "pending orders that add risk"
+        console.print(f"the next daily run cancels {what} before settling", style="dim")
 
 
 @risk_app.command("halt")
