@@ -16,8 +16,8 @@ import pytest
 from typer.testing import CliRunner
 
 from agent.cli import app
-from agent.day import Book, trade_day
 from agent.daily import run_daily
+from agent.day import Book, trade_day
 from agent.errors import LLMError
 from agent.settings import Settings
 from portfolio.breakers import MemoryRiskStore
@@ -238,7 +238,7 @@ def test_a_foreign_fill_uses_the_fx_of_its_own_session_not_the_run_dates(tmp_pat
 
 
 def test_a_run_refused_for_its_settings_leaves_the_book_untouched(home: Path) -> None:
-    code, out, _ = cli("demo", "--json")
+    assert cli("demo", "--json")[0] == 0
     settings = Settings(home=home)
     before = book_state(settings)
     code, _, err = cli("daily", "--date", "2013-03-01", "--llm", "openai")
