@@ -59,7 +59,7 @@ def _rng(symbol: str, seed: int) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def stationary_bootstrap(pool: np.ndarray, n: int, rng: np.random.Generator, mean_block: float) -> np.ndarray:
+def stationary_bootstrap(pool: np.ndarray, n: int, rng: np.random.Generator, mean_block: int) -> np.ndarray:
     """``n`` draws from ``pool`` in circular blocks of geometric length (mean ``mean_block``), using ``rng``."""
     bootstrap = StationaryBootstrap(mean_block, np.asarray(pool), seed=rng)
     replicates = -(-n // len(pool))  # ceil: one replicate is as long as the pool
