@@ -199,9 +199,10 @@ def write_report(
 _PCT = {"total_return", "cagr", "max_drawdown", "volatility", "win_rate", "exposure"}
 METRIC_COLUMNS = ("total_return", "cagr", "sharpe", "sortino", "calmar", "max_drawdown", "max_drawdown_days",
                   "volatility", "win_rate", "profit_factor", "exposure", "trades", "turnover")
-_LABELS = {"total_return": "return", "cagr": "CAGR", "sharpe": "Sharpe", "sortino": "Sortino", "calmar": "Calmar",
-           "max_drawdown": "max DD", "max_drawdown_days": "DD days", "volatility": "vol", "win_rate": "win rate",
-           "profit_factor": "profit f.", "exposure": "exposure", "trades": "trades", "turnover": "turnover"}
+_LABELS = {"total_return": "total return", "cagr": "CAGR", "sharpe": "Sharpe", "sortino": "Sortino",
+           "calmar": "Calmar", "max_drawdown": "max drawdown", "max_drawdown_days": "drawdown days",
+           "volatility": "volatility", "win_rate": "win rate", "profit_factor": "profit factor",
+           "exposure": "exposure", "trades": "trades", "turnover": "turnover (×/year)"}
 
 
 def _fmt(key: str, v: Any) -> str:
@@ -239,13 +240,15 @@ def metrics_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
 
 
 def metrics_table(report: Mapping[str, Any]) -> Table:
-    """The metrics table as a rich ``Table`` (cells are ``Text``: no markup is interpreted)."""
+    """The metrics as a rich ``Table`` for the CLI: one row per metric, one column per policy (a terminal fits
+    a few policies better than 15 metrics side by side). Cells are ``Text``: no markup is interpreted."""
     header, rows = metrics_rows(report)
     table = Table(title="Eval metrics")
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right", no_wrap=i > 0)
+    table.add_column("metric", justify="left", no_wrap=True)
     for row in rows:
-        table.add_row(*(Text(c) for c in row))
+        table.add_column(Text(row[0]), justify="right", overflow="fold")
+    for k, label in enumerate(header[1:], start=1):
+        table.add_row(Text(label), *(Text(row[k]) for row in rows))
     return table
 
 

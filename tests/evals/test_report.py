@@ -157,4 +157,6 @@ def test_metrics_text_for_the_cli(written: tuple[Path, Path]) -> None:
     for name in ("agent", "buyhold", "equalweight", "holdall"):
         assert name in text
     assert "Sharpe" in text and "\x1b[" not in text
-    assert metrics_table(report).row_count == 4
+    table = metrics_table(report)
+    assert table.row_count == 15  # the 13 metrics, the Sharpe interval, the difference against buyhold
+    assert len(table.columns) == 5  # the metric's name, then one column per policy
