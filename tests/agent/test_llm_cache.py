@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 
 import pytest
 
+import agent.nodes as nodes
+from agent.daily import run_daily
 from agent.errors import LLMError
-from agent.llm.base import TokenBudget, tool_spec
-from agent.llm.cache import CachedClient, cache_key
+from agent.llm.base import LLMRequest, LLMResponse, TokenBudget, tool_spec
+from agent.llm.cache import CachedClient, CacheMiss, cache_key
 from agent.llm.runner import ask
-from agent.models import AnalystReport
+from agent.models import AnalystReport, RiskPlan, SymbolSignal, TargetWeight
+from agent.settings import Settings
+from agent.state import DayDeps, DayState
+from portfolio.ledger import Ledger
 from tests.agent._llm_support import IndicatorsInput, analyst_request, get_indicators, indicator_tools
 from tests.fakes import ScriptedLLM, final_answer, tool_call_response
 
@@ -122,3 +128,109 @@ def test_replayed_hits_spend_the_recorded_tokens_from_the_budget(tmp_path: Path)
         replayer.complete(analyst_request())  # 120 > 100, as the recording would have
 
     assert budget.used == 120 and err.value.cause == "budget_exhausted"
+
+
+# --------------------------------------------------------------------------- secrets in what is stored
+
+SECRET = "sk-live-ECHOED-0123456789abcdef"
+
+
+def test_a_secret_in_an_answer_is_masked_in_the_cache_file_and_in_what_is_returned(tmp_path: Path) -> None:
+    echoed = {"signals": [{"symbol": "SP500", "score": 0.1, "confidence": 0.2, "rationale": f"key {SECRET}"}]}
+    recorder = CachedClient(ScriptedLLM([final_answer(echoed)]), tmp_path, "record", secrets=(SECRET,))
+
+    recorded = recorder.complete(analyst_request())
+    replayed = CachedClient(ScriptedLLM([]), tmp_path, "replay", secrets=(SECRET,)).complete(analyst_request())
+
+    (path,) = tmp_path.glob("*/*.json")
+    assert SECRET not in path.read_text() and "key ***" in path.read_text()
+    assert SECRET not in (recorded.content or "") and SECRET not in (replayed.content or "")
+
+
+def test_a_recording_made_before_redaction_is_masked_when_replayed(tmp_path: Path) -> None:
+    leaky = final_answer({"signals": [], "note": SECRET})
+    CachedClient(ScriptedLLM([leaky]), tmp_path, "record").complete(analyst_request())  # no secrets known then
+
+    replayed = CachedClient(ScriptedLLM([]), tmp_path, "replay", secrets=(SECRET,)).complete(analyst_request())
+
+    assert SECRET not in replayed.model_dump_json()
+
+
+# --------------------------------------------------------------------------- a replay miss holds the whole day
+
+DAY = date(2012, 6, 1)
+
+
+def _orders(settings: Settings) -> list:
+    ledger = Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0)
+    try:
+        return ledger.orders()
+    finally:
+        ledger.close()
+
+
+def test_a_miss_is_a_typed_error(tmp_path: Path) -> None:
+    with pytest.raises(CacheMiss) as err:
+        CachedClient(ScriptedLLM([]), tmp_path, "replay").complete(analyst_request())
+    assert isinstance(err.value, LLMError) and err.value.cause == "cache_miss"
+
+
+def test_a_replay_with_an_empty_cache_places_nothing_and_says_cache_miss(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path)
+
+    day = run_daily(settings, universe="demo", run_date=DAY, llm="openai", cache_mode="replay")
+
+    results = json.loads(day.path.read_text())
+    assert results["status"] == "hold" and results["placed"] == [] and _orders(settings) == []
+    assert results["hold"]["reason"] == "fallback:cache_miss" and results["hold"]["fallback"] is True
+    assert "analyst" in results["hold"]["detail"]
+
+
+class _MissesTheAnalyst:
+    """Replays the risk node's answer but has no recording for the analyst's."""
+
+    provider, model = "openai", "recorded-model"
+
+    def __init__(self) -> None:
+        self.nodes: list[str] = []
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        self.nodes.append(request.node)
+        if request.node == "analyst":
+            raise CacheMiss("no recorded answer for node 'analyst'")
+        plan = RiskPlan(targets=[TargetWeight(symbol="SP500", target_weight=0.1, rationale="recorded")])
+        return final_answer(plan)
+
+
+def test_a_signal_node_miss_holds_the_day_even_when_another_signal_node_answered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def quant_answers(state: DayState, deps: DayDeps) -> DayState:
+        signal = {"symbol": "SP500", "score": 0.9, "confidence": 0.9, "rationale": "model"}
+        outcome = nodes._outcome("quant", deps, status="ok", output={"signals": [signal]})
+        return {"nodes": {"quant": outcome}}
+
+    monkeypatch.setattr(nodes, "quant_node", quant_answers)
+    settings, client = Settings(home=tmp_path), _MissesTheAnalyst()
+
+    day = run_daily(settings, universe="demo", run_date=DAY, client=client)
+
+    assert day.results["hold"]["reason"] == "fallback:cache_miss" and _orders(settings) == []
+    assert day.results["nodes"]["analyst"]["abstain_reason"] == "cache_miss"
+    assert client.nodes == ["analyst"]  # the risk node asked nothing: the day is not traded on quant alone
+
+
+def test_a_risk_node_miss_is_tagged_cache_miss_too(tmp_path: Path) -> None:
+    class MissesRisk:
+        provider, model = "openai", "recorded-model"
+
+        def complete(self, request: LLMRequest) -> LLMResponse:
+            if request.node == "risk":
+                raise CacheMiss("no recorded answer for node 'risk'")
+            signal = SymbolSignal(symbol="SP500", score=0.5, confidence=0.5, rationale="recorded")
+            return final_answer(AnalystReport(signals=[signal]))
+
+    settings = Settings(home=tmp_path)
+    day = run_daily(settings, universe="demo", run_date=DAY, client=MissesRisk())
+
+    assert day.results["hold"]["reason"] == "fallback:cache_miss" and _orders(settings) == []

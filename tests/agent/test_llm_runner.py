@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from pydantic import BaseModel
 
 from agent.errors import LLMError
-from agent.llm.base import LLMRequest, tool_spec
-from agent.llm.runner import AskFailed, BoundTool, ask, parse_json_answer
+from agent.llm.base import LLMRequest, LLMResponse, ToolCall, tool_spec
+from agent.llm.runner import (
+    MAX_TOOL_CALLS_PER_NODE,
+    MAX_TOOL_CALLS_PER_ROUND,
+    TRACE_TEXT_LIMIT,
+    AskFailed,
+    BoundTool,
+    ask,
+    parse_json_answer,
+)
 from agent.models import AnalystReport, SymbolSignal
 from tests.agent._llm_support import IndicatorsInput, analyst_request, get_indicators, indicator_tools
 from tests.fakes import ScriptedLLM, final_answer, tool_call_response
@@ -172,3 +183,64 @@ def test_an_unknown_tool_is_traced_before_the_node_gives_up() -> None:
     assert caught.value.cause == "unknown_tool" and caught.value.calls == 1
     [entry] = caught.value.tool_trace
     assert entry["tool"] == "place_order" and entry["status"] == "unknown_tool" and "1000000000" in entry["arguments"]
+
+
+def _many_calls(count: int, window: int = 5) -> LLMResponse:
+    calls = [ToolCall(id=f"c{i}", name="get_indicators", arguments=json.dumps({"symbol": "SP500", "window": window}))
+             for i in range(count)]
+    return LLMResponse(content=None, tool_calls=calls, finish_reason="tool_calls", model="m", provider="scripted")
+
+
+def test_a_round_with_more_tool_calls_than_the_cap_runs_none_of_them() -> None:
+    llm = ScriptedLLM([_many_calls(300), final_answer(REPORT)])
+    executed: list[IndicatorsInput] = []
+
+    with pytest.raises(AskFailed) as caught:
+        ask(llm, analyst_request(), AnalystReport, indicator_tools(executed))
+
+    assert caught.value.cause == "too_many_rounds" and "300 tool calls in round 1" in str(caught.value)
+    assert executed == [] and caught.value.tool_trace == [] and llm.calls == 1
+
+
+def test_tool_calls_are_capped_across_the_rounds_of_one_node() -> None:
+    per_round = MAX_TOOL_CALLS_PER_ROUND
+    rounds = MAX_TOOL_CALLS_PER_NODE // per_round + 1
+    llm = ScriptedLLM([_many_calls(per_round) for _ in range(rounds)] + [final_answer(REPORT)])
+    executed: list[IndicatorsInput] = []
+
+    with pytest.raises(AskFailed) as caught:
+        ask(llm, analyst_request(), AnalystReport, indicator_tools(executed), max_rounds=rounds + 1)
+
+    assert caught.value.cause == "too_many_rounds"
+    assert len(executed) == len(caught.value.tool_trace) <= MAX_TOOL_CALLS_PER_NODE
+
+
+class BigOutput(BaseModel):
+    closes: list[float]
+
+
+def test_the_trace_keeps_only_the_start_of_a_large_output_while_the_model_gets_all_of_it() -> None:
+    def closes(args: IndicatorsInput) -> BigOutput:
+        return BigOutput(closes=[1234.5678] * 20_000)
+
+    tools = {"get_indicators": BoundTool(spec=tool_spec("get_indicators", get_indicators, IndicatorsInput),
+                                         input_model=IndicatorsInput, fn=closes)}
+    llm = ScriptedLLM([tool_call_response("get_indicators", {"symbol": "SP500", "window": 5}), final_answer(REPORT)])
+
+    result = ask(llm, analyst_request(), AnalystReport, tools)
+
+    [entry] = result.tool_trace
+    assert isinstance(entry["output"], str) and len(entry["output"]) < TRACE_TEXT_LIMIT + 100
+    assert entry["output"].startswith('{"closes": [1234.5678') and "truncated" in entry["output"]
+    assert entry["arguments"] == {"symbol": "SP500", "window": 5}  # small values stay as they are
+    assert len(llm.requests[1].messages[-1]["content"]) > 100_000  # the model saw the whole output
+
+
+def test_long_raw_arguments_of_a_refused_call_are_cut_in_the_trace() -> None:
+    llm = ScriptedLLM([tool_call_response("place_order", {"note": "x" * 50_000})])
+
+    with pytest.raises(AskFailed) as caught:
+        ask(llm, analyst_request(), AnalystReport, indicator_tools())
+
+    [entry] = caught.value.tool_trace
+    assert len(entry["arguments"]) < TRACE_TEXT_LIMIT + 100
