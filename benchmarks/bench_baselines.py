@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -35,7 +37,7 @@ def random_walks(n_symbols: int, days: int, seed: int = 0) -> dict[str, pd.DataF
     return out
 
 
-def _best_of(repeat: int, fn) -> float:  # type: ignore[no-untyped-def]
+def _best_of(repeat: int, fn: Callable[[], object]) -> float:
     best = float("inf")
     for _ in range(repeat):
         t = time.perf_counter()
@@ -54,13 +56,13 @@ def main() -> None:
         symbol_days = n_symbols * days
         print(f"{n_symbols} symbols × {days} days ({symbol_days:,} symbol-days)")
         for name in BASELINES:
-            seconds = _best_of(args.repeat, lambda name=name: run_baseline(name, bars, start, end))
+            seconds = _best_of(args.repeat, partial(run_baseline, name, bars, start, end))
             result = run_baseline(name, bars, start, end)
             print(f"  {name:<12} {seconds:7.3f} s  {symbol_days / seconds:>12,.0f} symbol-days/s  "
                   f"({len(result.trades):,} trades)")
             run = result.to_policy_run()
-            seconds = _best_of(args.repeat, lambda run=run: compute_metrics(
-                run.equity, exposure=run.exposure, trades=run.trades, trade_pnls=run.trade_pnls))
+            seconds = _best_of(args.repeat, partial(compute_metrics, run.equity, exposure=run.exposure,
+                                                    trades=run.trades, trade_pnls=run.trade_pnls))
             print(f"  {'':<12} {seconds:7.3f} s  metrics of {name}")
 
 

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 from rich.console import Console
 from rich.table import Table
@@ -260,12 +261,14 @@ def metrics_text(report: Mapping[str, Any], width: int = 240) -> str:
 
 
 def _regime_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["policy", *(f"{r}: Sharpe (days)" for r in REGIMES), *(f"{r}: return" for r in REGIMES)]
+    header = ["policy", *(f"{r}: Sharpe (days)" for r in REGIMES), *(f"{r}: return" for r in REGIMES),
+              "unknown (days)"]
     rows = []
     for name, block in report["policies"].items():
         reg = block.get("regimes") or {}
         cells = [f"{_fmt('sharpe', reg.get(r, {}).get('sharpe'))} ({reg.get(r, {}).get('days', 0)})" for r in REGIMES]
-        rows.append([name, *cells, *(_fmt("total_return", reg.get(r, {}).get("return")) for r in REGIMES)])
+        rows.append([name, *cells, *(_fmt("total_return", reg.get(r, {}).get("return")) for r in REGIMES),
+                     str(reg.get("unknown", {}).get("days", 0))])
     return header, rows
 
 
@@ -278,21 +281,29 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def _color(i: int) -> str:
+    """The same colour for a policy in every chart."""
+    palette = qualitative.Plotly
+    return palette[i % len(palette)]
+
+
 def _equity_figure(runs: Sequence[PolicyRun]) -> go.Figure:
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.7, 0.3], vertical_spacing=0.05,
                         subplot_titles=("Equity", "Drawdown"))
-    for run in runs:
-        x = run.equity.index
-        fig.add_trace(go.Scatter(x=x, y=run.equity.to_numpy(), name=run.name, legendgroup=run.name), row=1, col=1)
+    for i, run in enumerate(runs):
+        x, line = run.equity.index, {"color": _color(i)}
+        fig.add_trace(go.Scatter(x=x, y=run.equity.to_numpy(), name=run.name, legendgroup=run.name, line=line),
+                      row=1, col=1)
         fig.add_trace(go.Scatter(x=x, y=drawdown(run.equity).to_numpy(), name=run.name, legendgroup=run.name,
-                                 showlegend=False), row=2, col=1)
+                                 showlegend=False, line=line), row=2, col=1)
     fig.update_yaxes(tickformat=".0%", row=2, col=1)
     fig.update_layout(height=650, hovermode="x unified", margin={"t": 40})
     return fig
 
 
 def _exposure_figure(runs: Sequence[PolicyRun]) -> go.Figure:
-    fig = go.Figure([go.Scatter(x=r.exposure.index, y=r.exposure.to_numpy(), name=r.name) for r in runs])
+    fig = go.Figure([go.Scatter(x=r.exposure.index, y=r.exposure.to_numpy(), name=r.name, line={"color": _color(i)})
+                     for i, r in enumerate(runs)])
     fig.update_layout(title="Exposure (gross positions value / equity)", yaxis_tickformat=".0%", height=350)
     return fig
 
@@ -333,7 +344,7 @@ def _figure_div(fig: go.Figure, div_id: str, first: bool) -> str:
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0;"
-        "font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th:first-child,"
+        "font-size:13px}th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}td{white-space:nowrap}th:first-child,"
         "td:first-child{text-align:left}th{background:#f3f3f3}pre{background:#f7f7f7;padding:1em;overflow:auto}")
 
 
