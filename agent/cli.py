@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Annotated
 
 import typer
@@ -51,6 +51,19 @@ def _main(
 app.add_typer(cli_data.app, name="data", help="Fetch and inspect market data (point-in-time).")
 cli_portfolio.register(app)
 app.add_typer(cli_orders.app, name="orders", help="Pending paper orders: list them, cancel them by hand.")
+
+
+def _register_plugins(target: typer.Typer) -> None:
+    """Commands of the layers above ``agent`` (``tradeagent eval`` from ``evals``, the scheduler's from ``schedules``).
+
+    They register through the ``tradeagent.commands`` entry point group (pyproject.toml) so that ``agent``
+    never imports a layer above it; each entry point is a ``register(app)`` function.
+    """
+    for entry in sorted(entry_points(group="tradeagent.commands"), key=lambda e: e.name):
+        entry.load()(target)
+
+
+_register_plugins(app)
 cli_daily.register(app)
 
 

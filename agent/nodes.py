@@ -186,18 +186,31 @@ def _ask_node(
 # --------------------------------------------------------------------------- signal nodes
 
 
+def _left_out(node: str, deps: DayDeps) -> DayState | None:
+    """The abstention of a signal node this run's policy leaves out, else None."""
+    if node in deps.signal_nodes:
+        return None
+    return {"nodes": {node: abstention(node, deps, "not_in_policy")}}
+
+
 def analyst_node(state: DayState, deps: DayDeps) -> DayState:
+    if (out := _left_out("analyst", deps)) is not None:
+        return out
     context = {"as_of": deps.run_date.isoformat(), "symbols": state.get("features", {})}
     _, outcome = _ask_node("analyst", deps, AnalystReport, context, market_tools(deps))
     return {"nodes": {"analyst": outcome}}
 
 
 def sentiment_node(state: DayState, deps: DayDeps) -> DayState:
+    if (out := _left_out("sentiment", deps)) is not None:
+        return out
     reason = "news ingestion is not built yet: sentiment abstains and carries no weight"
     return {"nodes": {"sentiment": abstention("sentiment", deps, reason)}}
 
 
 def quant_node(state: DayState, deps: DayDeps) -> DayState:
+    if (out := _left_out("quant", deps)) is not None:
+        return out
     reason = "no quant models (XGBoost, PPO) are trained yet: quant abstains and carries no weight"
     return {"nodes": {"quant": abstention("quant", deps, reason)}}
 

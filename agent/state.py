@@ -35,6 +35,9 @@ class DayDeps:
     ledger: Ledger
     broker: Broker | None  # None in --dry-run: nothing can be placed
     fee_bps: float = 15.0  # commission + slippage the broker will charge; the guard reserves cash for it
+    # Which signal nodes may speak: an eval policy is a graph configuration (``analyst`` alone, ...). A node
+    # left out abstains with reason ``not_in_policy`` and carries no weight.
+    signal_nodes: frozenset[str] = frozenset({"analyst", "sentiment", "quant"})
     risk_store: RiskStore | None = None  # re-read right before placing: a halt issued mid-run stops the orders
 
 

@@ -364,6 +364,35 @@ class Ledger:
                             [reason, order_id])
         return bool(n)
 
+    def close_delisted(self, symbol: str, day: date, price: float, fx_rate: float, reason: str) -> Fill | None:
+        """Close the whole position in ``symbol`` at ``price`` (its last close) because its data ended.
+
+        Not a trade anyone decided: an instrument that stops trading is cashed out at its last price, with no
+        commission or slippage, booked on ``day`` (the ledger never goes back in time) as a filled order of
+        strategy ``delisting``. Its pending orders are cancelled with ``reason``. None when nothing was held.
+        """
+        held = {s: q for s, (q, _, _) in self.position_costs().items()}.get(symbol, 0.0)
+        with self.transaction() as con:
+            for o in self.pending_before(date.max):
+                if o.symbol == symbol:
+                    self.cancel(o.order_id, reason)
+            if held == 0.0:
+                return None
+            side = "sell" if held > 0 else "buy"
+            qty = abs(held)
+            order_id = f"{day:%Y%m%d}-{symbol}-{side}-delisting"
+            currency = con.execute("SELECT currency FROM pf_positions WHERE symbol = ?", [symbol]).fetchone()[0]  # type: ignore[index]
+            seq = int(con.execute("SELECT coalesce(max(seq), 0) + 1 FROM pf_orders").fetchone()[0])  # type: ignore[index]
+            con.execute(
+                f"INSERT INTO pf_orders (seq, {_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 'delisting', ?,"
+                " NULL, 'pending', NULL, FALSE)",
+                [seq, order_id, day, symbol, side, qty, price, currency, fx_rate, qty * price * fx_rate, reason],
+            )
+            fill = Fill(order_id=order_id, symbol=symbol, side=side, quantity=qty, price=price, commission=0.0,
+                        slippage=0.0, fill_date=day, currency=currency, fx_rate=fx_rate)
+            self.apply_fill(fill, mark_base=price * fx_rate, note=reason, allow_short=False)
+        return fill
+
     def mark_settled(self, session: date) -> None:
         """Move the settlement watermark to ``session`` (never backwards); part of the settling transaction."""
         current = self.settled_through()

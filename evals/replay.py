@@ -1,0 +1,208 @@
+"""Replay one graph policy over history through the same day as ``tradeagent daily``: ``replay_policy``.
+
+Contract:
+- Each session D of the window runs ``agent.day.trade_day`` (kill switch, settlement at D's open of what was
+  decided before, equity mark, breakers, graph, guard, paper broker) on a ledger of the replay's own, in
+  memory: the user's book under TRADEAGENT_HOME is never opened. Decisions read D's close; orders fill at the
+  next session's open with the broker's commission and slippage.
+- The view of D is ``MarketView.build(data, D, indicators=…)``: bars and indicators cut at D. Indicators are
+  computed once over the whole history and sliced (every indicator is causal; tests/tools/test_indicators.py
+  proves the slice equals a recomputation on data cut at D, and tests/evals/test_point_in_time.py replaces every
+  bar after D with garbage and finds every decision up to D unchanged).
+- A policy is a graph configuration (``POLICY_NODES``): which signal nodes may speak. ``xgb`` and ``ppo`` need
+  trained models that do not exist yet and are refused (``PolicyUnavailable``), never replaced by another.
+- Listings: before its first bar an instrument is in the view as ``no_data`` (untradeable). Delistings: a
+  position whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions of the universe is closed at
+  its last close (``Ledger.close_delisted``), and the run's notes list it. The rule is point-in-time: it
+  uses only the sessions seen so far, never the knowledge that the data will not come back.
+- The kill switch of a replay is in memory (``MemoryRiskStore``), starting ACTIVE; breakers latch as live.
+
+Deliberate decisions:
+- The LLM client comes from ``client_for_day`` (one per session), so a real LLM gets the daily run's per-run
+  token budget and deadline; the offline rules are one stateless client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from agent.day import ORDER_EXPIRY_SESSIONS, Book, trade_day
+from agent.llm.base import LLMClient
+from agent.state import DayDeps
+from evals.metrics import realised_pnls
+from evals.models import LLMUsage, PolicyRun, Trade
+from portfolio.breakers import MemoryRiskStore
+from portfolio.broker import PaperBroker
+from portfolio.ledger import Ledger
+from portfolio.models import RiskLimits
+from tools.data import UniverseData
+from tools.models import Universe
+from tools.view import MarketView
+
+# Graph policies and the signal nodes each lets speak. ``agent`` is every signal node that has inputs.
+POLICY_NODES: dict[str, frozenset[str]] = {
+    "agent": frozenset({"analyst", "sentiment", "quant"}),
+    "analyst": frozenset({"analyst"}),
+}
+# Policies whose inputs do not exist yet: the one line that says what is missing.
+UNAVAILABLE = {
+    "xgb": "policy xgb needs a trained XGBoost model (`tradeagent train xgb`), and the quant models are not built yet",
+    "ppo": "policy ppo needs a trained PPO agent (`tradeagent train ppo`), and the quant models are not built yet",
+}
+DELIST_AFTER_SESSIONS = ORDER_EXPIRY_SESSIONS  # the same patience as a pending order's
+
+
+class PolicyUnavailable(Exception):
+    """A policy that cannot run here (unknown, or its inputs do not exist); the message is one line."""
+
+
+@dataclass(frozen=True)
+class ReplayBook:
+    """Money and costs of a replay: the daily run's defaults unless the user's settings say otherwise."""
+
+    starting_cash: float = 10_000.0
+    commission_bps: float = 10.0
+    slippage_bps: float = 5.0
+
+
+def check_policy(name: str) -> frozenset[str]:
+    """The signal nodes of graph policy ``name``; ``PolicyUnavailable`` when it cannot run."""
+    if name in UNAVAILABLE:
+        raise PolicyUnavailable(UNAVAILABLE[name])
+    if name not in POLICY_NODES:
+        raise PolicyUnavailable(f"unknown graph policy {name!r}; known: {', '.join([*POLICY_NODES, *UNAVAILABLE])}")
+    return POLICY_NODES[name]
+
+
+def sessions_between(data: UniverseData, start: date, end: date) -> list[date]:
+    """Days in [start, end] on which at least one instrument has a bar."""
+    idx = pd.DatetimeIndex([])
+    for bars in data.bars.values():
+        idx = idx.union(bars.index[(bars.index >= pd.Timestamp(start)) & (bars.index <= pd.Timestamp(end))])
+    return [ts.date() for ts in idx]
+
+
+def replay_policy(
+    name: str,
+    data: UniverseData,
+    sessions: list[date],
+    *,
+    indicators: Mapping[str, pd.DataFrame],
+    limits: RiskLimits,
+    money: ReplayBook,
+    client_for_day: Callable[[date], LLMClient],
+    on_day: Callable[[], None] | None = None,
+) -> PolicyRun:
+    """Replay graph policy ``name`` over ``sessions`` (sorted) and return its ``PolicyRun``."""
+    nodes = check_policy(name)
+    uni = data.universe
+    ledger = Ledger(":memory:", base_currency=uni.base_currency, starting_cash=money.starting_cash)  # type: ignore[arg-type]
+    try:
+        book = Book(ledger=ledger, risk_store=MemoryRiskStore(), limits=limits,
+                    broker=PaperBroker(ledger, commission_bps=money.commission_bps, slippage_bps=money.slippage_bps))
+        log = _Log()
+        seen: list[date] = []
+        for day in sessions:
+            log.notes.extend(_close_delisted(ledger, data, uni, day, seen))
+            seen.append(day)
+            view = MarketView.build(data, day, indicators=indicators)
+            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes))
+            log.add(day, results)
+            if on_day is not None:
+                on_day()
+        fills = ledger.fills()
+        last_marks = {s: m for s, (_, _, m) in ledger.position_costs().items() if m is not None}
+    finally:
+        ledger.close()
+    trades = tuple(Trade(date=f.fill_date, symbol=f.symbol, side=f.side, quantity=f.quantity,
+                         price=f.price * f.fx_rate, fees=f.commission) for f in fills)
+    index = pd.DatetimeIndex([pd.Timestamp(d) for d in log.days])
+    weights = pd.DataFrame(log.weights, index=index).fillna(0.0) if log.weights else None
+    return PolicyRun(
+        name=name,
+        equity=pd.Series(log.equity, index=index, name="equity"),
+        exposure=pd.Series(log.exposure, index=index, name="exposure"),
+        trades=trades,
+        decisions=tuple(log.decisions),
+        weights=weights.reindex(columns=sorted(weights.columns)) if weights is not None else None,
+        trade_pnls=tuple(realised_pnls(list(trades), last_marks)),
+        llm=LLMUsage(calls=log.calls, tokens=log.tokens),
+        notes=tuple(log.notes),
+    )
+
+
+def _policy(nodes: frozenset[str]) -> Callable[[DayDeps], DayDeps]:
+    return lambda deps: dataclasses.replace(deps, signal_nodes=nodes)
+
+
+def _close_delisted(ledger: Ledger, data: UniverseData, uni: Universe, day: date, seen: list[date]) -> list[str]:
+    """Cash out positions whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions before ``day``."""
+    notes: list[str] = []
+    held = ledger.position_costs()
+    if not held or len(seen) < DELIST_AFTER_SESSIONS:
+        return notes
+    recent = pd.Timestamp(seen[-DELIST_AFTER_SESSIONS])
+    for symbol in held:
+        bars = data.bars.get(symbol)
+        if bars is None:
+            continue
+        before = bars.index[bars.index < pd.Timestamp(day)]
+        if len(before) == 0 or before[-1] >= recent:
+            continue
+        last_day, last_close = before[-1].date(), float(bars["close"].loc[before[-1]])
+        currency = next((i.currency for i in uni.instruments if i.symbol == symbol), uni.base_currency)
+        fx = 1.0 if currency == uni.base_currency else _fx_at(data, currency, last_day)
+        reason = f"delisted: no {symbol} bar since {last_day}; closed at its last close {last_close:g}"
+        fill = ledger.close_delisted(symbol, day, last_close, fx, reason)
+        if fill is not None:
+            notes.append(f"{day}: {reason} ({fill.quantity:g} units)")
+    return notes
+
+
+def _fx_at(data: UniverseData, currency: str, day: date) -> float:
+    series = data.fx_series.get(currency)
+    if series is None:
+        return math.nan
+    cut = series[series.index <= pd.Timestamp(day)].dropna()
+    return float(cut.iloc[-1]) if len(cut) else math.nan
+
+
+@dataclass
+class _Log:
+    """What the replay keeps of each day: equity, exposure, weights, decisions, LLM usage."""
+
+    days: list[date] = dataclasses.field(default_factory=list)
+    equity: list[float] = dataclasses.field(default_factory=list)
+    exposure: list[float] = dataclasses.field(default_factory=list)
+    weights: list[dict[str, float]] = dataclasses.field(default_factory=list)
+    decisions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    notes: list[str] = dataclasses.field(default_factory=list)
+    calls: int = 0
+    tokens: int = 0
+
+    def add(self, day: date, r: Mapping[str, Any]) -> None:
+        p = r["portfolio"]
+        equity = float(p["equity"])
+        self.days.append(day)
+        self.equity.append(equity)
+        self.exposure.append(sum(abs(x["market_value"]) for x in p["positions"]) / equity if equity > 0 else 0.0)
+        self.weights.append({x["symbol"]: float(x["weight"]) for x in p["positions"]})
+        self.calls += int(r.get("llm_calls", 0))
+        self.tokens += int(r.get("tokens", 0))
+        when = day.isoformat()
+        for o in r["approved"]:
+            self.decisions.append({"date": when, "symbol": o["symbol"], "action": o["side"], "quantity": o["quantity"],
+                                   "clamped": o.get("clamped"), "reason": o.get("reason")})
+        for x in r["rejected"]:
+            self.decisions.append({"date": when, "symbol": x.get("symbol") or "?", "action": "rejected",
+                                   "code": x["code"], "detail": x["detail"]})
+        hold = r.get("hold")
+        if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
+            self.decisions.append({"date": when, "symbol": "*", "action": "hold-all", "reason": hold["reason"]})

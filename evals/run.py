@@ -1,0 +1,252 @@
+"""``run_eval``: load a universe once, replay the graph policies, simulate the benchmarks, write the reports.
+
+Contract (``tradeagent eval``, shared/DESIGN.md):
+- Policies: graph policies (``evals.replay.POLICY_NODES``; ``xgb``/``ppo`` refused until the quant models
+  exist) and benchmarks (``evals.baselines.BASELINES``). Unknown names, ``--memory on`` (the vector memory is
+  not built yet) and a window with no session are refused with one line before any work.
+- Data is loaded once, cut at ``end`` (nothing after the window is even read), from the user's market cache
+  (live sources refresh; offline they fall back to the cache and say so). Indicators are computed once.
+- ``jobs`` > 1 replays graph policies in parallel worker processes; each builds its own ledger, guard and
+  broker and returns plain data (a ``PolicyRun``). Results do not depend on ``jobs``.
+- The report (``evals.report``) is deterministic apart from ``timing``: same inputs, same seed, same LLM
+  answers (offline rules or ``--llm-cache replay``) give a byte-identical ``report.json``.
+- ``llm_cutoff`` (a model's training cutoff): each policy also gets metrics before and after it, and a note
+  says the days before it are not evidence (the model may have read about them).
+
+Deliberate decisions:
+- Benchmarks see the same bars in the base currency (closes and opens times the FX close of the day) and the
+  same fees as the paper broker, but not the guard: a yardstick, not a trader. The report says so.
+- Regimes are read from the universe's first instrument (its whole history, so the 200-day trend is warm).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from agent.errors import AgentError
+from agent.llm.base import Deadline, LLMClient, TokenBudget
+from agent.llm.factory import make_client
+from agent.llm.offline import OfflineRulesClient
+from agent.settings import Settings
+from evals.baselines import BASELINES, Fees, run_baselines
+from evals.metrics import compute_metrics
+from evals.models import PolicyRun
+from evals.replay import PolicyUnavailable, ReplayBook, check_policy, replay_policy, sessions_between
+from evals.report import ReportFiles, build_report, dumps, render_html
+from portfolio.risk import load_limits
+from prompts.loader import load_prompt
+from tools.cache import MarketCache
+from tools.data import UniverseData, load_universe_data
+from tools.universe import load_universe
+from tools.view import precompute_indicators
+
+DEFAULT_POLICIES = ("agent", "analyst", "buyhold", "equalweight", "holdall")
+
+
+class EvalError(AgentError):
+    """A refused eval (bad policy, window, option); the message is one line."""
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    universe: str
+    start: date
+    end: date
+    out: Path
+    policies: tuple[str, ...] = DEFAULT_POLICIES
+    llm: Literal["offline", "openai"] = "offline"
+    cache_mode: Literal["record", "replay", "off"] = "off"
+    memory: bool = False
+    seed: int = 0
+    jobs: int = 1
+    llm_cutoff: date | None = None
+
+
+def check_config(cfg: EvalConfig) -> None:
+    """Refuse what cannot run, in one line, before any data is loaded."""
+    if cfg.start > cfg.end:
+        raise EvalError(f"--start {cfg.start} is after --end {cfg.end}")
+    if not cfg.policies:
+        raise EvalError("--policy names no policy")
+    if len(set(cfg.policies)) != len(cfg.policies):
+        raise EvalError(f"--policy names a policy twice: {','.join(cfg.policies)}")
+    if cfg.memory:
+        raise EvalError("--memory on needs the vector memory of past decisions, which is not built yet; use --memory off")
+    if cfg.jobs < 1:
+        raise EvalError(f"--jobs must be at least 1, not {cfg.jobs}")
+    for name in cfg.policies:
+        if name not in BASELINES:
+            try:
+                check_policy(name)
+            except PolicyUnavailable as exc:
+                raise EvalError(str(exc)) from None
+
+
+def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], Callable[[], None]] | None = None,
+             client: LLMClient | None = None) -> ReportFiles:
+    """Replay ``cfg``'s window and write ``cfg.out/report.json`` and ``report.html``.
+
+    ``progress(total_days)`` returns the callback advanced once per replayed session (the CLI's bar).
+    ``client`` replaces the LLM of every graph policy (tests).
+    """
+    check_config(cfg)
+    started = time.perf_counter()
+    uni = load_universe(cfg.universe)
+    if client is None and cfg.llm == "openai":  # refuse a missing key before any data is loaded
+        make_client(settings, "openai", cfg.cache_mode)
+    limits, limit_notes = load_limits(settings.risk_config_path)
+    settings.ensure_home()
+    cache = MarketCache(settings.db_path)
+    try:
+        data = load_universe_data(uni, cache, as_of=cfg.end, refresh=True)
+    finally:
+        cache.close()
+    sessions = sessions_between(data, cfg.start, cfg.end)
+    if len(sessions) < 2:
+        raise EvalError(f"universe {uni.name!r} has {len(sessions)} session(s) between {cfg.start} and {cfg.end}; "
+                        f"a replay needs at least 2 ({'; '.join(f'{s}: {e}' for s, e in list(data.errors.items())[:3])})")
+    graph = [p for p in cfg.policies if p not in BASELINES]
+    money = ReplayBook(starting_cash=settings.starting_cash or 10_000.0,
+                       commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
+    replay_started = time.perf_counter()
+    tick = progress(len(sessions) * len(graph)) if progress is not None else None
+    runs = _replay_graph(settings, cfg, data, sessions, graph, limits, money, tick, client)
+    replay_seconds = time.perf_counter() - replay_started
+    runs.update(_benchmarks(data, sessions, [p for p in cfg.policies if p in BASELINES], money))
+    ordered = [runs[p] for p in cfg.policies]
+    first = uni.instruments[0].symbol
+    report = build_report(
+        ordered, config=_config(cfg, uni.name, sessions, money, limits.model_dump(), client, settings),
+        benchmark=data.bars[first]["close"] if first in data.bars else None,
+        seed=cfg.seed, notes=[*data.notes, *limit_notes, *_cutoff_notes(cfg)],
+        reference="buyhold" if "buyhold" in cfg.policies else cfg.policies[0],
+        timing={"total_seconds": round(time.perf_counter() - started, 3), "train_seconds": 0.0,
+                "replay_seconds": round(replay_seconds, 3),
+                "days_per_second": round(len(sessions) * len(graph) / replay_seconds, 2) if graph else None},
+    )
+    if cfg.llm_cutoff is not None:
+        for run in ordered:
+            report["policies"][run.name]["cutoff"] = _split_metrics(run, cfg.llm_cutoff)
+    return _write(cfg.out, report, ordered)
+
+
+def _replay_graph(
+    settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date], graph: Sequence[str],
+    limits: Any, money: ReplayBook, tick: Callable[[], None] | None, client: LLMClient | None,
+) -> dict[str, PolicyRun]:
+    if not graph:
+        return {}
+    indicators = precompute_indicators(data)
+    jobs = min(cfg.jobs, len(graph))
+    if jobs == 1 or client is not None:
+        return {name: replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
+                                    client_for_day=_client_factory(settings, cfg, client), on_day=tick)
+                for name in graph}
+    ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB and thread pools
+    manager = ctx.Manager()
+    ticks = manager.Queue()
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {name: pool.submit(_worker, name, settings, cfg, data, sessions, indicators, limits, money, ticks)
+                   for name in graph}
+        pending = len(sessions) * len(graph)
+        while pending and not all(f.done() for f in futures.values()):
+            try:
+                ticks.get(timeout=0.2)
+            except Exception:  # queue.Empty, or the manager went away with a failed worker
+                continue
+            pending -= 1
+            if tick is not None:
+                tick()
+        return {name: f.result() for name, f in futures.items()}
+
+
+def _worker(name: str, settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date],
+            indicators: Any, limits: Any, money: ReplayBook, ticks: Any) -> PolicyRun:
+    return replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
+                         client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1))
+
+
+def _client_factory(settings: Settings, cfg: EvalConfig, client: LLMClient | None) -> Callable[[date], LLMClient]:
+    if client is not None:
+        return lambda _day: client
+    if cfg.llm == "offline":
+        offline = OfflineRulesClient()
+        return lambda _day: offline
+    # a real LLM: each replayed session gets the daily run's per-run budget and deadline
+    return lambda _day: make_client(settings, "openai", cfg.cache_mode, budget=TokenBudget(settings.llm_token_budget),
+                                    deadline=Deadline(settings.llm_run_deadline_seconds))
+
+
+def _benchmarks(data: UniverseData, sessions: list[date], names: list[str], money: ReplayBook) -> dict[str, PolicyRun]:
+    if not names:
+        return {}
+    results = run_baselines(_bars_in_base(data), sessions[0], sessions[-1], names=names, cash=money.starting_cash,
+                            fees=Fees(commission_bps=money.commission_bps, slippage_bps=money.slippage_bps))
+    return {name: r.to_policy_run() for name, r in results.items()}
+
+
+def _bars_in_base(data: UniverseData) -> dict[str, pd.DataFrame]:
+    """Each instrument's bars in the base currency (prices times the FX close of the day, or the last before)."""
+    base = data.universe.base_currency
+    currencies = {i.symbol: i.currency for i in data.universe.instruments}
+    out: dict[str, pd.DataFrame] = {}
+    for symbol, bars in data.bars.items():
+        currency = currencies.get(symbol, base)
+        if currency == base:
+            out[symbol] = bars
+            continue
+        fx = data.fx_series[currency].reindex(bars.index, method="ffill")
+        priced = bars.copy()
+        for col in ("open", "high", "low", "close"):
+            priced[col] = bars[col] * fx
+        out[symbol] = priced.dropna(subset=["close"])
+    return out
+
+
+def _config(cfg: EvalConfig, universe: str, sessions: list[date], money: ReplayBook, limits: dict[str, Any],
+            client: LLMClient | None, settings: Settings) -> dict[str, Any]:
+    model = getattr(client, "model", None) or ("offline-rules-v1" if cfg.llm == "offline" else settings.llm_model)
+    return {
+        "universe": universe, "start": sessions[0], "end": sessions[-1], "requested": [cfg.start, cfg.end],
+        "sessions": len(sessions), "policies": list(cfg.policies), "llm": cfg.llm, "model": model,
+        "llm_cache": cfg.cache_mode, "memory": "on" if cfg.memory else "off", "seed": cfg.seed,
+        "llm_cutoff": cfg.llm_cutoff, "starting_cash": money.starting_cash,
+        "commission_bps": money.commission_bps, "slippage_bps": money.slippage_bps, "limits": limits,
+        "fills": "decisions read D's close and fill at the next session's open",
+        "prompts": {n: load_prompt(n).sha256[:12] for n in ("system", "analyst", "sentiment", "quant", "risk")},
+        "offline_rules": load_prompt("offline_rules").version if cfg.llm == "offline" else None,
+    }
+
+
+def _cutoff_notes(cfg: EvalConfig) -> list[str]:
+    if cfg.llm_cutoff is None:
+        return []
+    return [f"the model's training cutoff is {cfg.llm_cutoff}: days before it are not evidence (the model may have "
+            "read about them); each policy's 'cutoff' block gives the metrics before and after it apart"]
+
+
+def _split_metrics(run: PolicyRun, cutoff: date) -> dict[str, Any]:
+    when = pd.Timestamp(cutoff)
+    parts = {"before": run.equity.index <= when, "after": run.equity.index >= when}
+    return {k: compute_metrics(run.equity[m], exposure=run.exposure[m]) if m.sum() >= 2 else None
+            for k, m in parts.items()}
+
+
+def _write(out: Path, report: dict[str, Any], runs: Sequence[PolicyRun]) -> ReportFiles:
+    out.mkdir(parents=True, exist_ok=True)
+    json_path, html_path = out / "report.json", out / "report.html"
+    for path, text in ((json_path, dumps(report)), (html_path, render_html(report, runs))):
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return ReportFiles(json_path, html_path, report)
