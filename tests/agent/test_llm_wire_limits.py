@@ -104,3 +104,13 @@ def test_a_key_echoed_inside_a_valid_answer_never_leaves_the_client() -> None:
     assert FAKE_KEY not in dumped and WEBHOOK not in dumped and "SECRET-webhook" not in dumped
     assert "your key is ***" in (response.content or "")
     assert json.loads(response.tool_calls[0].arguments) == {"symbol": "***", "window": 5}
+
+
+def test_an_attempt_cut_by_the_watchdog_is_retried_within_the_bounded_retries() -> None:
+    drip = srv.Drip(_answer_bytes(), interval=0.3, give_up=40.0)
+    with srv.serve(lambda body: (200, drip)) as (url, seen):
+        started = time.monotonic()
+        with pytest.raises(LLMError) as err:
+            _client(url, timeout=1.0, max_retries=1, sleep=lambda _s: None).complete(analyst_request())
+        assert err.value.cause == "timeout" and "after 2 attempts" in str(err.value)
+        assert len(seen) == 2 and time.monotonic() - started < 15

@@ -27,6 +27,7 @@ from tools.market_data import (
     synthetic_frame,
 )
 from tools.market_data.synthetic import return_pools, stationary_bootstrap
+from tools.market_data.yahoo import BACKOFF_CAP
 from tools.models import Instrument
 
 
@@ -335,3 +336,12 @@ def test_provider_for_resolves_every_source_and_rejects_others() -> None:
 def test_unknown_ccxt_exchange_is_a_data_error() -> None:
     with pytest.raises(DataError, match="unknown ccxt exchange 'notanexchange'"):
         CcxtData("notanexchange", clock=fixed_clock(2024, 6, 1)).fetch(BTC, None, None)
+
+
+def test_yfinance_backoff_waits_are_capped(fake_yahoo: FakeYahoo) -> None:
+    waits: list[float] = []
+    fake_yahoo.errors["SPY"] = [YFRateLimitError() for _ in range(10)]
+    provider = YFinanceData(ticker_factory=fake_yahoo, sleep=waits.append, max_retries=7, base_delay=2.0)
+    with pytest.raises(DataUnavailableError, match="after 8 attempts"):
+        provider.fetch(Instrument(symbol="SPY", source="yfinance"), None, None)
+    assert waits == [2.0, 4.0, 8.0, 16.0, 32.0, BACKOFF_CAP, BACKOFF_CAP] and BACKOFF_CAP == 60.0
