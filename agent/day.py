@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from agent.graph import build_graph
+from agent.graph import run_day_graph
 from agent.llm.base import LLMClient
 from agent.state import DayDeps
 from portfolio.breakers import RiskStore, stricter
@@ -169,7 +169,7 @@ def _trade(
         deps = configure(deps)
     started = time.perf_counter()
     try:
-        state = build_graph(deps).invoke({"nodes": {}, "timings": {}})
+        state = run_day_graph(deps)
     except Exception as exc:
         state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
     guard_result = state.get("guard")

@@ -12,11 +12,12 @@ broker, and the guard is the only way to the broker (``ApprovedOrder`` is built 
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
-from functools import wraps
 from typing import Any, Literal, cast
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END, START, StateGraph
 
 from agent import nodes
@@ -26,12 +27,16 @@ from portfolio.holdall import hold_all
 NodeFn = Callable[[DayState, DayDeps], DayState]
 
 
-def _safe(name: str, fn: NodeFn, deps: DayDeps) -> Callable[[DayState], dict[str, Any]]:
-    """Time the node; turn an exception into an abstention (signal nodes) or hold-all (the rest)."""
+def _safe(name: str, fn: NodeFn) -> Callable[[DayState, RunnableConfig], dict[str, Any]]:
+    """Time the node; turn an exception into an abstention (signal nodes) or hold-all (the rest).
 
-    @wraps(fn)
-    def run(state: DayState) -> dict[str, Any]:
+    The day's dependencies arrive in ``config["configurable"]["deps"]``, so one compiled graph serves every
+    day (a replay compiles it once, not once per session).
+    """
+
+    def run(state: DayState, config: RunnableConfig) -> dict[str, Any]:
         started = time.perf_counter()
+        deps: DayDeps = config["configurable"]["deps"]
         update: dict[str, Any]
         try:
             update = dict(fn(state, deps))
@@ -43,6 +48,8 @@ def _safe(name: str, fn: NodeFn, deps: DayDeps) -> Callable[[DayState], dict[str
         update["timings"] = {name: round(time.perf_counter() - started, 4)}
         return update
 
+    # not functools.wraps: LangGraph reads the signature, and this one takes ``config``
+    run.__name__ = run.__qualname__ = name
     return run
 
 
@@ -60,14 +67,11 @@ def _after_decision(state: DayState) -> Literal["guard", "record"]:
     return "record" if state.get("hold") else "guard"
 
 
-def _after_guard_for(deps: DayDeps) -> Callable[[DayState], Literal["broker", "record"]]:
-    def route(state: DayState) -> Literal["broker", "record"]:
-        result = state.get("guard")
-        if state.get("hold") or deps.broker is None or result is None or not result.approved:
-            return "record"
-        return "broker"
-
-    return route
+def _after_guard(state: DayState) -> Literal["broker", "record"]:
+    result = state.get("guard")
+    if state.get("hold") or not state.get("can_place") or result is None or not result.approved:
+        return "record"
+    return "broker"
 
 
 def _record(state: DayState, deps: DayDeps) -> DayState:
@@ -82,34 +86,40 @@ def _record(state: DayState, deps: DayDeps) -> DayState:
     return {}
 
 
-def build_graph(deps: DayDeps) -> Any:
+def _late(attr: str) -> NodeFn:
+    def call(state: DayState, deps: DayDeps) -> DayState:
+        fn: NodeFn = getattr(nodes, attr)
+        return fn(state, deps)
+
+    return call
+
+
+@functools.cache
+def _compiled() -> Any:
     graph: StateGraph[Any] = StateGraph(DayState)
-    steps: dict[str, NodeFn] = {
-        "context": nodes.context_node,
-        "analyst": nodes.analyst_node,
-        "sentiment": nodes.sentiment_node,
-        "quant": nodes.quant_node,
-        "risk": nodes.risk_node,
-        "decision": nodes.decision_node,
-        "guard": nodes.guard_node,
-        "broker": nodes.broker_node,
-        "hold": nodes.hold_node,
-        "record": _record,
-    }
+    # Looked up by name on every call (not bound at compile time): the graph is compiled once per process.
+    steps: dict[str, NodeFn] = {name: _late(f"{name}_node") for name in
+                                ("context", "analyst", "sentiment", "quant", "risk", "decision", "guard", "broker", "hold")}
+    steps["record"] = lambda state, deps: globals()["_record"](state, deps)
     for name, fn in steps.items():
-        graph.add_node(name, cast(Any, _safe(name, fn, deps)))
+        graph.add_node(name, cast(Any, _safe(name, fn)))
     graph.add_edge(START, "context")
     graph.add_conditional_edges("context", _after_context, ["analyst", "sentiment", "quant", "hold"])
     graph.add_edge(["analyst", "sentiment", "quant"], "risk")
     graph.add_conditional_edges("risk", _after_risk)
     graph.add_conditional_edges("decision", _after_decision)
-    graph.add_conditional_edges("guard", _after_guard_for(deps))
+    graph.add_conditional_edges("guard", _after_guard)
     graph.add_edge("broker", "record")
     graph.add_edge("hold", "record")
     graph.add_edge("record", END)
     return graph.compile()
 
 
+def run_day_graph(deps: DayDeps) -> dict[str, Any]:
+    """Invoke the (once-compiled) graph for one day with ``deps``; returns the final state."""
+    return dict(_compiled().invoke({"nodes": {}, "timings": {}}, config={"configurable": {"deps": deps}}))
+
+
 def topology() -> str:
     """Mermaid text of the graph, for the snapshot test and the README. Nodes are built, never run."""
-    return str(build_graph(cast(DayDeps, None)).get_graph().draw_mermaid())
+    return str(_compiled().get_graph().draw_mermaid())

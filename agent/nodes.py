@@ -317,7 +317,7 @@ def guard_node(state: DayState, deps: DayDeps) -> DayState:
         run_date=deps.run_date,
         fee_bps=deps.fee_bps,
     )
-    return {"guard": result}
+    return {"guard": result, "can_place": deps.broker is not None}
 
 
 def broker_node(state: DayState, deps: DayDeps) -> DayState:

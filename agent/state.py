@@ -46,6 +46,7 @@ class DayState(TypedDict, total=False):
     nodes: Annotated[dict[str, dict[str, Any]], operator.or_]  # node name -> NodeOutcome dump
     proposals: list[dict[str, Any]]  # orders the decision node proposed (before the guard)
     guard: GuardResult  # approved orders (which only the guard can build), rejections and clamps
+    can_place: bool  # a broker is there (not a dry run): the route after the guard
     placed: list[str]  # order ids handed to the broker
     hold: dict[str, Any] | None  # portfolio.holdall.Hold dump when the day holds
     timings: Annotated[dict[str, float], operator.or_]

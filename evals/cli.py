@@ -14,7 +14,15 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, parse_date, print_json
+from agent.cli_common import (
+    UserError,
+    cli_errors,
+    console,
+    err_console,
+    load_settings,
+    parse_date,
+    print_json,
+)
 from evals.report import metrics_table
 from evals.run import DEFAULT_POLICIES, EvalConfig, run_eval
 

@@ -132,7 +132,9 @@ def correlation_matrix(closes: Mapping[str, pd.Series], as_of: date | None, wind
     Series are aligned on the days they share (a 24/7 crypto series and a stock are compared on weekdays);
     a pair with fewer than ``window // 2`` common returns gets NaN.
     """
-    cut = {s: cut_at(c.to_frame(), as_of).iloc[:, 0] for s, c in closes.items()}
+    # Only the tail can be in the last ``window`` common days: 3 × window rows of each series cover them even
+    # when a 24/7 series meets a weekday one (3 × 61 calendar days hold more than 61 weekdays).
+    cut = {s: cut_at(c.to_frame(), as_of).iloc[-3 * (window + 1) :, 0] for s, c in closes.items()}
     if not cut:
         return pd.DataFrame()
     aligned = pd.concat(cut, axis=1, join="inner").sort_index()

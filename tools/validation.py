@@ -14,7 +14,8 @@
                  day, within the last ``jump_window`` bars.
 
 Deliberate decisions:
-- Only bars on or before ``as_of`` are looked at: the gate cannot leak the future either.
+- Only bars on or before ``as_of`` are looked at: the gate cannot leak the future either. And only the last
+  ``2 × (jump_window + 1)`` of them: an identical repeated row older than that no longer blocks a symbol.
 - Sessions are the instrument's exchange sessions when ``calendar`` is given (a ``tools.calendars`` name,
   usually ``calendar_for(instrument)``): a holiday (Thanksgiving, Good Friday) is not a missed session.
   ``24/7`` counts every day (crypto), ``24/5`` counts weekdays. Without ``calendar`` the old rule applies:
@@ -97,7 +98,10 @@ def validate_bars(
     overrides ``sessions_per_week``. ``conflicts`` are days whose source rows disagreed (see the module).
     """
     reasons: list[str] = []
-    bars = df[df.index <= pd.Timestamp(as_of)] if len(df) else df
+    # Only the tail can change the verdict (every check looks at the last ``jump_window`` bars at most), so
+    # a replay pays for a year of bars per day, not the whole history: twice the window absorbs repeated rows.
+    end = int(df.index.searchsorted(pd.Timestamp(as_of), side="right")) if len(df) else 0
+    bars = df.iloc[max(0, end - 2 * (jump_window + 1)) : end]
     if bars.empty:
         return ValidationResult(
             symbol=symbol, tradeable=False, reasons=[f"empty: no bars on or before {as_of}"]
@@ -117,35 +121,49 @@ def validate_bars(
     if behind > max_stale_sessions:
         reasons.append(f"stale: last bar {last} is {behind} sessions before {as_of}")
 
-    recent = bars.iloc[-recent_window:][list(_PRICE_COLUMNS)]
-    bad_rows = ~np.isfinite(recent).all(axis=1) | (recent <= 0).any(axis=1)
-    if bad_rows.any():
-        first_bad = recent.index[bad_rows.to_numpy()][0].date()
-        reasons.append(
-            f"bad_price: NaN, infinite or non-positive OHLC on {int(bad_rows.sum())} of the last {len(recent)} bars"
-            f" (first {first_bad})"
-        )
+    reasons.extend(_price_checks(bars, recent_window))
+    reasons.extend(_jumps(bars["close"].to_numpy(dtype="float64"), bars.index, jump_window, max_jump, splits))
+    return ValidationResult(symbol=symbol, tradeable=not reasons, reasons=reasons)
 
-    ok_rows = recent[~bad_rows]
+
+def _price_checks(bars: pd.DataFrame, recent_window: int) -> list[str]:
+    """``bad_price`` and ``inconsistent`` over the last ``recent_window`` bars (numpy: a replay calls this daily)."""
+    reasons: list[str] = []
+    recent = bars.iloc[-recent_window:]
+    o, h, lo, c = (recent[col].to_numpy(dtype="float64") for col in _PRICE_COLUMNS)
+    prices = np.vstack([o, h, lo, c])
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(prices).all(axis=0) | (prices <= 0).any(axis=0)
+    if bad.any():
+        reasons.append(
+            f"bad_price: NaN, infinite or non-positive OHLC on {int(bad.sum())} of the last {len(recent)} bars"
+            f" (first {recent.index[np.flatnonzero(bad)[0]].date()})"
+        )
+    ok = ~bad
     tol = 1e-6  # relative: vendors round each price on its own
     # high >= max(open, close) and low <= min(open, close) together also mean high >= low
-    torn = (ok_rows["high"] < ok_rows[["open", "close"]].max(axis=1) * (1 - tol)) | (
-        ok_rows["low"] > ok_rows[["open", "close"]].min(axis=1) * (1 + tol)
-    )
+    torn = ok & ((h < np.maximum(o, c) * (1 - tol)) | (lo > np.minimum(o, c) * (1 + tol)))
     if torn.any():
-        first_torn = ok_rows.index[torn.to_numpy()][0].date()
         reasons.append(
             f"inconsistent: high below open/close or low above them on {int(torn.sum())} of the last"
-            f" {len(recent)} bars (first {first_torn})"
+            f" {len(recent)} bars (first {recent.index[np.flatnonzero(torn)[0]].date()})"
         )
+    return reasons
 
-    window = bars["close"].iloc[-(jump_window + 1) :]
-    moves = window.pct_change(fill_method=None).iloc[1:]
-    split_days = {pd.Timestamp(d) for d in (splits or {})}
-    big = moves[(moves.abs() > max_jump) & ~moves.index.isin(list(split_days))]
-    if len(big):
-        day, move = big.index[-1].date(), float(big.iloc[-1])
-        more = f" (+{len(big) - 1} more)" if len(big) > 1 else ""
-        reasons.append(f"jump: close moved {move:+.0%} on {day} with no recorded split{more}")
 
-    return ValidationResult(symbol=symbol, tradeable=not reasons, reasons=reasons)
+def _jumps(closes: np.ndarray, index: pd.DatetimeIndex, jump_window: int, max_jump: float,
+           splits: dict[date, float] | None) -> list[str]:
+    """``jump``: a close-to-close move beyond ``max_jump`` with no recorded split, in the last ``jump_window`` bars."""
+    window = closes[-(jump_window + 1) :]
+    days = index[-(jump_window + 1) :][1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moves = window[1:] / window[:-1] - 1.0
+    big = np.abs(moves) > max_jump
+    if splits:
+        big &= ~days.isin([pd.Timestamp(d) for d in splits])
+    hits = np.flatnonzero(big)
+    if not len(hits):
+        return []
+    last = hits[-1]
+    more = f" (+{len(hits) - 1} more)" if len(hits) > 1 else ""
+    return [f"jump: close moved {float(moves[last]):+.0%} on {days[last].date()} with no recorded split{more}"]
