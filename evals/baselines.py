@@ -20,8 +20,8 @@ Quantities are fractional (the paper broker's too); long only.
 
 Deliberate decisions:
 - Sessions are the union of all instruments' bar dates in ``[start, end]``; an instrument is valued at its
-  last close on a session where it has no bar. A rebalance sizes targets on the equity at the open (each
-  instrument marked at its open, or its last close without a bar that day).
+  last close on a session where it has no bar. A rebalance sizes targets on the decision day's close (equity
+  and prices known then), and fills them at the next open (buys scaled to the cash there).
 - Different calendars: an instrument without a bar on the fill session fills at its own next open (the
   order waits, as the broker's pending orders do), unless the next rebalance comes first (superseded).
 - Listing: an instrument takes part from the first rebalance whose decision session is on or after its
@@ -241,10 +241,14 @@ class _Book:
 
 
 def _targets(book: _Book, t_k: int) -> np.ndarray:
-    """Equal-weight target units at session ``t_k``'s open, for instruments alive at decision ``t_k - 1``."""
+    """Equal-weight target units for the fill at ``t_k``'s open, sized on decision day ``t_k - 1``'s close.
+
+    Only what is known at the decision is used (the point-in-time test replaces every later bar with garbage
+    and finds the same decisions); the fill then pays the open, and buys are scaled to the cash there.
+    """
     p, d = book.p, t_k - 1
     alive = (p.first <= d) & ~(p.delisted & (p.last <= d))
-    mark = np.where(np.isfinite(p.open[t_k]), p.open[t_k], p.value_price[d])
+    mark = p.value_price[d]
     equity = book.cash + float(np.sum(book.q * np.where(book.q != 0, mark, 0.0)))
     target = np.zeros_like(book.q)
     if alive.any() and equity > 0:

@@ -91,7 +91,9 @@ def test_a_gap_up_at_the_open_scales_the_buys_down() -> None:
     assert spent == pytest.approx(1_000.0, rel=1e-9)
     a = next(t for t in res.trades if t.symbol == "A")
     b = next(t for t in res.trades if t.symbol == "B")
-    assert a.quantity * a.price == pytest.approx(b.quantity * b.price, rel=1e-9)  # sized at the open: equal
+    # sized on the decision day's close (both 100 and 10: equal value then), both scaled by the same factor
+    assert a.quantity * 100.0 == pytest.approx(b.quantity * 10.0, rel=1e-9)
+    assert a.quantity * a.price > b.quantity * b.price  # the gap up made A's share dearer at the fill
 
 
 def test_an_instrument_without_a_bar_on_the_fill_session_fills_at_its_next_open() -> None:

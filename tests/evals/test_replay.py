@@ -1,0 +1,228 @@
+"""The replay harness: point-in-time (perturbation), reproducible, listings and delistings, refusals.
+
+Replays here run the real graph, guard, paper broker and DuckDB ledger (in memory) day by day.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from agent.cli import app
+from agent.llm.base import LLMRequest, LLMResponse
+from agent.settings import Settings
+from evals.baselines import run_baselines
+from evals.replay import ReplayBook, replay_policy, sessions_between
+from evals.run import EvalConfig, EvalError, run_eval
+from portfolio.risk import CEILINGS
+from tests.agent.loopback_llm import reckless_but_valid, serve
+from tests.agent.test_graph import analyst_says, risk_targets
+from tools.cache import MarketCache
+from tools.data import UniverseData, load_universe_data
+from tools.models import Instrument, Universe
+from tools.universe import load_universe
+from tools.view import precompute_indicators
+
+
+def demo_data(home: Path, end: date) -> UniverseData:
+    cache = MarketCache(home / "cache.duckdb")
+    try:
+        return load_universe_data(load_universe("demo"), cache, as_of=end, refresh=True)
+    finally:
+        cache.close()
+
+
+def replay(data: UniverseData, name: str, start: date, end: date, client: Any = None) -> Any:
+    from agent.llm.offline import OfflineRulesClient
+
+    llm = client or OfflineRulesClient()
+    return replay_policy(name, data, sessions_between(data, start, end), indicators=precompute_indicators(data),
+                         limits=CEILINGS, money=ReplayBook(), client_for_day=lambda _d: llm)
+
+
+def garbage_after(data: UniverseData, day: date, seed: int = 7) -> UniverseData:
+    """The same data with every bar after ``day`` replaced by random prices (dates kept)."""
+    rng = np.random.default_rng(seed)
+    bars = {}
+    for symbol, df in data.bars.items():
+        df = df.copy()
+        later = df.index > pd.Timestamp(day)
+        noise = rng.uniform(0.2, 5.0, size=(int(later.sum()), 1))
+        for col in ("open", "high", "low", "close"):
+            df.loc[later, col] = df.loc[later, "close"].to_numpy() * noise[:, 0]
+        df.loc[later, "high"] = df.loc[later, ["open", "close"]].max(axis=1) * 1.01
+        df.loc[later, "low"] = df.loc[later, ["open", "close"]].min(axis=1) * 0.99
+        bars[symbol] = df
+    return UniverseData(universe=data.universe, as_of=data.as_of, bars=bars, fx=dict(data.fx),
+                        fx_series=dict(data.fx_series))
+
+
+# ------------------------------------------------------------------ point-in-time
+
+
+@pytest.mark.slow
+def test_garbage_after_d_changes_no_decision_up_to_d_for_any_policy(tmp_path: Path) -> None:
+    start, cut, end = date(2011, 11, 1), date(2012, 1, 31), date(2012, 3, 30)
+    data = demo_data(tmp_path, end)
+    spoiled = garbage_after(data, cut)
+    assert not spoiled.bars["SP500"].loc["2012-02-01":].equals(data.bars["SP500"].loc["2012-02-01":])
+    for name in ("agent", "analyst"):
+        clean, dirty = replay(data, name, start, end), replay(spoiled, name, start, end)
+        upto = [d for d in clean.decisions if d["date"] <= cut.isoformat()]
+        assert upto, f"{name} decided nothing before {cut}: the test would prove nothing"
+        assert upto == [d for d in dirty.decisions if d["date"] <= cut.isoformat()]
+        assert clean.equity[:cut].equals(dirty.equity[:cut])
+        assert not clean.equity.equals(dirty.equity)  # the garbage was seen after D
+    sessions = sessions_between(data, start, end)
+    for bars in (data.bars, spoiled.bars):
+        runs = run_baselines(bars, sessions[0], sessions[-1], cash=10_000.0)
+        if bars is data.bars:
+            reference = runs
+            continue
+        for name, run in runs.items():
+            mine = [d for d in run.decisions if str(d["date"]) <= cut.isoformat()]
+            assert mine == [d for d in reference[name].decisions if str(d["date"]) <= cut.isoformat()]
+            assert run.equity[:cut].equals(reference[name].equity[:cut])
+
+
+# ------------------------------------------------------------------ reproducible
+
+
+def test_the_same_eval_twice_writes_byte_identical_reports_apart_from_timing(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path / "home")
+    texts = []
+    for out in ("a", "b"):
+        cfg = EvalConfig(universe="demo", start=date(2012, 1, 2), end=date(2012, 2, 29), out=tmp_path / out,
+                         policies=("agent", "buyhold", "holdall"), seed=3)
+        files = run_eval(settings, cfg)
+        report = json.loads(files.json_path.read_text())
+        assert report["timing"]["replay_seconds"] > 0
+        report.pop("timing")
+        texts.append(json.dumps(report, sort_keys=True))
+    assert texts[0] == texts[1]
+    report = json.loads(texts[0])
+    assert set(report["policies"]) == {"agent", "buyhold", "holdall"}
+    assert report["config"]["llm"] == "offline" and report["config"]["model"] == "offline-rules-v1"
+    assert any("not the risk guard" in n for b in report["policies"].values() for n in b["notes"])
+
+
+@pytest.mark.slow
+def test_a_recorded_llm_replays_without_the_server_to_the_same_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real HTTP path: record an eval against a loopback server, then replay it with the server gone."""
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-eval-0000000000")
+    window = {"universe": "demo", "start": date(2012, 1, 2), "end": date(2012, 1, 31), "policies": ("agent", "buyhold")}
+    with serve(reckless_but_valid) as (url, seen):
+        monkeypatch.setenv("OPENAI_BASE_URL", url)
+        recorded = run_eval(Settings(home=tmp_path), EvalConfig(**window, out=tmp_path / "rec", llm="openai",
+                                                               cache_mode="record"))
+        calls = len(seen)
+    assert calls > 0
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # nothing listens: a live call would fail
+    replayed = run_eval(Settings(home=tmp_path), EvalConfig(**window, out=tmp_path / "rep", llm="openai",
+                                                           cache_mode="replay"))
+    a, b = recorded.report, replayed.report
+    assert a["policies"]["agent"]["llm"]["calls"] == calls
+    for r in (a, b):
+        r.pop("timing")
+        r["config"].pop("llm_cache")
+    assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
+    # the model asked for 100% of everything every day: the guard held each position to its ceiling
+    weights = [w for row in a["policies"]["agent"]["decisions"] for w in [row] if row["action"] == "buy"]
+    assert weights and max(b["metrics"]["exposure"] for b in [a["policies"]["agent"]]) <= 1.0
+
+
+# ------------------------------------------------------------------ listings and delistings
+
+
+class Wants:
+    """A deterministic model that always rates ``symbols`` a strong buy and sizes each at 15%."""
+
+    provider, model = "scripted", "wants-v1"
+
+    def __init__(self, *symbols: str) -> None:
+        self.symbols = symbols
+
+    def complete(self, request: LLMRequest) -> LLMResponse:
+        scores = dict.fromkeys(self.symbols, 0.9)
+        answer = analyst_says(**scores) if request.node != "risk" else risk_targets(**dict.fromkeys(self.symbols, 0.15))
+        return answer  # type: ignore[return-value]
+
+
+def _listed_and_delisted() -> UniverseData:
+    days = pd.bdate_range("2019-01-01", "2020-06-30")
+    rng = np.random.default_rng(1)
+
+    def bars(idx: pd.DatetimeIndex) -> pd.DataFrame:
+        close = 100 * np.exp(np.cumsum(rng.normal(0.0005, 0.01, len(idx))))
+        return pd.DataFrame({"open": close, "high": close * 1.01, "low": close * 0.99, "close": close,
+                             "volume": 1e6}, index=idx)
+
+    uni = Universe(name="lifetimes", base_currency="USD", instruments=[
+        Instrument(symbol=s, source="synthetic", currency="USD") for s in ("OLD", "NEW")])
+    return UniverseData(universe=uni, as_of=None, bars={"OLD": bars(days[days <= "2020-03-13"]),
+                                                        "NEW": bars(days[days >= "2020-02-03"])})
+
+
+def test_an_instrument_trades_only_while_it_has_data_and_its_position_is_closed_at_its_last_close() -> None:
+    data = _listed_and_delisted()
+    run = replay(data, "agent", date(2020, 1, 2), date(2020, 5, 29), client=Wants("OLD", "NEW"))
+    buys = [d for d in run.decisions if d["action"] == "buy"]
+    assert {d["symbol"] for d in buys} == {"OLD", "NEW"}
+    assert min(d["date"] for d in buys if d["symbol"] == "NEW") >= "2020-02-03"  # not before its first bar
+    assert max(d["date"] for d in buys if d["symbol"] == "OLD") <= "2020-03-13"  # not after its last
+    rejected_new = [d for d in run.decisions if d["symbol"] == "NEW" and d["action"] == "rejected"]
+    assert rejected_new and all(d["date"] < "2020-02-03" for d in rejected_new)
+    (note,) = [n for n in run.notes if "delisted" in n]
+    assert "no OLD bar since 2020-03-13" in note
+    last_close = float(data.bars["OLD"]["close"].iloc[-1])
+    (cash_out,) = [t for t in run.trades if t.symbol == "OLD" and t.side == "sell" and t.date > date(2020, 3, 13)]
+    assert cash_out.price == pytest.approx(last_close) and cash_out.fees == 0.0
+    assert run.weights is not None and run.weights.loc["2020-04-01":, "OLD"].eq(0).all()
+
+
+# ------------------------------------------------------------------ refusals
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"policies": ("xgb",)}, "trained XGBoost model"),
+        ({"policies": ("ppo", "buyhold")}, "trained PPO agent"),
+        ({"policies": ("agent", "nope")}, "unknown graph policy 'nope'"),
+        ({"memory": True}, "vector memory"),
+        ({"start": date(2013, 1, 1), "end": date(2012, 1, 1)}, "is after --end"),
+        ({"start": date(1950, 1, 2), "end": date(1950, 3, 1)}, "error"),
+    ],
+)
+def test_a_policy_or_window_that_cannot_run_is_refused_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, changes: dict[str, Any], message: str
+) -> None:
+    monkeypatch.setenv("TRADEAGENT_HOME", str(tmp_path))
+    cfg = {"universe": "demo", "start": date(2012, 1, 2), "end": date(2012, 2, 1), "out": tmp_path / "out"} | changes
+    args = ["eval", "--universe", cfg["universe"], "--start", cfg["start"].isoformat(), "--end", cfg["end"].isoformat(),
+            "--out", str(cfg["out"])]
+    if "policies" in changes:
+        args += ["--policy", ",".join(cfg["policies"])]
+    if changes.get("memory"):
+        args += ["--memory", "on"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and (message in lines[0] or message == "error")
+    assert not (tmp_path / "out" / "report.json").exists()
+
+
+def test_eval_config_refuses_a_policy_named_twice() -> None:
+    with pytest.raises(EvalError, match="twice"):
+        run_eval(Settings(home=Path("/nonexistent")), EvalConfig(universe="demo", start=date(2012, 1, 2),
+                                                                  end=date(2012, 2, 1), out=Path("/tmp/x"),
+                                                                  policies=("agent", "agent")))
