@@ -34,8 +34,11 @@ Deliberate decisions (in the order the checks run):
    instrument known and ``tradeable``, price positive/finite and FRESH (``price_date == market.as_of``: zero
    sessions of staleness), fx positive/finite, price collar for a proposal carrying ``limit_price``.
 6. Sells of an instrument whose quote is NOT ``shortable`` (long-only): a sell of a symbol not held is rejected
-   (``no_short``); a larger sell is clamped to the held quantity; ``max_order_notional`` clamps; a sell below
-   ``min_trade_value`` is rejected unless it closes the position (so dust can always be sold).
+   (``no_short``); a larger sell is clamped to the held quantity; ``max_order_notional``/``max_order_value``
+   clamp a partial sell, but NOT a sell of the whole holding (as proposed, or once cut to it): selling what
+   the book holds cannot be a fat finger beyond the book, and a clamp would leave a remnant of a position the
+   policy chose to exit (a position grown above the order cap could then never be closed in one order). A
+   sell below ``min_trade_value`` is rejected unless it closes the position (so dust can always be sold).
 7. Buys, and sells of a ``shortable`` instrument (positions are signed; a short is negative). The part of an
    order that only reduces |position| (a cover, a sale of a long) is risk-reducing: the weight and gross
    limits never clamp it. The part beyond it opens or adds exposure, long or short, and is checked alike: a
@@ -43,7 +46,8 @@ Deliberate decisions (in the order the checks run):
    ``max_correlation`` with every position held after the batch so far (a position crossing zero keeps only
    its closing part when that fails); volatility above ``high_volatility`` (or non-finite) halves the size
    (never below the closing part); then the size is CLAMPED, in turn, to ``max_order_notional``/
-   ``max_order_value``, the room under ``max_position_weight`` (of |value|) and ``max_gross_exposure``
+   ``max_order_value`` (except a sell of exactly the long held, as in 6; a cover, or a sell that crosses
+   zero into a short, is clamped like any order), the room under ``max_position_weight`` (of |value|) and ``max_gross_exposure``
    (Σ |value|: shorts count) and, for buys (covers too), the cash left after this batch's earlier orders
    including fees. A short sale needs no cash: its fees come out of its proceeds, which are credited to cash
    (so they can fund later buys; the gross limit is what bounds that leverage). A clamp that leaves nothing,
@@ -125,8 +129,10 @@ LIMIT_INFO: Mapping[str, tuple[str, str]] = {
     "max_gross_exposure": ("fraction of equity", "sum of |position values|, shorts included (1.0: no leverage)"),
     "max_open_positions": ("positions", "open positions at most, shorts included"),
     "max_orders_per_day": ("orders", "orders a day at most, all strategies together"),
-    "max_order_notional": ("fraction of equity", "one order's value at most; a larger order is clamped"),
-    "max_order_value": ("base currency", "one order's value at most; a larger order is clamped"),
+    "max_order_notional": ("fraction of equity", "one order's value at most; larger ones are clamped "
+                                                 "(not the sale of a whole long)"),
+    "max_order_value": ("base currency", "one order's value at most; larger ones are clamped "
+                                         "(not the sale of a whole long)"),
     "min_trade_value": ("base currency", "a smaller order is rejected (a sell closing a position passes)"),
     "max_price_deviation": ("fraction of the quote", "a limit price further from the quote is rejected"),
     "max_correlation": ("correlation", "a new position more correlated with a held one is rejected"),
@@ -487,7 +493,8 @@ def _check(
             notes.append("exceeds_position")
             qty = held
         closing = qty >= held
-        clamp("max_order_notional", cap_value / unit, f"order value above {cap_value:.2f}")
+        if not closing:  # a sale of the whole holding is exempt: it cannot reach beyond the book
+            clamp("max_order_notional", cap_value / unit, f"order value above {cap_value:.2f}")
         closing = qty >= held
         qty = _floor_units(qty) if not closing else held
         if qty <= 0 or (qty * unit < limits.min_trade_value and not closing):
@@ -576,7 +583,8 @@ def _size_two_way(
     if qty > reduce and vol is not None and (not math.isfinite(vol) or vol > limits.high_volatility):
         clamp("high_volatility", max(reduce, qty / 2.0), f"volatility {vol} above {limits.high_volatility}: "
                                                          "size halved")
-    clamp("max_order_notional", cap_value / unit, f"order value above {cap_value:.2f}")
+    if not (side == "sell" and reduce > 0 and reduce <= qty <= reduce * (1 + 1e-12)):  # sale of a whole long
+        clamp("max_order_notional", cap_value / unit, f"order value above {cap_value:.2f}")
     room = (limits.max_position_weight * book.equity_floor - along * unit) * _SAFETY
     clamp("max_position_weight", max(reduce, room / unit),
           f"position above {limits.max_position_weight:.0%} of equity")
