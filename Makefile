@@ -24,12 +24,14 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check tools portfolio agent prompts tests benchmarks
+	$(VENV)/bin/ruff check tools portfolio agent prompts evals tests benchmarks
 	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) benchmarks/bench_indicators.py
 	$(PY) benchmarks/bench_graph.py
+	$(PY) benchmarks/bench_baselines.py
+	$(PY) benchmarks/bench_eval.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
