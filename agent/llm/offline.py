@@ -4,7 +4,8 @@ It is NOT an LLM and is never presented as one: its provider is ``"offline-rules
 ``"offline-rules-v1"``. It ignores the messages and reads ``request.node`` and ``request.context`` (the facts
 the prompt was rendered from), and answers with final JSON ``content`` matching the node's model in
 ``agent.models``. Same context -> byte-identical content. It makes no tool calls and uses no tokens.
-The same rules, for readers, are in ``prompts/offline_rules.md``.
+The same rules, for readers, are in ``prompts/offline_rules.md``; its version (front-matter line) is bumped
+whenever a rule changes, so results that record it say which rules decided.
 
 analyst (context ``symbols: {SYM: {close, sma_20, sma_50, sma_200, ema_12, ema_26, rsi_14, macd_hist,
 bb_percent, adx_14, vol_20, drawdown, ret_20d, tradeable}}``) -> AnalystReport. Untradeable symbols and
@@ -34,8 +35,12 @@ confidence} | null}}, volatility {SYM: annual vol | null}``, optional ``pnl {SYM
 4. hysteresis: a new position needs combined >= 0.15; a held one with 0 < combined < 0.15, or whose new
    size is within 2 percentage points of its weight, keeps its weight (capped) - no churn.
 5. loss aversion, countered: a position that is losing (pnl < 0) with negative momentum is never added to.
-6. at most max_open_positions names, strongest combined x confidence first (ties: symbol order);
-   gross is scaled down to 0.95 x max_gross_exposure. Weights are floored to 4 decimals.
+6. max_open_positions limits NEW entries only: every held name that keeps a weight keeps its slot (a held
+   one with no source too, under rule 2: it is never cut to make room, which would sell on no evidence);
+   new names fill the max_open_positions - (held names kept) free slots, strongest combined x confidence
+   first (ties: symbol order). A book already at or over the limit (it was tightened) opens nothing new and
+   is not cut by this rule. Gross is scaled down to 0.95 x max_gross_exposure. Weights are floored to 4
+   decimals.
    Missing limits default to max_position_weight 0.10, max_gross_exposure 1.0, max_open_positions 5.
 """
 
@@ -289,9 +294,14 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
                 target, why = keep, why + "; losing with negative momentum: not adding"
         plan[sym] = (target, combined * conf, why)
 
-    ranked = sorted((s for s in plan if plan[s][0] > 0), key=lambda s: (-plan[s][1], s))
-    for sym in ranked[max(0, max_n):]:
-        plan[sym] = (0.0, plan[sym][1], plan[sym][2] + "; beyond max_open_positions")
+    # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even
+    # one no node spoke about); new names take the slots left, strongest first. Cutting a held name to make
+    # room would sell a position on no evidence against it, and the guard refuses only new positions too.
+    kept = sum(1 for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0)
+    free = max(0, max_n - kept)
+    entries = sorted((s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) <= 0), key=lambda s: (-plan[s][1], s))
+    for sym in entries[free:]:
+        plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
     gross = sum(t for t, _, _ in plan.values())
     factor = gross_cap / gross if gross > gross_cap > 0 else (0.0 if gross_cap <= 0 else 1.0)
     targets = [

@@ -183,7 +183,9 @@ def test_random_books_always_respect_the_limits() -> None:
 
         assert all(0 <= w <= limits["max_position_weight"] for w in weights)
         assert sum(weights) <= 0.95 * limits["max_gross_exposure"] + 1e-9
-        assert sum(1 for w in weights if w > 0) <= limits["max_open_positions"]
+        held = {s for s, w in context["positions"].items() if w > 0 and targets[s] > 0}
+        new = {s for s, w in targets.items() if w > 0 and s not in context["positions"]}
+        assert len(new) <= max(0, limits["max_open_positions"] - len(held))  # the limit bounds new entries only
         assert answer("risk", {"as_of": "x", **context}) == answer("risk", {"as_of": "x", **context})
 
 
@@ -194,6 +196,30 @@ def test_the_strongest_names_win_when_there_are_too_many() -> None:
     targets = risk(limits=limits, signals=signals, volatility=dict.fromkeys(signals, 0.2))
 
     assert targets["A"] == 0.0 and targets["B"] > 0 and targets["C"] > 0
+
+
+def test_a_full_book_keeps_a_held_name_without_signal_and_opens_no_new_one() -> None:
+    full = {"A": 0.1, "B": 0.1, "QUIET": 0.08}  # max_open_positions (3) names; no node speaks about QUIET
+    signals = {"A": {"analyst": sig(0.5, 0.6)}, "B": {"analyst": sig(0.4, 0.6)},
+               "QUIET": {"analyst": None, "sentiment": None, "quant": None},
+               "NEW1": {"analyst": sig(0.95, 0.9)}, "NEW2": {"analyst": sig(0.9, 0.9)}}
+
+    targets = risk(positions=full, signals=signals, volatility=dict.fromkeys(signals, 0.2))
+
+    assert targets["QUIET"] == 0.08  # rule 2 holds: no evidence against it, so it is not sold for room
+    assert targets["A"] > 0 and targets["B"] > 0
+    assert targets["NEW1"] == targets["NEW2"] == 0.0  # the limit bounds new entries
+
+
+def test_a_slot_freed_by_an_exit_goes_to_the_strongest_new_name() -> None:
+    positions = {"A": 0.1, "QUIET": 0.08, "OUT": 0.1}
+    signals = {"A": {"analyst": sig(0.5, 0.6)}, "OUT": {"analyst": sig(-0.5, 0.6)},
+               "NEW1": {"analyst": sig(0.8, 0.9)}, "NEW2": {"analyst": sig(0.9, 0.9)}}
+
+    targets = risk(positions=positions, signals=signals, volatility=dict.fromkeys(signals, 0.2))
+
+    assert targets["OUT"] == 0.0 and targets["QUIET"] == 0.08 and targets["A"] > 0
+    assert targets["NEW2"] > 0 and targets["NEW1"] == 0.0
 
 
 def test_gross_exposure_is_scaled_under_the_cap() -> None:

@@ -13,6 +13,7 @@ from prompts import Prompt, load_prompt, render
 
 NODE_PROMPTS = ["analyst", "sentiment", "quant", "risk"]
 ALL_PROMPTS = ["system", *NODE_PROMPTS, "offline_rules"]
+VERSIONS = {"offline_rules": "2"}  # rule 6 changed: max_open_positions limits new entries only
 
 
 @pytest.mark.parametrize("name", ALL_PROMPTS)
@@ -20,7 +21,7 @@ def test_every_template_loads_with_a_version_and_the_hash_of_its_file(name: str)
     prompt = load_prompt(name)
     raw = resources.files("prompts").joinpath(f"{name}.md").read_bytes()
 
-    assert prompt.name == name and prompt.version == "1"
+    assert prompt.name == name and prompt.version == VERSIONS.get(name, "1")
     assert prompt.sha256 == hashlib.sha256(raw).hexdigest()
     assert not prompt.text.startswith("<!--") and prompt.text.strip()
 
