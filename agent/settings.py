@@ -12,6 +12,12 @@ Deliberate decisions:
 - ``load_settings`` is how the edges build settings: a bad value (``TRADEAGENT_LLM_MAX_RETRIES=two``) is a
   ``SettingsError`` naming the variable and its value, never a pydantic dump. A secret's value is never
   shown, only its name.
+- The numbers are range-checked by the settings themselves (pydantic ``Field`` constraints), so a value no run
+  could use is refused at the edge, by name, before anything opens the ledger: a token budget, run deadline,
+  LLM timeout or starting cash must be positive (and finite), retries non-negative, commission and slippage
+  in [0, 10000) bps (the paper broker's own range). Before, a zero budget or deadline failed later as an
+  anonymous ``ValueError``, a zero starting cash silently became the default, and out-of-range fees were
+  refused by the broker only after the ledger was open.
 
 Secrets are ``SecretStr``: their repr is masked, so a logged or dumped Settings never shows them.
 """
@@ -49,16 +55,19 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("OPENAI_API_KEY", "TRADEAGENT_OPENAI_API_KEY")
     )
-    llm_timeout_seconds: float = 60.0
-    llm_max_retries: int = 2
-    llm_token_budget: int = 200_000  # prompt + completion tokens per daily run, all nodes together
-    llm_run_deadline_seconds: float = 300.0  # wall clock for all LLM calls of one daily run, retries included
+    llm_timeout_seconds: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+    llm_max_retries: int = Field(default=2, ge=0)  # 0: one attempt, no retry
+    # prompt + completion tokens per daily run, all nodes together
+    llm_token_budget: int = Field(default=200_000, gt=0)
+    # wall clock for all LLM calls of one daily run, retries included
+    llm_run_deadline_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     llm_json_mode: bool = False  # plain-JSON answers for models without tool support (many Ollama models)
 
     # Paper broker
-    starting_cash: float | None = None  # None: the universe's default (10,000 in its base currency)
-    commission_bps: float = 10.0
-    slippage_bps: float = 5.0
+    # None: the universe's default (10,000 in its base currency)
+    starting_cash: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    commission_bps: float = Field(default=10.0, ge=0, lt=10_000, allow_inf_nan=False)  # the broker's own range
+    slippage_bps: float = Field(default=5.0, ge=0, lt=10_000, allow_inf_nan=False)
 
     # Discord
     discord_webhook_url: SecretStr | None = None
