@@ -50,7 +50,7 @@ DEFAULT_STARTING_CASH = 10_000.0
 # Without --date, a run more than this many days after the book's last activity asks for an explicit date:
 # a month covers holidays and a fortnight away, and stops the demo book jumping from 2013 to 2018 unasked.
 MAX_SILENT_GAP_DAYS = 31
-PROMPTS = ("system", "analyst", "sentiment", "quant", "risk")
+PROMPTS = ("system", "analyst", "sentiment", "quant", "risk", "offline_rules")  # offline_rules: which rule version decided
 
 
 @dataclass(frozen=True)
