@@ -1,4 +1,10 @@
-"""``tradeagent daily`` and ``tradeagent demo``: one trading day, a console summary, optional --json."""
+"""``tradeagent daily`` and ``tradeagent demo``: one trading day, a console summary, optional --json.
+
+The summary (``render_summary``) is compact: one line per fill, cancellation (kill switch), expiry and data
+problem (untradeable symbols with their reasons, symbols that failed to load), the nodes, the orders with the
+agent's reason (cut to ``REASON_WIDTH``) and any clamp, rejections with their codes, the portfolio and the
+risk.toml notes. Everything recorded is shown as text (``agent.cli_explain.printable``), never as markup.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 from agent.cli_common import cli_errors, console, load_settings, parse_date, print_json
+from agent.cli_explain import printable
 from agent.daily import DailyResult, run_daily
 
 LlmOption = Annotated[
@@ -27,23 +34,63 @@ def _choice(value: str | None, allowed: tuple[str, ...], flag: str) -> Any:
     return value
 
 
+REASON_WIDTH = 80  # an order's reason (the risk node's rationale) is cut to this many characters in the table
+
+
 def render_summary(result: DailyResult) -> None:
+    """The console account of a day: hold, events (fills, cancellations, expiries), data problems, nodes, orders
+    with their reasons, the portfolio and risk.toml notes. Every piece of recorded text goes through
+    ``printable`` inside ``rich.text.Text`` (the console's markup is off): LLM text is shown as text."""
     r = result.results
     title = f"tradeagent daily · {r['date']} · {r['universe']} · llm={r['llm']}"
     if result.repeated:
         title += " · already traded: nothing re-run"
     console.print(title, style="bold")
     if r.get("recovered"):
-        console.print(Text.assemble(("recovered: ", "yellow"), r["recovered"]))
+        console.print(Text.assemble(("recovered: ", "yellow"), printable(r["recovered"])))
     if r.get("hold"):
         hold = r["hold"]
         colour = "red" if hold.get("fallback") else "yellow"
         label = f"HOLD-ALL {hold['reason']}" if hold.get("fallback") else f"no orders ({hold['reason']})"
-        console.print(Text.assemble((label, colour), f": {hold['detail']}"))
-    for order in r.get("expired", []):
-        console.print(Text.assemble(("expired ", "yellow"), f"{order['order_id']}: {order['reason']}"))
-    for fill in r.get("fills", []):
-        console.print(f"filled {fill['side']} {fill['quantity']:g} {fill['symbol']} @ {fill['price']:.4f} ({fill['fill_date']})")
+        console.print(Text.assemble((printable(label), colour), f": {printable(hold['detail'])}"))
+    for line in _event_lines(r):
+        console.print(line)
+    console.print(_nodes_table(r))
+    console.print(_orders_table(r))
+    p = r.get("portfolio", {})
+    console.print(
+        f"portfolio {p.get('base_currency')}: equity {p.get('equity', 0):,.2f} · cash {p.get('cash', 0):,.2f} · "
+        f"{len(p.get('positions', []))} position(s) · risk {r['risk']['state']['mode']}"
+    )
+    if r.get("placed") and not result.repeated:
+        console.print(
+            f"{len(r['placed'])} order(s) pending: they fill at the next session's open, settled by the next daily run"
+        )
+    for note in r.get("risk", {}).get("notes", []):
+        console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
+    for note in r.get("data", {}).get("notes", []):
+        console.print(Text(f"note: {printable(note)}", style="dim"))
+    console.print(f"results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s", style="dim")
+
+
+def _event_lines(r: dict[str, Any]) -> list[Text]:
+    """Fills settled, orders the kill switch cancelled, expired orders, then the data problems of the day."""
+    lines = [Text(f"filled {f['side']} {f['quantity']:g} {printable(f['symbol'])} @ {f['price']:.4f} ({f['fill_date']})")
+             for f in r.get("fills", [])]
+    for label, items in (("cancelled", r.get("cancelled", [])), ("expired", r.get("expired", []))):
+        for o in items:  # the recorded reason starts with the label: "expired: no GOOG session …"
+            why = str(o.get("reason", "")).removeprefix(f"{label}: ")
+            lines.append(Text.assemble((f"{label} ", "yellow"), printable(f"{o['order_id']} ({o.get('symbol', '?')}): {why}")))
+    data = r.get("data", {})
+    for symbol, reasons in data.get("untradeable", {}).items():
+        why = "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons)
+        lines.append(Text.assemble(("untradeable ", "yellow"), printable(f"{symbol}: {why}")))
+    for symbol, error in data.get("errors", {}).items():
+        lines.append(Text.assemble(("data error ", "red"), printable(f"{symbol}: {error}")))
+    return lines
+
+
+def _nodes_table(r: dict[str, Any]) -> Table:
     nodes = Table(title="nodes", show_lines=False)
     for col in ("node", "status", "calls", "detail"):  # calls of the LLM or of the offline rules
         nodes.add_column(col)
@@ -55,29 +102,25 @@ def render_summary(result: DailyResult) -> None:
                 detail = ", ".join(f"{t['symbol']} {t['target_weight']:.0%}" for t in out["targets"]) or "no targets"
             else:
                 detail = ", ".join(f"{x['symbol']} {x['score']:+.2f}" for x in out.get("signals", [])) or "no signals"
-        nodes.add_row(name, n.get("status", "?"), str(n.get("llm_calls", 0)), detail)
-    console.print(nodes)
+        nodes.add_row(printable(name), printable(n.get("status", "?")), str(n.get("llm_calls", 0)), Text(printable(detail)))
+    return nodes
+
+
+def _orders_table(r: dict[str, Any]) -> Table:
+    """Approved orders with the agent's reason (and the guard's clamp), then the rejections with their codes."""
     orders = Table(title="orders (after the risk guard)")
     for col in ("symbol", "side", "quantity", "status", "reason"):
         orders.add_column(col)
     for o in r.get("approved", []):
         state = "placed" if o["order_id"] in r.get("placed", []) else ("dry-run" if r.get("dry_run") else "approved")
-        orders.add_row(o["symbol"], o["side"], f"{o['quantity']:g}", state, f"clamped: {o['clamped']}" if o.get("clamped") else "")
+        reason = Text(printable(o.get("reason") or "", REASON_WIDTH))
+        if o.get("clamped"):
+            reason = Text.assemble((f"clamped: {printable(o['clamped'])}", "yellow"), " · ", reason)
+        orders.add_row(printable(o["symbol"]), o["side"], f"{o['quantity']:g}", state, reason)
     for rej in r.get("rejected", []):
-        orders.add_row(rej.get("symbol") or "?", "", "", Text("rejected", style="red"), f"{rej['code']}: {rej['detail']}")
-    console.print(orders)
-    p = r.get("portfolio", {})
-    console.print(
-        f"portfolio {p.get('base_currency')}: equity {p.get('equity', 0):,.2f} · cash {p.get('cash', 0):,.2f} · "
-        f"{len(p.get('positions', []))} position(s) · risk {r['risk']['state']['mode']}"
-    )
-    if r.get("placed") and not result.repeated:
-        console.print(
-            f"{len(r['placed'])} order(s) pending: they fill at the next session's open, settled by the next daily run"
-        )
-    for note in r.get("data", {}).get("notes", []):
-        console.print(f"note: {note}", style="dim")
-    console.print(f"results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s", style="dim")
+        orders.add_row(printable(rej.get("symbol") or "?"), "", "", Text("rejected", style="red"),
+                       Text(printable(f"{rej['code']}: {rej['detail']}", REASON_WIDTH * 2)))
+    return orders
 
 
 def _run(**kwargs: Any) -> None:

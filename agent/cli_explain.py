@@ -212,9 +212,10 @@ def _event_lines(acc: dict[str, Any]) -> Iterator[Text]:
     for f in acc["fills"]:
         yield _line("  filled ", "green", f"{f.get('side')} {_num(f.get('quantity'), 'g')} {f.get('symbol')} @ "
                     f"{_num(f.get('price'), '.4f')} on {f.get('fill_date')} (commission {_num(f.get('commission'), '.2f')})")
-    for label, items in (("cancelled ", acc["cancelled"]), ("expired ", acc["expired"])):
-        for c in items:
-            yield _line(f"  {label}", "yellow", f"{c.get('order_id')} ({c.get('symbol')}): {c.get('reason')}")
+    for label, items in (("cancelled", acc["cancelled"]), ("expired", acc["expired"])):
+        for c in items:  # the recorded reason starts with the label: "expired: no GOOG session …"
+            why = str(c.get("reason")).removeprefix(f"{label}: ")
+            yield _line(f"  {label} ", "yellow", f"{c.get('order_id')} ({c.get('symbol')}): {why}")
     for sym, reasons in acc["data"]["untradeable"].items():
         yield _line("  untradeable ", "yellow", f"{sym}: {'; '.join(map(str, reasons)) if isinstance(reasons, list) else reasons}")
     for sym, error in acc["data"]["errors"].items():
