@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 from collections.abc import Mapping
 from datetime import date
 from pathlib import Path
@@ -172,6 +174,24 @@ def test_portfolio_without_a_benchmark_says_why_in_one_line_and_shows_the_rest(
     notes = [line for line in out.splitlines() if line.startswith("benchmark unavailable:")]
     assert len(notes) == 1 and why in notes[0]
     assert "Return since start" in out and "pending orders" in out
+
+
+def test_portfolio_with_the_file_held_by_another_reader_says_the_cache_is_locked(
+    after_demo: Path, tmp_path: Path
+) -> None:
+    home = copy_home(after_demo, tmp_path / "home")
+    holder = subprocess.Popen(  # another process reading the file (a chat, say): the cache cannot open it
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1], read_only=True); "
+         "print('ready', flush=True); sys.stdin.read()", str(home / "tradeagent.duckdb")],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "ready"
+        code, out, _ = invoke(home, "portfolio")
+    finally:
+        holder.communicate(timeout=30)  # closing its stdin ends it
+    assert code == 0 and "Return since start" in out
+    assert "benchmark unavailable: cannot open the market cache" in out and "locked by another process" in out
 
 
 def test_portfolio_without_a_ledger_keeps_the_contract(tmp_path: Path) -> None:
