@@ -326,7 +326,8 @@ def _positions_policy(runs: Sequence[PolicyRun], chosen: str | None) -> PolicyRu
     if chosen is not None:
         return next((r for r in with_weights if r.name == chosen), None)
     graph = [r for r in with_weights if r.name not in _BASELINE_NAMES]
-    return (graph or with_weights or [None])[0]
+    candidates = graph or with_weights
+    return candidates[0] if candidates else None
 
 
 def _trades_section(runs: Sequence[PolicyRun], max_trades: int) -> str:

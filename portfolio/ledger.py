@@ -37,7 +37,7 @@ import math
 from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import duckdb
 
@@ -378,7 +378,7 @@ class Ledger:
                     self.cancel(o.order_id, reason)
             if held == 0.0:
                 return None
-            side = "sell" if held > 0 else "buy"
+            side: Literal["buy", "sell"] = "sell" if held > 0 else "buy"
             qty = abs(held)
             order_id = f"{day:%Y%m%d}-{symbol}-{side}-delisting"
             currency = con.execute("SELECT currency FROM pf_positions WHERE symbol = ?", [symbol]).fetchone()[0]  # type: ignore[index]
