@@ -226,3 +226,15 @@ def test_eval_config_refuses_a_policy_named_twice() -> None:
         run_eval(Settings(home=Path("/nonexistent")), EvalConfig(universe="demo", start=date(2012, 1, 2),
                                                                   end=date(2012, 2, 1), out=Path("/tmp/x"),
                                                                   policies=("agent", "agent")))
+
+
+def test_an_llm_cutoff_splits_every_policys_metrics_and_says_the_days_before_are_not_evidence(tmp_path: Path) -> None:
+    cfg = EvalConfig(universe="demo", start=date(2012, 1, 2), end=date(2012, 3, 30), out=tmp_path / "out",
+                     policies=("agent", "buyhold"), llm_cutoff=date(2012, 2, 15))
+    report = run_eval(Settings(home=tmp_path / "home"), cfg).report
+    assert any("not evidence" in n for n in report["notes"])
+    for block in report["policies"].values():
+        before, after = block["cutoff"]["before"], block["cutoff"]["after"]
+        assert before["total_return"] != after["total_return"]
+        whole = 1 + block["metrics"]["total_return"]
+        assert (1 + before["total_return"]) * (1 + after["total_return"]) == pytest.approx(whole, rel=1e-6)
