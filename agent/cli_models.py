@@ -54,7 +54,7 @@ def train_xgb_cmd(
     end: Annotated[str | None, typer.Option("--end", help="last bar training may read (YYYY-MM-DD)")] = None,
     trials: Annotated[int, typer.Option("--trials", min=0, help="Optuna trials per training window (0: none)")] = 0,
     seed: Annotated[int, typer.Option("--seed", help="seed of the booster and the search")] = 0,
-    max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="boosting rounds before early stopping")] = 400,
+    max_rounds: Annotated[int, typer.Option("--max-rounds", min=1, help="boosting rounds before early stopping")] = 150,
     train_years: Annotated[int, typer.Option("--train-years", min=1, help="years in each training window")] = 3,
     test_months: Annotated[int, typer.Option("--test-months", min=1, help="months each walk-forward model predicts")] = 6,
     horizon: Annotated[int, typer.Option("--horizon", min=1, help="label: sessions ahead")] = 5,

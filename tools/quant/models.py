@@ -35,7 +35,10 @@ class XgbParams(_Frozen):
     colsample_bytree: float = Field(default=0.8, gt=0, le=1)
     min_child_weight: float = Field(default=5.0, ge=0)
     reg_lambda: float = Field(default=1.0, ge=0)
-    max_rounds: int = Field(default=400, ge=1, description="boosting rounds before early stopping")
+    # A ceiling on the model's size, hence on inference cost: 150 rounds x 3 trees of depth 4 still score
+    # > 200,000 symbol-days/s on one thread (benchmarks/bench_quant.py); 400 rounds fell to ~75,000. Early
+    # stopping keeps far fewer on the demo universe (~40 at the default learning rate).
+    max_rounds: int = Field(default=150, ge=1, description="boosting rounds before early stopping")
     early_stopping_rounds: int = Field(default=30, ge=1)
 
 
