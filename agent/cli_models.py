@@ -24,7 +24,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agent.cli_common import UserError, cli_errors, console, load_settings, parse_date, print_json
+from agent.cli_common import (
+    UserError,
+    cli_errors,
+    console,
+    err_console,
+    load_settings,
+    parse_date,
+    print_json,
+)
 from tools.cache import MarketCache
 from tools.data import load_universe_data
 from tools.errors import DataError
@@ -87,8 +95,10 @@ def train_xgb_cmd(
             now=datetime.now(UTC), config=config, progress=progress,
         )  # fmt: skip
     if json_out:
-        print_json(_train_json(result, data.errors))
+        print_json({**_train_json(result, data.errors), "notes": data.notes})
         return
+    for note in data.notes:  # e.g. a remote source unreachable: trained on the cached bars
+        err_console.print(f"note: {note}")
     _print_train(result, data.errors)
 
 
