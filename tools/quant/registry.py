@@ -8,8 +8,9 @@ Layout (``models_dir`` is ``TRADEAGENT_HOME/models``, passed in by the caller)::
 
 Contract:
 - ``save_artefact`` writes into a hidden temporary folder and renames it into place, so a crash never leaves
-  half an artefact under a version name. The version is ``<kind>-<universe>-<training_end>-<sha256[:12]>``:
-  retraining the same thing yields the same version, which is kept as it is.
+  half an artefact under a version name. The version is ``<kind>-<universe>-<training_end>-<12 hex>``, a digest
+  of the model file's sha256 and the meta (``created_at`` aside): retraining the same thing yields the same
+  version, which is kept as it is.
 - ``load_artefact`` refuses (``ArtefactError``, one line) a folder whose ``meta.json`` is missing or not JSON,
   does not match the schema (unknown kind, missing or extra key), sits under another kind's folder or
   another version's name, names a model file that is missing, or whose sha256 differs.
@@ -99,6 +100,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "universe"
 
 
+def _version(meta: ModelMeta) -> str:
+    """``<kind>-<universe>-<training_end>-<12 hex>``: the hex digest covers the model file's hash and every meta
+    field but ``version`` and ``created_at``, so an identical retrain gets the same version and the same model
+    with other recorded metrics (another walk-forward shape) gets its own."""
+    body = meta.model_dump_json(exclude={"version", "created_at"})
+    digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
+    return f"{meta.kind}-{_slug(meta.universe)}-{meta.training_end:%Y%m%d}-{digest}"
+
+
 def save_artefact(
     models_dir: Path, fields: Mapping[str, Any], write_model: Callable[[Path], None]
 ) -> Artefact:
@@ -115,9 +125,9 @@ def save_artefact(
         model_file = MODEL_FILES[kind]
         write_model(tmp / model_file)
         sha = sha256_of(tmp / model_file)
-        end = fields["training_end"]
-        version = f"{kind}-{_slug(str(fields['universe']))}-{end:%Y%m%d}-{sha[:12]}"
-        meta = ModelMeta(**fields, version=version, model_file=model_file, model_sha256=sha)
+        draft = ModelMeta(**fields, version="draft", model_file=model_file, model_sha256=sha)
+        meta = draft.model_copy(update={"version": _version(draft)})
+        version = meta.version
         (tmp / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
         final = folder / version
         if final.exists():

@@ -55,7 +55,7 @@ def test_an_artefact_is_a_model_json_and_a_complete_meta(trained: TrainResult) -
     assert set(meta) == META_KEYS
     assert meta["kind"] == "xgb" and meta["universe"] == "demo" and meta["data_end"] == str(TRAIN_END)
     assert meta["model_sha256"] == sha256_of(art.model_path)
-    assert meta["version"] == art.path.name == f"xgb-demo-{meta['training_end'].replace('-', '')}-{meta['model_sha256'][:12]}"
+    assert meta["version"] == art.path.name and meta["version"].startswith(f"xgb-demo-{meta['training_end'].replace('-', '')}-")
     assert meta["label_rule"] == {"horizon": 5, "threshold": 0.02}
     assert {"xgboost", "numpy", "pandas", "pandas-ta-classic"} <= set(meta["libraries"])
     assert meta["validation"]["majority"]["accuracy"] > 0 and meta["walk_forward"]["prior"]["log_loss"] > 0
@@ -91,6 +91,9 @@ def test_saving_the_same_model_twice_keeps_one_version(registry: Path, trained: 
     again = save_artefact(registry, fields, lambda p: shutil.copyfile(art.model_path, p))
     assert again.meta.version == art.meta.version and len(list_artefacts(registry)) == 1
     assert not [p for p in (registry / "xgb").iterdir() if p.name.startswith(".")]  # no temporary folder left
+    other = save_artefact(registry, {**fields, "walk_forward": None}, lambda p: shutil.copyfile(art.model_path, p))
+    assert other.meta.version != art.meta.version and other.meta.model_sha256 == art.meta.model_sha256
+    assert len(list_artefacts(registry)) == 2  # the same trees with other recorded metrics: its own version
 
 
 def _damage(folder: Path, how: str) -> None:

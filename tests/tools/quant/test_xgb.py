@@ -100,6 +100,7 @@ def test_a_fold_model_does_not_change_when_every_label_after_its_training_window
     b, _, _ = fit_window(scrambled, Design.of(scrambled), train, SMALL)
     X = Design.of(ds).X[test]
     assert np.array_equal(predict_proba(a.booster, X, a.class_weights), predict_proba(b.booster, X, b.class_weights))
+    assert a.validation == b.validation and a.best_iteration == b.best_iteration  # early stopping saw none either
 
 
 def test_walk_forward_reports_every_fold_against_the_naive_references(ds: pd.DataFrame) -> None:
