@@ -223,6 +223,9 @@ def _print_train(result: TrainResult, errors: dict[str, str]) -> None:
     console.print(_metrics_table(f"final model, validation {result.validation.test_start} … "
                                  f"{result.validation.test_end}", meta.validation))  # fmt: skip
     console.print(f"final model: {meta.validation.verdict}")
+    if meta.params.get("trials"):
+        console.print("(the search chose the parameters on this validation split, so its figures flatter the model;"
+                      " the walk-forward figures are out of sample)")  # fmt: skip
     console.print(
         f"saved {meta.version} (trained {meta.training_start} … {meta.training_end}, labels included) "
         f"to {result.artefact.path} in {result.seconds:.1f} s"

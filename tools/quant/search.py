@@ -6,6 +6,8 @@ the purged split of the TRAINING window (``features.split_validation``): the win
 never seen by the search. Walk-forward runs the search again in every fold, on that fold's window only.
 
 Deliberate decisions:
+- The validation split scores the trials AND early-stops the final fit, so after a search its metrics are
+  optimistic; the walk-forward metrics (a search per fold, scored on the next months) are the honest ones.
 - ``TPESampler(seed=seed)`` and one trial at a time: the same inputs give the same trials and the same result.
 - The search space is small (depth, learning rate, subsampling, child weight, L2): enough to matter, few
   enough dimensions for tens of trials. ``max_rounds`` and early stopping stay the caller's (the learning

@@ -170,7 +170,7 @@ def train_xgb(
     train_start = pd.Timestamp(design.dates[used].min()).date()
     train_end = pd.Timestamp(design.label_end[used].max()).date()
     params = {**booster_params(final.params, seed=cfg.seed, nthread=cfg.nthread), "best_iteration": final.best_iteration,
-              "max_rounds": final.params.max_rounds, "early_stopping_rounds": final.params.early_stopping_rounds}  # fmt: skip
+              "max_rounds": final.params.max_rounds, "early_stopping_rounds": final.params.early_stopping_rounds, "trials": cfg.trials}  # fmt: skip
     fields = {
         "kind": "xgb",
         "universe": universe,

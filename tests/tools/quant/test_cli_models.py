@@ -86,3 +86,12 @@ def test_a_corrupt_artefact_is_listed_as_refused(home: Path) -> None:
     (entry,) = json.loads(listed.stdout)["models"]
     assert entry["status"] == "refused" and "is not JSON" in entry["error"]
     assert "REFUSED" in runner.invoke(app, ["models", "list"]).stdout
+
+
+def test_trials_run_a_search_and_say_the_validation_figures_flatter_the_model(home: Path) -> None:
+    result = runner.invoke(app, ["train", "xgb", "--end", "2005-06-30", "--train-years", "2", "--trials", "2", "--max-rounds", "10"])
+    assert result.exit_code == 0, result.output
+    assert "the search chose the parameters on this validation split" in result.stdout
+    (entry,) = json.loads(runner.invoke(app, ["models", "list", "--json"]).stdout)["models"]
+    meta = json.loads(Path(entry["path"], "meta.json").read_text())
+    assert meta["params"]["trials"] == 2 and meta["libraries"]["optuna"]
