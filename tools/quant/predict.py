@@ -43,7 +43,7 @@ def predict_xgb(inp: PredictInput, context: PredictContext) -> PredictOutput:
     score = P(BUY) - P(SELL), in [-1, 1]: BUY (SELL) means the close `horizon` sessions later is more than
     `threshold` above (below) the close of as_of (the model's label rule; default 5 sessions, 2%). Also
     returns the three probabilities, the model version and its training window. Probabilities are
-    calibrated to the training period's class frequencies; a score near 0 means no edge.
+    re-weighted to the training period's class frequencies, so a score near 0 means no edge.
     """
     artefact = latest_usable(context.models_dir, "xgb", inp.universe, as_of=inp.as_of)
     meta = artefact.meta
