@@ -34,7 +34,7 @@ from tools.indicators import cut_at
 from tools.quant.errors import TrainingError
 from tools.quant.features import FEATURE_COLUMNS, build_dataset, in_window, split_validation
 from tools.quant.metrics import evaluate
-from tools.quant.models import FoldMetrics, TrainConfig, WalkForwardReport
+from tools.quant.models import ClassificationMetrics, FoldMetrics, TrainConfig, WalkForwardReport
 from tools.quant.registry import Artefact, record_performance, save_artefact
 from tools.quant.xgb import Design, FitResult, booster_params, fit, predict_proba
 
@@ -131,6 +131,62 @@ def walk_forward(
     )
 
 
+def fit_final(
+    ds: pd.DataFrame,
+    design: Design,
+    universe: str,
+    symbols: list[str],
+    *,
+    end: date,
+    models_dir: Path,
+    now: datetime,
+    config: TrainConfig,
+    walk_forward_metrics: ClassificationMetrics | None = None,
+) -> tuple[Artefact, FoldMetrics]:
+    """Fit the model to keep on the last ``train_years`` whose labels are known by ``end``; save it.
+
+    ``ds`` may hold rows after ``end`` (a replay builds it once over its whole span): ``in_window`` keeps only
+    rows whose label window closed by ``end``, so none of them is seen.
+    """
+    window_start = pd.Timestamp(end) - pd.DateOffset(years=config.train_years)
+    rows = in_window(ds, window_start, end)
+    if not rows.any():
+        raise TrainingError(f"no labelled rows for universe {universe} in the {config.train_years} years before {end}")
+    final, fit_rows, val_rows = fit_window(ds, design, rows, config)
+    used = fit_rows | val_rows
+    train_start = pd.Timestamp(design.dates[used].min()).date()
+    train_end = pd.Timestamp(design.label_end[used].max()).date()
+    params = {**booster_params(final.params, seed=config.seed, nthread=config.nthread), "best_iteration": final.best_iteration,
+              "max_rounds": final.params.max_rounds, "early_stopping_rounds": final.params.early_stopping_rounds, "trials": config.trials}  # fmt: skip
+    fields = {
+        "kind": "xgb",
+        "universe": universe,
+        "symbols": symbols,
+        "created_at": now,
+        "data_end": end,
+        "training_start": train_start,
+        "training_end": train_end,
+        "features": list(FEATURE_COLUMNS),
+        "label_rule": config.rule,
+        "seed": config.seed,
+        "params": params,
+        "class_weights": [float(w) for w in final.class_weights],
+        "libraries": library_versions(),
+        "validation": final.validation,
+        "walk_forward": walk_forward_metrics,
+    }
+    artefact = save_artefact(models_dir, fields, lambda path: final.booster.save_model(str(path)))
+    val_days = design.dates[val_rows]
+    validation = FoldMetrics(
+        train_start=train_start,
+        train_end=pd.Timestamp(design.label_end[fit_rows].max()).date(),
+        test_start=pd.Timestamp(val_days.min()).date(),
+        test_end=pd.Timestamp(val_days.max()).date(),
+        metrics=final.validation,
+    )
+    return artefact, validation
+
+
 def library_versions() -> dict[str, str]:
     found = {"python": platform.python_version()}
     for name in ("xgboost", "numpy", "pandas", "pandas-ta-classic", "optuna"):
@@ -161,42 +217,8 @@ def train_xgb(
     report = walk_forward(ds, design, end, cfg, progress)
     if progress:
         progress(len(report.folds), len(report.folds) + 1, "final model")
-    window_start = pd.Timestamp(end) - pd.DateOffset(years=cfg.train_years)
-    rows = in_window(ds, window_start, end)
-    if not rows.any():
-        raise TrainingError(f"no labelled rows for universe {universe} in the {cfg.train_years} years before {end}")
-    final, fit_rows, val_rows = fit_window(ds, design, rows, cfg)
-    used = fit_rows | val_rows
-    train_start = pd.Timestamp(design.dates[used].min()).date()
-    train_end = pd.Timestamp(design.label_end[used].max()).date()
-    params = {**booster_params(final.params, seed=cfg.seed, nthread=cfg.nthread), "best_iteration": final.best_iteration,
-              "max_rounds": final.params.max_rounds, "early_stopping_rounds": final.params.early_stopping_rounds, "trials": cfg.trials}  # fmt: skip
-    fields = {
-        "kind": "xgb",
-        "universe": universe,
-        "symbols": sorted(cut),
-        "created_at": now,
-        "data_end": end,
-        "training_start": train_start,
-        "training_end": train_end,
-        "features": list(FEATURE_COLUMNS),
-        "label_rule": cfg.rule,
-        "seed": cfg.seed,
-        "params": params,
-        "class_weights": [float(w) for w in final.class_weights],
-        "libraries": library_versions(),
-        "validation": final.validation,
-        "walk_forward": report.pooled,
-    }
-    artefact = save_artefact(models_dir, fields, lambda path: final.booster.save_model(str(path)))
-    val_days = design.dates[val_rows]
-    validation = FoldMetrics(
-        train_start=train_start,
-        train_end=pd.Timestamp(design.label_end[fit_rows].max()).date(),
-        test_start=pd.Timestamp(val_days.min()).date(),
-        test_end=pd.Timestamp(val_days.max()).date(),
-        metrics=final.validation,
-    )
+    artefact, validation = fit_final(ds, design, universe, sorted(cut), end=end, models_dir=models_dir, now=now,
+                                     config=cfg, walk_forward_metrics=report.pooled)
     if db_path is not None:
         record_performance(db_path, artefact.meta, "walk_forward", report.folds, recorded_at=now)
         record_performance(db_path, artefact.meta, "validation", [validation], recorded_at=now)
