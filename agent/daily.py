@@ -35,6 +35,7 @@ from agent.day import Book, fills_since_previous_run, trade_day
 from agent.files import write_json_atomic
 from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
+from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
@@ -169,7 +170,7 @@ def run_daily(
             broker=PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps),
         )  # fmt: skip
         view = MarketView.build(data, run_date)
-        results = trade_day(view, uni, book, client, dry_run=dry_run)
+        results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir))
         results["data"] = {"notes": list(data.notes), "errors": dict(data.errors),
                            "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}}
         results["prompts"] = _prompt_hashes()

@@ -31,6 +31,7 @@ import pandas as pd
 
 from agent.graph import run_day_graph
 from agent.llm.base import LLMClient
+from agent.quant_inputs import QuantSetup
 from agent.state import DayDeps
 from portfolio.breakers import RiskStore, stricter
 from portfolio.broker import PaperBroker
@@ -125,16 +126,17 @@ def trade_day(
     *,
     dry_run: bool = False,
     configure: Callable[[DayDeps], DayDeps] | None = None,
+    quant: QuantSetup | None = None,
 ) -> dict[str, Any]:
     """Run day ``view.as_of`` on ``book``: kill switch, settlement, equity mark, breakers, graph. Returns results.
 
     ``configure`` may adjust the day's dependencies before the graph runs (eval policies are graph
-    configurations). The results dict is the body of ``results/daily/D.json`` without the edge's fields.
+    configurations); ``quant`` says which trained models the quant node may read (None: it abstains). The results dict is the body of ``results/daily/D.json`` without the edge's fields.
     """
     if dry_run:
         with book.ledger.scratch():
-            return _trade(view, universe, book, client, dry_run=True, configure=configure)
-    return _trade(view, universe, book, client, dry_run=False, configure=configure)
+            return _trade(view, universe, book, client, dry_run=True, configure=configure, quant=quant)
+    return _trade(view, universe, book, client, dry_run=False, configure=configure, quant=quant)
 
 
 def _trade(
@@ -145,6 +147,7 @@ def _trade(
     *,
     dry_run: bool,
     configure: Callable[[DayDeps], DayDeps] | None,
+    quant: QuantSetup | None,
 ) -> dict[str, Any]:
     run_date, ledger, broker = view.as_of, book.ledger, book.broker
     book_exists = ledger.last_activity() is not None
@@ -163,7 +166,7 @@ def _trade(
     deps = DayDeps(
         run_date=run_date, universe=universe, view=view, market=market, portfolio=snapshot, limits=book.limits,
         risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
-        broker=None if dry_run else broker, fee_bps=broker.cost_bps, risk_store=book.risk_store,
+        broker=None if dry_run else broker, fee_bps=broker.cost_bps, risk_store=book.risk_store, quant=quant,
     )  # fmt: skip
     if configure is not None:
         deps = configure(deps)

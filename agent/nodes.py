@@ -9,8 +9,11 @@ Deliberate decisions:
 - Except a replay cache miss (``cache_miss``): the day was asked to replay a recording that lacks one of its
   answers, and trading on the other nodes would be a day nobody recorded. Any node's miss, a signal node's
   included, ends the day in hold-all ``fallback:cache_miss``; the risk node asks nothing after a signal miss.
-- Sentiment and quant abstain today because news ingestion and the quant models do not exist yet; their
-  tools are absent, not faked. When they land, only these two functions change.
+- Sentiment abstains today because news ingestion does not exist yet; its tools are absent, not faked.
+- Quant reads the trained models' predictions (``agent.quant_inputs``: XGBoost, and PPO once built) for the
+  whole universe in one batched call per model kind, puts them in its prompt context and asks for a
+  ``QuantReport``; its outcome also names the model versions used (``models``) and why a kind gave nothing
+  (``models_missing``). With no model trained before D it abstains (``no_models``) and carries no weight.
 - The decision node is code, not an LLM: it turns the risk plan's target weights into orders, with a
   no-churn band. Every order it proposes still passes the guard, which the LLM cannot reach.
 - The node that would read untrusted text (sentiment) is offered no tools at all.
@@ -30,7 +33,8 @@ from pydantic import BaseModel
 
 from agent.llm.base import LLMRequest, tool_spec
 from agent.llm.runner import AskFailed, BoundTool, ask
-from agent.models import AnalystReport, NodeOutcome, RiskPlan
+from agent.models import AnalystReport, NodeOutcome, QuantReport, RiskPlan
+from agent.quant_inputs import read_models
 from agent.state import DayDeps, DayState
 from portfolio.holdall import deliberate_hold, hold_all
 from portfolio.risk import guard, stricter
@@ -211,8 +215,16 @@ def sentiment_node(state: DayState, deps: DayDeps) -> DayState:
 def quant_node(state: DayState, deps: DayDeps) -> DayState:
     if (out := _left_out("quant", deps)) is not None:
         return out
-    reason = "no quant models (XGBoost, PPO) are trained yet: quant abstains and carries no weight"
-    return {"nodes": {"quant": abstention("quant", deps, reason)}}
+    if deps.quant is None or not deps.quant.kinds:
+        return {"nodes": {"quant": abstention("quant", deps, "no_models")}}
+    readings = read_models(deps.quant, deps.universe.name, deps.view, deps.run_date)
+    if not readings.versions:
+        detail = "; ".join(f"{k}: {why}" for k, why in readings.missing.items())
+        return {"nodes": {"quant": _outcome("quant", deps, status="abstained", abstain_reason="no_models",
+                                            abstain_detail=f"no model usable on {deps.run_date} ({detail})")}}
+    context = {"as_of": deps.run_date.isoformat(), "symbols": readings.symbols}
+    _, outcome = _ask_node("quant", deps, QuantReport, context, {})
+    return {"nodes": {"quant": {**outcome, "models": readings.versions, "models_missing": readings.missing}}}
 
 
 # --------------------------------------------------------------------------- risk and decision

@@ -13,6 +13,7 @@ from datetime import date
 from typing import Annotated, Any, TypedDict
 
 from agent.llm.base import LLMClient
+from agent.quant_inputs import QuantSetup
 from portfolio.breakers import RiskStore
 from portfolio.broker import Broker
 from portfolio.ledger import Ledger, TradingHistory
@@ -38,6 +39,7 @@ class DayDeps:
     # Which signal nodes may speak: an eval policy is a graph configuration (``analyst`` alone, ...). A node
     # left out abstains with reason ``not_in_policy`` and carries no weight.
     signal_nodes: frozenset[str] = frozenset({"analyst", "sentiment", "quant"})
+    quant: QuantSetup | None = None  # the models the quant node may read (None: it abstains, ``no_models``)
     risk_store: RiskStore | None = None  # re-read right before placing: a halt issued mid-run stops the orders
 
 
