@@ -9,8 +9,9 @@ Contract:
   computed once over the whole history and sliced (every indicator is causal; tests/tools/test_indicators.py
   proves the slice equals a recomputation on data cut at D, and tests/evals/test_point_in_time.py replaces every
   bar after D with garbage and finds every decision up to D unchanged).
-- A policy is a graph configuration (``POLICY_NODES``): which signal nodes may speak. ``xgb`` and ``ppo`` need
-  trained models that do not exist yet and are refused (``PolicyUnavailable``), never replaced by another.
+- A policy is a graph configuration (``POLICY_NODES``): which signal nodes may speak, and (``quant``) which
+  trained models the quant node may read. ``xgb`` and ``ppo`` are the quant node with that model alone; a model
+  kind that is not built is refused (``PolicyUnavailable``), never replaced by another.
 - Listings: before its first bar an instrument is in the view as ``no_data`` (untradeable). Delistings: a
   position whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions of the universe is closed at
   its last close (``Ledger.close_delisted``), and the run's notes list it. The rule is point-in-time: it
@@ -35,6 +36,7 @@ import pandas as pd
 
 from agent.day import ORDER_EXPIRY_SESSIONS, Book, trade_day
 from agent.llm.base import LLMClient
+from agent.quant_inputs import PREDICTORS, QuantSetup
 from agent.state import DayDeps
 from evals.metrics import realised_pnls
 from evals.models import LLMUsage, PolicyRun, Trade
@@ -50,11 +52,15 @@ from tools.view import MarketView
 POLICY_NODES: dict[str, frozenset[str]] = {
     "agent": frozenset({"analyst", "sentiment", "quant"}),
     "analyst": frozenset({"analyst"}),
+    "xgb": frozenset({"quant"}),
+    "ppo": frozenset({"quant"}),
 }
-# Policies whose inputs do not exist yet: the one line that says what is missing.
+# Model policies: the quant node alone, reading only that kind of model (trained walk-forward by the harness).
+MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
+# Policies whose inputs cannot exist yet: the one line that says what is missing.
 UNAVAILABLE = {
-    "xgb": "policy xgb needs a trained XGBoost model (`tradeagent train xgb`), and the quant models are not built yet",
-    "ppo": "policy ppo needs a trained PPO agent (`tradeagent train ppo`), and the quant models are not built yet",
+    kind: f"policy {kind} needs the {kind} model kind, which is not built yet"
+    for kind in MODEL_POLICIES if kind not in PREDICTORS
 }
 DELIST_AFTER_SESSIONS = ORDER_EXPIRY_SESSIONS  # the same patience as a pending order's
 
@@ -99,9 +105,16 @@ def replay_policy(
     money: ReplayBook,
     client_for_day: Callable[[date], LLMClient],
     on_day: Callable[[], None] | None = None,
+    quant: QuantSetup | None = None,
 ) -> PolicyRun:
-    """Replay graph policy ``name`` over ``sessions`` (sorted) and return its ``PolicyRun``."""
+    """Replay graph policy ``name`` over ``sessions`` (sorted) and return its ``PolicyRun``.
+
+    ``quant``: the models the quant node may read (a model policy keeps only its own kind of them).
+    """
     nodes = check_policy(name)
+    if name in MODEL_POLICIES:
+        kind = MODEL_POLICIES[name]
+        quant = dataclasses.replace(quant, kinds=frozenset({kind})) if quant is not None and kind in quant.kinds else None
     uni = data.universe
     ledger = Ledger(":memory:", base_currency=uni.base_currency, starting_cash=money.starting_cash)  # type: ignore[arg-type]
     try:
@@ -113,7 +126,7 @@ def replay_policy(
             log.notes.extend(_close_delisted(ledger, data, uni, day, seen))
             seen.append(day)
             view = MarketView.build(data, day, indicators=indicators)
-            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes))
+            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes), quant=quant)
             log.add(day, results)
             if on_day is not None:
                 on_day()

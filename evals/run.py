@@ -1,8 +1,9 @@
 """``run_eval``: load a universe once, replay the graph policies, simulate the benchmarks, write the reports.
 
 Contract (``tradeagent eval``, shared/DESIGN.md):
-- Policies: graph policies (``evals.replay.POLICY_NODES``; ``xgb``/``ppo`` refused until the quant models
-  exist) and benchmarks (``evals.baselines.BASELINES``). Unknown names, ``--memory on`` (the vector memory is
+- Policies: graph policies (``evals.replay.POLICY_NODES``) and benchmarks (``evals.baselines.BASELINES``). When
+  ``xgb`` (or ``ppo``) is named, its models are trained walk-forward inside the replay (``evals.training``), and
+  ``agent`` reads them too; a model kind that is not built is refused. Unknown names, ``--memory on`` (the vector memory is
   not built yet) and a window with no session are refused with one line before any work.
 - Data is loaded once, cut at ``end`` (nothing after the window is even read), from the user's market cache
   (live sources refresh; offline they fall back to the cache and say so). Indicators are computed once.
@@ -37,12 +38,21 @@ from agent.errors import AgentError
 from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.llm.offline import OfflineRulesClient
+from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from evals.baselines import BASELINES, Fees, run_baselines
 from evals.metrics import compute_metrics
 from evals.models import PolicyRun
-from evals.replay import PolicyUnavailable, ReplayBook, check_policy, replay_policy, sessions_between
+from evals.replay import (
+    MODEL_POLICIES,
+    PolicyUnavailable,
+    ReplayBook,
+    check_policy,
+    replay_policy,
+    sessions_between,
+)
 from evals.report import ReportFiles, build_report, dumps, render_html
+from evals.training import TRAINERS, Trained, train_walk_forward
 from portfolio.risk import load_limits
 from prompts.loader import load_prompt
 from tools.cache import MarketCache
@@ -116,11 +126,12 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
         raise EvalError(f"universe {uni.name!r} has {len(sessions)} session(s) between {cfg.start} and {cfg.end}; "
                         f"a replay needs at least 2 ({'; '.join(f'{s}: {e}' for s, e in list(data.errors.items())[:3])})")
     graph = [p for p in cfg.policies if p not in BASELINES]
+    trained = _train(data, cfg, sessions)
     money = ReplayBook(starting_cash=settings.starting_cash or 10_000.0,
                        commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
     replay_started = time.perf_counter()
     tick = progress(len(sessions) * len(graph)) if progress is not None else None
-    runs = _replay_graph(settings, cfg, data, sessions, graph, limits, money, tick, client)
+    runs = _replay_graph(settings, cfg, data, sessions, graph, limits, money, tick, client, _quant(trained))
     replay_seconds = time.perf_counter() - replay_started
     runs.update(_benchmarks(data, sessions, [p for p in cfg.policies if p in BASELINES], money))
     ordered = [runs[p] for p in cfg.policies]
@@ -128,9 +139,10 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
     report = build_report(
         ordered, config=_config(cfg, uni.name, sessions, money, limits.model_dump(), client, settings),
         benchmark=data.bars[first]["close"] if first in data.bars else None,
-        seed=cfg.seed, notes=[*data.notes, *limit_notes, *_cutoff_notes(cfg)],
+        seed=cfg.seed, notes=[*data.notes, *limit_notes, *_cutoff_notes(cfg), *_quant_notes(cfg, trained)],
         reference="buyhold" if "buyhold" in cfg.policies else cfg.policies[0],
-        timing={"total_seconds": round(time.perf_counter() - started, 3), "train_seconds": 0.0,
+        timing={"total_seconds": round(time.perf_counter() - started, 3),
+                "train_seconds": round(trained.seconds, 3) if trained is not None else 0.0,
                 "replay_seconds": round(replay_seconds, 3),
                 "days_per_second": round(len(sessions) * len(graph) / replay_seconds, 2) if graph else None},
     )
@@ -143,6 +155,7 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
 def _replay_graph(
     settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date], graph: Sequence[str],
     limits: Any, money: ReplayBook, tick: Callable[[], None] | None, client: LLMClient | None,
+    quant: QuantSetup | None,
 ) -> dict[str, PolicyRun]:
     if not graph:
         return {}
@@ -150,14 +163,14 @@ def _replay_graph(
     jobs = min(cfg.jobs, len(graph))
     if jobs == 1 or client is not None:
         return {name: replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
-                                    client_for_day=_client_factory(settings, cfg, client), on_day=tick)
+                                    client_for_day=_client_factory(settings, cfg, client), on_day=tick, quant=quant)
                 for name in graph}
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB and thread pools
     manager = ctx.Manager()
     ticks = manager.Queue()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {name: pool.submit(_worker, name, settings, cfg, data, sessions, indicators, limits, money, ticks)
-                   for name in graph}
+        futures = {name: pool.submit(_worker, name, settings, cfg, data, sessions, indicators, limits, money, ticks,
+                                     quant) for name in graph}
         pending = len(sessions) * len(graph)
         while pending and not all(f.done() for f in futures.values()):
             try:
@@ -171,9 +184,30 @@ def _replay_graph(
 
 
 def _worker(name: str, settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date],
-            indicators: Any, limits: Any, money: ReplayBook, ticks: Any) -> PolicyRun:
+            indicators: Any, limits: Any, money: ReplayBook, ticks: Any, quant: QuantSetup | None) -> PolicyRun:
     return replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
-                         client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1))
+                         client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1), quant=quant)
+
+
+def _train(data: UniverseData, cfg: EvalConfig, sessions: list[date]) -> Trained | None:
+    """Walk-forward models of the kinds the policies name (``xgb``, ``ppo``), or None when none is named."""
+    kinds = frozenset(MODEL_POLICIES[p] for p in cfg.policies if p in MODEL_POLICIES) & frozenset(TRAINERS)
+    if not kinds:
+        return None
+    return train_walk_forward(data.bars, data.universe.name, kinds, sessions, cfg.out)
+
+
+def _quant(trained: Trained | None) -> QuantSetup | None:
+    if trained is None:
+        return None
+    return QuantSetup(models_dir=trained.models_dir, kinds=trained.kinds, features=trained.features)
+
+
+def _quant_notes(cfg: EvalConfig, trained: Trained | None) -> list[str]:
+    if trained is None:
+        return (["the quant node had no models (name xgb or ppo in --policy to train them walk-forward; agent then "
+                 "reads them too)"] if "agent" in cfg.policies else [])
+    return list(trained.notes)
 
 
 def _client_factory(settings: Settings, cfg: EvalConfig, client: LLMClient | None) -> Callable[[date], LLMClient]:
