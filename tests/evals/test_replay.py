@@ -17,16 +17,19 @@ from typer.testing import CliRunner
 
 from agent.cli import app
 from agent.llm.base import LLMRequest, LLMResponse
+from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from evals.baselines import run_baselines
 from evals.replay import ReplayBook, replay_policy, sessions_between
 from evals.run import EvalConfig, EvalError, run_eval
+from evals.training import train_walk_forward
 from portfolio.risk import CEILINGS
 from tests.agent.loopback_llm import reckless_but_valid, serve
 from tests.agent.test_graph import analyst_says, risk_targets
 from tools.cache import MarketCache
 from tools.data import UniverseData, load_universe_data
 from tools.models import Instrument, Universe
+from tools.quant.models import TrainConfig, XgbParams
 from tools.universe import load_universe
 from tools.view import precompute_indicators
 
@@ -39,12 +42,18 @@ def demo_data(home: Path, end: date) -> UniverseData:
         cache.close()
 
 
-def replay(data: UniverseData, name: str, start: date, end: date, client: Any = None) -> Any:
+def replay(data: UniverseData, name: str, start: date, end: date, client: Any = None, quant: Any = None) -> Any:
     from agent.llm.offline import OfflineRulesClient
 
     llm = client or OfflineRulesClient()
     return replay_policy(name, data, sessions_between(data, start, end), indicators=precompute_indicators(data),
-                         limits=CEILINGS, money=ReplayBook(), client_for_day=lambda _d: llm)
+                         limits=CEILINGS, money=ReplayBook(), client_for_day=lambda _d: llm, quant=quant)
+
+
+def walk_forward_models(data: UniverseData, start: date, end: date, out: Path) -> QuantSetup:
+    trained = train_walk_forward(data.bars, data.universe.name, frozenset({"xgb"}), sessions_between(data, start, end),
+                                 out, TrainConfig(params=XgbParams(max_rounds=30)))
+    return QuantSetup(models_dir=trained.models_dir, kinds=trained.kinds, features=trained.features)
 
 
 def garbage_after(data: UniverseData, day: date, seed: int = 7) -> UniverseData:
@@ -69,12 +78,16 @@ def garbage_after(data: UniverseData, day: date, seed: int = 7) -> UniverseData:
 
 @pytest.mark.slow
 def test_garbage_after_d_changes_no_decision_up_to_d_for_any_policy(tmp_path: Path) -> None:
-    start, cut, end = date(2011, 11, 1), date(2012, 1, 31), date(2012, 3, 30)
+    # two walk-forward windows: the model of the second (from 2012-04-02) is trained on the garbage
+    start, cut, end = date(2011, 10, 3), date(2012, 1, 31), date(2012, 5, 31)
     data = demo_data(tmp_path, end)
     spoiled = garbage_after(data, cut)
     assert not spoiled.bars["SP500"].loc["2012-02-01":].equals(data.bars["SP500"].loc["2012-02-01":])
-    for name in ("agent", "analyst"):
-        clean, dirty = replay(data, name, start, end), replay(spoiled, name, start, end)
+    models = {"clean": walk_forward_models(data, start, end, tmp_path / "clean"),
+              "dirty": walk_forward_models(spoiled, start, end, tmp_path / "dirty")}
+    for name in ("agent", "analyst", "xgb"):
+        clean = replay(data, name, start, end, quant=models["clean"])
+        dirty = replay(spoiled, name, start, end, quant=models["dirty"])
         upto = [d for d in clean.decisions if d["date"] <= cut.isoformat()]
         assert upto, f"{name} decided nothing before {cut}: the test would prove nothing"
         assert upto == [d for d in dirty.decisions if d["date"] <= cut.isoformat()]
@@ -195,8 +208,7 @@ def test_an_instrument_trades_only_while_it_has_data_and_its_position_is_closed_
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"policies": ("xgb",)}, "trained XGBoost model"),
-        ({"policies": ("ppo", "buyhold")}, "trained PPO agent"),
+        ({"policies": ("ppo", "buyhold")}, "policy ppo needs the ppo model kind"),
         ({"policies": ("agent", "nope")}, "unknown graph policy 'nope'"),
         ({"memory": True}, "vector memory"),
         ({"start": date(2013, 1, 1), "end": date(2012, 1, 1)}, "is after --end"),
@@ -238,3 +250,16 @@ def test_an_llm_cutoff_splits_every_policys_metrics_and_says_the_days_before_are
         assert before["total_return"] != after["total_return"]
         whole = 1 + block["metrics"]["total_return"]
         assert (1 + before["total_return"]) * (1 + after["total_return"]) == pytest.approx(whole, rel=1e-6)
+
+
+def test_walk_forward_models_never_predict_a_day_they_were_trained_on(tmp_path: Path) -> None:
+    from tools.quant.registry import latest_usable, list_artefacts
+
+    start, end = date(2011, 1, 3), date(2012, 6, 29)
+    data = demo_data(tmp_path, end)
+    setup = walk_forward_models(data, start, end, tmp_path / "out")
+    assert len(list_artefacts(setup.models_dir, "xgb")) == 3  # windows from 2011-01-03, 2011-07-03, 2012-01-03
+    for day in sessions_between(data, start, end):
+        meta = latest_usable(setup.models_dir, "xgb", "demo", as_of=day).meta
+        assert meta.training_end < day  # labels included
+        assert (day - meta.training_end).days <= 200  # and it is the model of D's own window, not an older one
