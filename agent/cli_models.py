@@ -6,8 +6,12 @@
   ``TRADEAGENT_HOME/models/xgb/<version>/`` with one ``model_performance`` row per window, and prints the
   metrics against the two naive references (majority class, training prior) with the verdict. A progress bar
   runs on stderr (not with ``--json``). Without ``--end`` D is the universe's last cached bar.
-- ``train ppo`` answers ``PPO is not built yet`` and exits 2: a seam, not a pretend model.
-- ``models list [--json]`` lists every artefact, refused ones (corrupt, foreign) with their one-line reason.
+- ``train ppo [--universe U] [--end D] [--seeds N] [--seed S] [--timesteps N] [--json]`` trains N seeded PPO
+  policies on the bars before a held-out window at the end of the data (``tools.quant.ppo.train_ppo``), prints
+  each one's out-of-sample Sharpe on that window, their mean ± std and buy-and-hold's on the same window, and
+  saves the first seed's policy under ``TRADEAGENT_HOME/models/ppo/<version>/``. Progress bar on stderr.
+- ``models list [--json]`` lists every artefact (xgb and ppo), refused ones (corrupt, foreign) with their
+  one-line reason.
 
 Errors (bad date, unknown universe, no data, too little data, corrupt artefact) are one line, exit 2.
 """
@@ -37,7 +41,15 @@ from tools.cache import MarketCache
 from tools.data import load_universe_data
 from tools.errors import DataError
 from tools.quant.errors import ModelError
-from tools.quant.models import CLASSES, ClassificationMetrics, LabelRule, TrainConfig, XgbParams
+from tools.quant.models import (
+    CLASSES,
+    ClassificationMetrics,
+    LabelRule,
+    PpoConfig,
+    PpoValidation,
+    TrainConfig,
+    XgbParams,
+)
 from tools.quant.registry import list_artefacts
 from tools.quant.train import TrainResult, train_xgb
 from tools.universe import load_universe
@@ -45,6 +57,7 @@ from tools.universe import load_universe
 train_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 models_app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output on stdout")]
+_PPO = PpoConfig()
 
 
 @contextmanager
@@ -102,13 +115,62 @@ def train_xgb_cmd(
     _print_train(result, data.errors)
 
 
-@train_app.command(
-    "ppo", context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, add_help_option=True
-)
+@train_app.command("ppo")
 @cli_errors
-def train_ppo_cmd(ctx: typer.Context) -> None:
-    """PPO is not built yet (exits 2)."""
-    raise UserError("PPO is not built yet")
+def train_ppo_cmd(
+    universe: Annotated[str, typer.Option("--universe", "-u", help="built-in name or path to a universe TOML")] = "demo",
+    end: Annotated[str | None, typer.Option("--end", help="last bar training may read (YYYY-MM-DD)")] = None,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, max=20, help="policies trained (seeds seed, seed + 1, ...)")] = _PPO.seeds,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="first seed")] = 0,
+    timesteps: Annotated[int, typer.Option("--timesteps", min=256, help="environment steps per seed")] = _PPO.timesteps,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train the universe's PPO policy: out-of-sample Sharpe per seed vs buy-and-hold, then save the first seed's."""
+    end_d = parse_date(end, "--end")
+    config = PpoConfig(seeds=seeds, seed=seed, timesteps=timesteps)
+    uni = load_universe(universe)
+    settings = load_settings()
+    settings.ensure_home()
+    with MarketCache(settings.db_path) as cache:
+        data = load_universe_data(uni, cache, as_of=end_d, refresh=True, progress=not json_out)
+    if not data.bars:
+        first = next(iter(data.errors.items()), ("?", "no data"))
+        raise DataError(f"nothing loaded for universe {uni.name} (first, {first[0]}: {first[1]})")
+    day = end_d or max(b.index[-1].date() for b in data.bars.values())
+    from tools.quant.ppo import train_ppo  # torch and stable-baselines3 load only for this command
+
+    with _model_errors(), _progress(not json_out) as progress:
+        result = train_ppo(data.bars, uni.name, end=day, models_dir=settings.models_dir, now=datetime.now(UTC),
+                           config=config, progress=progress)  # fmt: skip
+    meta, v = result.artefact.meta, result.validation
+    assert meta.ppo is not None
+    if json_out:
+        print_json({
+            "model": {"version": meta.version, "kind": meta.kind, "universe": meta.universe, "symbols": meta.symbols,
+                      "training_start": meta.training_start, "training_end": meta.training_end,
+                      "fit_end": meta.ppo.fit_end, "data_end": meta.data_end, "path": str(result.artefact.path),
+                      "timesteps": result.timesteps, "seed": meta.seed},
+            "held_out": v.model_dump(mode="json"), "errors": data.errors, "notes": data.notes,
+            "seconds": round(result.seconds, 3),
+        })  # fmt: skip
+        return
+    for note in data.notes:
+        err_console.print(f"note: {note}")
+    for symbol, why in data.errors.items():
+        console.print(f"skipped {symbol}: {why}")
+    table = Table(title=f"held-out window {v.start} … {v.end} ({v.days} days; trained up to {meta.ppo.fit_end})")
+    for col in ("policy", "Sharpe", "total return"):
+        table.add_column(col, justify="left" if col == "policy" else "right")
+    for s, sh, tr in zip(v.seeds, v.sharpe, v.total_return, strict=True):
+        table.add_row(f"ppo seed {s}" + (" (saved)" if s == v.kept_seed else ""), f"{sh:.2f}", f"{tr:+.1%}")
+    spread = "" if v.sharpe_std is None else f" ± {v.sharpe_std:.2f}"
+    table.add_row(f"ppo, mean over {len(v.seeds)} seed(s)", f"{v.sharpe_mean:.2f}{spread}", "")
+    table.add_row("buy-and-hold (same fees)", f"{v.buy_hold_sharpe:.2f}", f"{v.buy_hold_total_return:+.1%}")
+    console.print(table)
+    console.print(v.verdict)
+    console.print(f"saved {meta.version} (seed {meta.seed}, {result.timesteps} steps; trained {meta.training_start} … "
+                  f"{meta.ppo.fit_end}, held out to {meta.training_end}) to {result.artefact.path} "
+                  f"in {result.seconds:.1f} s")  # fmt: skip
 
 
 @models_app.command("list")
@@ -128,7 +190,8 @@ def list_cmd(json_out: JsonOpt = False) -> None:
                 "version": m.version, "kind": m.kind, "universe": m.universe, "status": "ok",
                 "training_start": m.training_start, "training_end": m.training_end, "data_end": m.data_end,
                 "created_at": m.created_at, "seed": m.seed, "label_rule": m.label_rule,
-                "validation": m.validation, "walk_forward": m.walk_forward, "path": str(item.path),
+                "validation": m.validation, "walk_forward": m.walk_forward,
+                "held_out": None if m.ppo is None else m.ppo.validation, "path": str(item.path),
             }
         )  # fmt: skip
     rows.sort(key=lambda r: (r["kind"], str(r.get("training_end", "")), r["version"]))
@@ -139,16 +202,24 @@ def list_cmd(json_out: JsonOpt = False) -> None:
         console.print(f"no models in {settings.models_dir}; train one with `tradeagent train xgb`")
         return
     table = Table(title=f"models in {settings.models_dir}")
-    for col in ("version", "universe", "training window", "walk-forward accuracy (majority)", "log-loss (prior)", "beats naive"):
+    for col in ("version", "universe", "training window", "out of sample (reference)", "log-loss (prior)", "beats reference"):
         table.add_column(col)
     for r in rows:
         if r["status"] != "ok":
             table.add_row(r["version"], "-", "REFUSED", r["error"], "", "")
             continue
+        window = f"{r['training_start']} … {r['training_end']}"
+        held: PpoValidation | None = r["held_out"]
+        if held is not None:
+            spread = "" if held.sharpe_std is None else f" ± {held.sharpe_std:.2f}"
+            table.add_row(r["version"], r["universe"], window,
+                          f"Sharpe {held.sharpe_mean:.2f}{spread} (buy-and-hold {held.buy_hold_sharpe:.2f})", "-",
+                          "yes" if held.sharpe_mean > held.buy_hold_sharpe else "no")  # fmt: skip
+            continue
         wf: ClassificationMetrics | None = r["walk_forward"]
         table.add_row(
-            r["version"], r["universe"], f"{r['training_start']} … {r['training_end']}",
-            "-" if wf is None else f"{wf.model.accuracy:.3f} ({wf.majority.accuracy:.3f})",
+            r["version"], r["universe"], window,
+            "-" if wf is None else f"accuracy {wf.model.accuracy:.3f} (majority {wf.majority.accuracy:.3f})",
             "-" if wf is None else f"{wf.model.log_loss:.4f} ({wf.prior.log_loss:.4f})",
             "-" if wf is None else ("yes" if wf.beats_naive else "no"),
         )  # fmt: skip
@@ -220,6 +291,7 @@ def _print_train(result: TrainResult, errors: dict[str, str]) -> None:
         console.print(f"walk-forward: {wf.pooled.verdict}")
     else:
         console.print("walk-forward: no window (less than the training years of data before --end)")
+    assert meta.validation is not None  # an xgb meta always has it
     console.print(_metrics_table(f"final model, validation {result.validation.test_start} … "
                                  f"{result.validation.test_end}", meta.validation))  # fmt: skip
     console.print(f"final model: {meta.validation.verdict}")
@@ -234,5 +306,5 @@ def _print_train(result: TrainResult, errors: dict[str, str]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``train`` and ``models`` groups to the top-level app."""
-    app.add_typer(train_app, name="train", help="Train quant models (xgb; ppo is not built yet).")
+    app.add_typer(train_app, name="train", help="Train quant models (xgb, ppo).")
     app.add_typer(models_app, name="models", help="The trained-model registry.")

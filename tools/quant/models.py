@@ -3,6 +3,11 @@
 ``ModelMeta`` is the schema of an artefact's ``meta.json``; a file with a missing, extra or mistyped key is
 refused by the registry (``extra="forbid"`` is what makes a foreign ``meta.json`` fail loudly).
 Classes are encoded ``SELL = 0, HOLD = 1, BUY = 2`` everywhere (``CLASSES``).
+
+One meta schema for both kinds: ``label_rule``, ``class_weights``, ``validation`` and ``walk_forward`` belong to
+``xgb`` (required there), ``ppo`` (``PpoDetails``: environment constants, scaler, held-out Sharpe) to ``ppo``
+(required there); a meta carrying the other kind's fields is refused. ``KIND_FIELDS`` names them, so the
+registry writes (and digests) only the fields of the artefact's own kind.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 CLASSES: tuple[str, str, str] = ("SELL", "HOLD", "BUY")
 ModelKind = Literal["xgb", "ppo"]
@@ -99,6 +104,64 @@ class WalkForwardReport(_Frozen):
     pooled: ClassificationMetrics | None = Field(description="every fold's test rows together; None: no fold")
 
 
+class PpoConfig(_Frozen):
+    """One PPO training run (``tools.quant.ppo``): budget, seeds, SB3 hyper-parameters, held-out window.
+
+    The default budget (``timesteps`` per seed x ``seeds``) trains ``train ppo --universe demo --end 2012-12-31``
+    in well under 5 minutes on 2 busy cores (benchmarks/bench_quant.py measures it).
+    """
+
+    timesteps: int = Field(default=100_000, ge=256, description="environment steps per seed")
+    seeds: int = Field(default=3, ge=1, le=20, description="policies trained, seeds seed, seed + 1, ...")
+    seed: int = Field(default=0, ge=0)
+    n_envs: int = Field(default=4, ge=1, le=16, description="environments stepped together (DummyVecEnv)")
+    n_steps: int = Field(default=256, ge=8, description="steps per environment per rollout")
+    batch_size: int = Field(default=128, ge=8)
+    n_epochs: int = Field(default=5, ge=1, le=50)
+    learning_rate: float = Field(default=3e-4, gt=0, lt=1)
+    gamma: float = Field(default=0.99, gt=0, le=1)
+    gae_lambda: float = Field(default=0.95, gt=0, le=1)
+    clip_range: float = Field(default=0.2, gt=0, lt=1)
+    ent_coef: float = Field(default=0.01, ge=0, lt=1)
+    hidden: tuple[int, ...] = Field(default=(64, 64), min_length=1, max_length=4, description="MLP layer sizes")
+    episode_days: int = Field(default=252, ge=5, le=5000, description="steps per training episode at most")
+    validation_fraction: float = Field(default=0.2, gt=0, lt=0.5, description="held-out tail of the decision days")
+
+
+class PpoValidation(_Frozen):
+    """Out-of-sample figures on the held-out window (no training reward reads a bar of it)."""
+
+    start: date
+    end: date
+    days: int = Field(description="decision days in the window (the union over symbols)")
+    seeds: list[int]
+    sharpe: list[float] = Field(description="per seed, the deterministic policy's Sharpe, same order as seeds")
+    sharpe_mean: float
+    sharpe_std: float | None = Field(description="sample std (ddof=1) over seeds; None with one seed")
+    total_return: list[float] = Field(description="per seed")
+    buy_hold_sharpe: float
+    buy_hold_total_return: float
+    kept_seed: int = Field(description="the seed whose policy is saved: the first, never the best on this window")
+    verdict: str
+
+
+class PpoDetails(_Frozen):
+    """What a ``ppo`` artefact needs beyond the common meta to be rebuilt and judged."""
+
+    timesteps: int
+    env: dict[str, float | int | str] = Field(description="tools.quant.ppo_env constants the policy was trained on")
+    actions: list[str]
+    action_scores: list[float]
+    scaler: dict[str, tuple[float, float]] = Field(description="feature -> (mean, std) of the fit rows only")
+    fit_start: date = Field(description="first decision day a training episode could start on")
+    fit_end: date = Field(description="last bar any training reward read (the day before the held-out window)")
+    validation: PpoValidation
+
+
+XGB_FIELDS: tuple[str, ...] = ("label_rule", "class_weights", "validation", "walk_forward")
+KIND_FIELDS: dict[str, tuple[str, ...]] = {"xgb": XGB_FIELDS, "ppo": ("ppo",)}
+
+
 class ModelMeta(_Frozen):
     """``meta.json`` of one artefact (see ``tools.quant.registry``)."""
 
@@ -112,15 +175,34 @@ class ModelMeta(_Frozen):
     training_start: date = Field(description="first row (feature day) used for training")
     training_end: date = Field(description="last day whose label is known: the last label window's end")
     features: list[str]
-    label_rule: LabelRule
+    label_rule: LabelRule | None = Field(default=None, description="xgb only (required there)")
     seed: int
     params: dict[str, float | int | str]
-    class_weights: list[float] = Field(description="weights of SELL, HOLD, BUY used in training")
+    class_weights: list[float] = Field(default_factory=list, description="xgb: weights of SELL, HOLD, BUY")
     libraries: dict[str, str]
-    validation: ClassificationMetrics
+    validation: ClassificationMetrics | None = Field(default=None, description="xgb only (required there)")
     walk_forward: ClassificationMetrics | None = None
     model_file: str
     model_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    ppo: PpoDetails | None = Field(default=None, description="ppo only (required there)")
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> ModelMeta:
+        if self.kind == "xgb":
+            if self.label_rule is None or self.validation is None or len(self.class_weights) != len(CLASSES):
+                raise ValueError("an xgb meta needs label_rule, validation and 3 class_weights")
+            if self.ppo is not None:
+                raise ValueError("an xgb meta carries no ppo details")
+        else:
+            if self.ppo is None:
+                raise ValueError("a ppo meta needs its ppo details")
+            if self.label_rule is not None or self.validation is not None or self.walk_forward or self.class_weights:
+                raise ValueError("a ppo meta carries no xgb fields")
+        return self
+
+    def other_kind_fields(self) -> set[str]:
+        """Fields of the other kind, left out of ``meta.json`` and of the version digest."""
+        return {f for kind, names in KIND_FIELDS.items() if kind != self.kind for f in names}
 
 
 class PredictInput(_Frozen):
@@ -133,10 +215,11 @@ class PredictInput(_Frozen):
 
 class SymbolPrediction(_Frozen):
     symbol: str
-    score: float = Field(ge=-1, le=1, description="p_buy - p_sell")
-    p_sell: float
+    score: float = Field(ge=-1, le=1, description="xgb: p_buy - p_sell; ppo: the deterministic action's score")
+    p_sell: float = Field(description="xgb: P(SELL); ppo: the policy's probability of any sell action")
     p_hold: float
     p_buy: float
+    action: str | None = Field(default=None, description="ppo only: the deterministic action (e.g. buy_50)")
     feature_date: date = Field(description="the bar the features were read from (on or before as_of)")
 
 

@@ -1,4 +1,5 @@
-"""``predict_xgb``: the XGBoost tool the agent's quant node calls on day D, for the whole universe at once.
+"""``predict_xgb`` and ``predict_ppo``: the model tools the agent's quant node calls on day D, for the whole
+universe at once.
 
 Contract:
 - Input ``PredictInput(universe, as_of, symbols)`` and a ``PredictContext`` carrying each symbol's bars cut at
@@ -11,12 +12,16 @@ Contract:
 - One batched ``inplace_predict`` over every symbol's feature row at D.
 - Errors: ``NoUsableModelError`` (no model trained before D), ``ArtefactError`` (corrupt or foreign artefact).
   A symbol without bars or still in its feature warm-up goes to ``skipped`` with the reason.
+- ``predict_ppo`` follows the same rules with ``kind="ppo"``: the features at D scaled with the policy's own
+  scaler, plus the book part of the observation (flat unless ``PredictContext.ppo_state`` gives it), scored in
+  one batched forward pass of the policy. torch and stable-baselines3 are imported on its first call only.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +40,8 @@ class PredictContext:
     bars: Mapping[str, pd.DataFrame]
     features: Mapping[str, pd.DataFrame] | None = None  # tools.quant.features.precompute_features
     indicators: Mapping[str, pd.DataFrame] | None = None  # e.g. MarketView.indicators
+    # predict_ppo: symbol -> (position share, unrealised P&L, cash share) of the book; absent: flat (0, 0, 1)
+    ppo_state: Mapping[str, tuple[float, float, float]] | None = None
 
 
 def predict_xgb(inp: PredictInput, context: PredictContext) -> PredictOutput:
@@ -80,6 +87,56 @@ def predict_xgb(inp: PredictInput, context: PredictContext) -> PredictOutput:
         predictions=predictions,
         skipped=dict(sorted(skipped.items())),
     )
+
+
+def predict_ppo(inp: PredictInput, context: PredictContext) -> PredictOutput:
+    """Score each symbol with the action the universe's PPO policy, trained before as_of, takes on as_of.
+
+    score = the deterministic action mapped to [-1, 1]: hold 0; buy with 25/50/75% of cash +1/3, +2/3, +1;
+    sell 25/50/100% of the position -1/3, -2/3, -1. The book is taken as flat (no position, all cash) unless
+    the caller gives it; from a flat book a sell changes nothing, so there a score below 0 means "no buy", not
+    a short view. Also returns the policy's probabilities of any sell, hold and any buy, the action's name, the
+    model version and its training window.
+    """
+    from tools.quant.ppo import action_probabilities, load_policy
+    from tools.quant.ppo_env import ACTION_NAMES, ACTION_SCORES, FLAT, observations, scale
+
+    artefact = latest_usable(context.models_dir, "ppo", inp.universe, as_of=inp.as_of)
+    meta = artefact.meta
+    policy = load_policy(artefact)
+    assert meta.ppo is not None  # load_policy refuses a meta without it
+    rows, skipped = _rows_at(inp, context, meta.training_end)
+    states = [(context.ppo_state or {}).get(str(s), FLAT) for s in rows.index]
+    obs = observations(scale(rows, meta.ppo.scaler), np.asarray(states, dtype="float32").reshape(-1, 3))
+    proba = action_probabilities(policy, obs)
+    buys, sells = [i for i, n in enumerate(ACTION_NAMES) if n.startswith("buy")], [i for i, n in enumerate(ACTION_NAMES) if n.startswith("sell")]
+    predictions = []
+    for symbol, day, p in zip(rows.index, rows["feature_date"], proba, strict=True):
+        a = int(p.argmax())
+        predictions.append(
+            SymbolPrediction(
+                symbol=str(symbol), score=round(ACTION_SCORES[a], 6), p_sell=round(float(p[sells].sum()), 6),
+                p_hold=round(float(p[0]), 6), p_buy=round(float(p[buys].sum()), 6), action=ACTION_NAMES[a],
+                feature_date=day.date(),
+            )
+        )  # fmt: skip
+    return PredictOutput(
+        kind="ppo", as_of=inp.as_of, universe=inp.universe, model_version=meta.version,
+        training_start=meta.training_start, training_end=meta.training_end, predictions=predictions,
+        skipped=dict(sorted(skipped.items())),
+    )  # fmt: skip
+
+
+def _rows_at(inp: PredictInput, context: PredictContext, training_end: date) -> tuple[pd.DataFrame, dict[str, str]]:
+    """Each wanted symbol's feature row at ``as_of``; those without one, or inside the training window, skipped."""
+    wanted = list(inp.symbols) if inp.symbols is not None else sorted(context.bars)
+    skipped = {s: "no bars" for s in wanted if s not in context.bars}
+    rows, why = features_as_of(_features([s for s in wanted if s in context.bars], inp, context), inp.as_of)
+    skipped |= why
+    stale = rows["feature_date"] <= pd.Timestamp(training_end)
+    for symbol, day in rows.loc[stale, "feature_date"].items():
+        skipped[str(symbol)] = f"last bar {day.date()} is inside the model's training window (ends {training_end})"
+    return rows.loc[~stale], skipped
 
 
 def _features(symbols: list[str], inp: PredictInput, context: PredictContext) -> dict[str, pd.DataFrame]:

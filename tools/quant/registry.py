@@ -3,8 +3,11 @@
 Layout (``models_dir`` is ``TRADEAGENT_HOME/models``, passed in by the caller)::
 
     models_dir/<kind>/<version>/model.json   the model file (xgb: ``Booster.save_model`` JSON; never a pickle)
+    models_dir/<kind>/<version>/model.zip    (ppo: stable-baselines3's ``model.save`` zip; inference reads
+                                             only its tensors, see ``tools.quant.ppo.load_policy``)
     models_dir/<kind>/<version>/meta.json    ``tools.quant.models.ModelMeta`` (kind, universe, training window,
-                                             features, label rule, seed, params, libraries, metrics, sha256)
+                                             features, label rule, seed, params, libraries, metrics, sha256;
+                                             only the fields of its own kind: ``ModelMeta.other_kind_fields``)
 
 Contract:
 - ``save_artefact`` writes into a hidden temporary folder and renames it into place, so a crash never leaves
@@ -104,7 +107,7 @@ def _version(meta: ModelMeta) -> str:
     """``<kind>-<universe>-<training_end>-<12 hex>``: the hex digest covers the model file's hash and every meta
     field but ``version`` and ``created_at``, so an identical retrain gets the same version and the same model
     with other recorded metrics (another walk-forward shape) gets its own."""
-    body = meta.model_dump_json(exclude={"version", "created_at"})
+    body = meta.model_dump_json(exclude={"version", "created_at"} | meta.other_kind_fields())
     digest = hashlib.sha256(body.encode("utf-8")).hexdigest()[:12]
     return f"{meta.kind}-{_slug(meta.universe)}-{meta.training_end:%Y%m%d}-{digest}"
 
@@ -128,7 +131,8 @@ def save_artefact(
         draft = ModelMeta(**fields, version="draft", model_file=model_file, model_sha256=sha)
         meta = draft.model_copy(update={"version": _version(draft)})
         version = meta.version
-        (tmp / META_FILE).write_text(meta.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        body = meta.model_dump_json(indent=2, exclude=meta.other_kind_fields())
+        (tmp / META_FILE).write_text(body + "\n", encoding="utf-8")
         final = folder / version
         if final.exists():
             return load_artefact(final)  # the same model, already saved: keep the first copy

@@ -1,4 +1,4 @@
-"""``tradeagent train xgb|ppo`` and ``models list`` through Typer's runner: round trip, metrics, one-line errors."""
+"""``tradeagent train xgb`` and ``models list`` through Typer's runner: round trip, metrics, one-line errors."""
 
 from __future__ import annotations
 
@@ -60,10 +60,6 @@ def test_human_output_prints_the_table_and_the_verdict(home: Path) -> None:
     for needle in ("walk-forward", "majority (", "training prior", "log-loss", "SELL", "saved xgb-demo-2005"):
         assert needle in result.stdout
     assert "naive references" in result.stdout
-
-
-def test_train_ppo_says_it_is_not_built() -> None:
-    _one_line_error(["train", "ppo", "--universe", "demo", "--seeds", "3"], "PPO is not built yet")
 
 
 @pytest.mark.parametrize(
