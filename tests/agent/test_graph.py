@@ -83,8 +83,10 @@ def test_scripted_answers_become_guarded_orders_with_one_call_per_node(settings:
     assert llm.calls == 2 and r["llm_calls"] == 2
     offered = {req.node: {t.name for t in req.tools} for req in llm.requests}
     assert offered == {"analyst": {"get_bars", "get_indicators"}, "risk": {"get_portfolio", "get_risk_limits"}}
-    for node in ("sentiment", "quant"):
-        assert r["nodes"][node]["status"] == "abstained" and "carries no weight" in r["nodes"][node]["abstain_reason"]
+    assert r["nodes"]["sentiment"]["status"] == "abstained" and "carries no weight" in r["nodes"]["sentiment"]["abstain_reason"]
+    quant = r["nodes"]["quant"]  # no model trained before DAY in this home
+    assert quant["status"] == "abstained" and quant["abstain_reason"] == "no_models"
+    assert "no model usable on 2012-06-01" in quant["abstain_detail"]
     assert r["prompts"]["analyst"]["sha256"] == r["nodes"]["analyst"]["prompt_hash"]
     assert result.path == settings.daily_results_dir / "2012-06-01.json" and result.path.exists()
     assert [o.order_id for o in ledger_orders(settings)] == [order["order_id"]]
