@@ -99,7 +99,8 @@ def split(bars: Mapping[str, pd.DataFrame], end: date, fraction: float) -> Split
     cut = {s: cut_at(b, end) for s, b in sorted(bars.items()) if len(cut_at(b, end)) >= 2}
     feats = precompute_features(cut)
     finite = {s: f[np.isfinite(f.to_numpy("float64")).all(axis=1)] for s, f in feats.items()}
-    days = np.unique(np.concatenate([f.index.to_numpy("datetime64[ns]") for f in finite.values()] or [np.array([], "datetime64[ns]")]))
+    stamps = [f.index.to_numpy("datetime64[ns]") for f in finite.values()]
+    days = np.unique(np.concatenate(stamps)) if stamps else np.array([], "datetime64[ns]")
     if len(days) < MIN_FIT_DAYS + MIN_HELD_OUT_DAYS:
         raise TrainingError(f"too few days with complete features before {end} to train PPO ({len(days)}; "
                             f"need {MIN_FIT_DAYS + MIN_HELD_OUT_DAYS}, after a ~200-bar warm-up)")  # fmt: skip
@@ -142,9 +143,11 @@ class _Progress(BaseCallback):
     def __init__(self, report: Progress | None, offset: int, total: int, label: str) -> None:
         super().__init__()
         self.report, self.offset, self.total, self.label = report, offset, total, label
+        self.last = 0
 
     def _on_step(self) -> bool:
-        if self.report is not None and self.num_timesteps % 512 == 0:
+        if self.report is not None and self.num_timesteps - self.last >= 512:
+            self.last = self.num_timesteps
             self.report(min(self.total, self.offset + self.num_timesteps), self.total, self.label)
         return True
 
@@ -164,6 +167,8 @@ def fit_policy(fit: list[Series], config: PpoConfig, seed: int, progress: _Progr
 
 def action_probabilities(policy: ActorCriticPolicy, obs: np.ndarray) -> np.ndarray:
     """(n, 7) probabilities of the actions for a batch of observations; one forward pass."""
+    if len(obs) == 0:
+        return np.zeros((0, len(ACTIONS)))
     torch.set_num_threads(1)
     with torch.no_grad():
         dist = policy.get_distribution(torch.as_tensor(np.asarray(obs, dtype="float32")))

@@ -66,6 +66,7 @@ ACTION_SCORES: tuple[float, ...] = (0.0, 1 / 3, 2 / 3, 1.0, -1 / 3, -2 / 3, -1.0
 STATE_COLUMNS: tuple[str, ...] = ("position", "unrealised_pnl", "cash")
 OBS_DIM = len(FEATURE_COLUMNS) + len(STATE_COLUMNS)
 FLAT: tuple[float, float, float] = (0.0, 0.0, 1.0)  # position, unrealised P&L, cash share of a flat book
+_STATE_LOW, _STATE_HIGH = (0.0, -1.0, 0.0), (1.0, OBS_CLIP, 1.0)
 
 
 def env_constants() -> dict[str, float | int | str]:
@@ -155,8 +156,10 @@ def scale(frame: pd.DataFrame, scaler: Mapping[str, tuple[float, float]]) -> np.
 
 
 def observations(features: np.ndarray, state: np.ndarray | tuple[float, float, float] = FLAT) -> np.ndarray:
-    """Observations from scaled features (n, F) and the book state, one row each or one for all."""
+    """Observations from scaled features (n, F) and the book state, one row each or one for all (clipped to
+    the observation space: position and cash share in [0, 1], unrealised P&L in [-1, OBS_CLIP])."""
     state_rows = np.broadcast_to(np.asarray(state, dtype="float32"), (len(features), len(STATE_COLUMNS)))
+    state_rows = np.clip(state_rows, _STATE_LOW, _STATE_HIGH).astype("float32")
     return np.concatenate([features.astype("float32"), state_rows], axis=1)
 
 
@@ -190,7 +193,7 @@ def spaces() -> tuple[gym.spaces.Box, gym.spaces.Discrete]:
     """The observation and action spaces (the policy is rebuilt from them on load)."""
     low = np.full(OBS_DIM, -OBS_CLIP, dtype="float32")
     high = np.full(OBS_DIM, OBS_CLIP, dtype="float32")
-    low[-3:], high[-3:] = (0.0, -1.0, 0.0), (1.0, OBS_CLIP, 1.0)
+    low[-3:], high[-3:] = _STATE_LOW, _STATE_HIGH
     return gym.spaces.Box(low, high, dtype=np.float32), gym.spaces.Discrete(len(ACTIONS))
 
 

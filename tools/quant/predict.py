@@ -109,14 +109,15 @@ def predict_ppo(inp: PredictInput, context: PredictContext) -> PredictOutput:
     states = [(context.ppo_state or {}).get(str(s), FLAT) for s in rows.index]
     obs = observations(scale(rows, meta.ppo.scaler), np.asarray(states, dtype="float32").reshape(-1, 3))
     proba = action_probabilities(policy, obs)
-    buys, sells = [i for i, n in enumerate(ACTION_NAMES) if n.startswith("buy")], [i for i, n in enumerate(ACTION_NAMES) if n.startswith("sell")]
+    side = np.array([name.split("_")[0] for name in ACTION_NAMES])
     predictions = []
     for symbol, day, p in zip(rows.index, rows["feature_date"], proba, strict=True):
         a = int(p.argmax())
         predictions.append(
             SymbolPrediction(
-                symbol=str(symbol), score=round(ACTION_SCORES[a], 6), p_sell=round(float(p[sells].sum()), 6),
-                p_hold=round(float(p[0]), 6), p_buy=round(float(p[buys].sum()), 6), action=ACTION_NAMES[a],
+                symbol=str(symbol), score=round(ACTION_SCORES[a], 6), p_sell=round(float(p[side == "sell"].sum()), 6),
+                p_hold=round(float(p[side == "hold"].sum()), 6), p_buy=round(float(p[side == "buy"].sum()), 6),
+                action=ACTION_NAMES[a],
                 feature_date=day.date(),
             )
         )  # fmt: skip

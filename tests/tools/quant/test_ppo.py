@@ -133,6 +133,9 @@ def test_a_policy_is_never_used_inside_its_training_window(
     out = predict_ppo(PredictInput(universe="demo", as_of=after), PredictContext(registry, stale))
     assert "GOOG" in out.skipped and "inside the model's training window" in out.skipped["GOOG"]
     assert latest_usable(registry, "ppo", "demo", as_of=end + timedelta(days=1)).meta.training_end == end
+    none = predict_ppo(PredictInput(universe="demo", as_of=after),
+                       PredictContext(registry, {s: b.loc[:end] for s, b in demo_bars.items()}))  # fmt: skip
+    assert none.predictions == [] and set(none.skipped) == set(demo_bars)
 
 
 def test_a_modified_zip_is_refused(registry: Path, ppo_trained: PpoTrainResult) -> None:
