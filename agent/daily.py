@@ -167,13 +167,15 @@ def run_daily(
         book = Book(
             ledger=ledger, risk_store=RiskStateStore(settings.risk_state_path), limits=limits,
             limit_notes=tuple(limit_notes),
-            broker=PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps),
+            broker=PaperBroker(ledger, commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps,
+                               collar=limits.max_price_deviation),
         )  # fmt: skip
         view = MarketView.build(data, run_date)
         results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir))
         results["data"] = {"notes": list(data.notes), "errors": dict(data.errors),
                            "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}}
         results["prompts"] = _prompt_hashes()
+        results["universe_source"] = universe  # the --universe argument: `portfolio` reloads a TOML universe by it
         results["timings"].update({"data_seconds": round(data_seconds, 4),
                                    "total_seconds": round(time.perf_counter() - started, 4)})
         write_json_atomic(path, results, indent=2, default=str)

@@ -119,7 +119,8 @@ def replay_policy(
     ledger = Ledger(":memory:", base_currency=uni.base_currency, starting_cash=money.starting_cash)  # type: ignore[arg-type]
     try:
         book = Book(ledger=ledger, risk_store=MemoryRiskStore(), limits=limits,
-                    broker=PaperBroker(ledger, commission_bps=money.commission_bps, slippage_bps=money.slippage_bps))
+                    broker=PaperBroker(ledger, commission_bps=money.commission_bps, slippage_bps=money.slippage_bps,
+                                       collar=limits.max_price_deviation))
         log = _Log()
         seen: list[date] = []
         for day in sessions:

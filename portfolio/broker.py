@@ -25,6 +25,10 @@ Deliberate decisions:
   without ``opens_short`` takes a position below zero (defence in depth).
 - A buy that cash cannot pay at fill time (the open gapped up) is scaled down to what cash pays, fees included,
   or cancelled with a reason when nothing is left: cash never goes negative.
+- Price collar: an open more than ``collar`` (the guard's ``max_price_deviation``, 10%) away from the order's
+  reference price (the close it was decided on) cancels the order with the move in its reason: every order is
+  in effect a limit order at ±10%. One bad opening print (×50) had filled a $237 order for $7,121 and drained
+  the cash. A risk-reducing sell is cancelled too; the next run decides again on the new close.
 - No usable open price (missing, ≤ 0, non-finite), or no fx rate for a foreign currency when the order's own
   rate is unusable: the order stays pending. ``fx_rates`` is keyed by currency code; when it lacks the order's
   currency, the fx rate the guard saw is used.
@@ -42,6 +46,10 @@ from portfolio.errors import LedgerError
 from portfolio.ledger import Ledger
 from portfolio.models import ApprovedOrder, Fill, OrderRecord, issued_by_guard
 
+# An order fills only at an open within this fraction of the close it was decided on: the guard's price collar
+# (``CEILINGS.max_price_deviation``). A bad print or a huge gap must not fill an order sized on another price.
+DEFAULT_COLLAR = 0.10
+
 
 @runtime_checkable
 class Broker(Protocol):
@@ -57,11 +65,16 @@ class Broker(Protocol):
 class PaperBroker:
     """Fills approved orders in the ledger at the next session's open, with slippage and commission."""
 
-    def __init__(self, ledger: Ledger, *, commission_bps: float = 10, slippage_bps: float = 5) -> None:
+    def __init__(
+        self, ledger: Ledger, *, commission_bps: float = 10, slippage_bps: float = 5, collar: float = DEFAULT_COLLAR
+    ) -> None:
         for name, bps in (("commission_bps", commission_bps), ("slippage_bps", slippage_bps)):
             if not math.isfinite(bps) or not 0 <= bps < 10_000:
                 raise ValueError(f"{name} must be in [0, 10000), got {bps}")
+        if not (math.isfinite(collar) and 0 < collar < 1):
+            raise ValueError(f"collar must be in (0, 1), got {collar}")
         self.ledger = ledger
+        self.collar = collar
         self.commission = commission_bps / 10_000.0
         self.slippage = slippage_bps / 10_000.0
 
@@ -101,6 +114,9 @@ class PaperBroker:
                 if open_price is None or fx is None:
                     if order.side == "sell":
                         waiting_sells.append(order.run_date)
+                    continue
+                if abs(open_price / order.reference_price - 1.0) > self.collar:
+                    self.ledger.cancel(order.order_id, _outside_collar(order, open_price, self.collar))
                     continue
                 fill, note = self._fill(order, session, open_price, fx)
                 if fill is None:
@@ -198,6 +214,12 @@ class PaperBroker:
                     commission=value * self.commission, slippage=qty * open_price * self.slippage * fx,
                     fill_date=session, currency=order.currency, fx_rate=fx)
         return fill, note
+
+
+def _outside_collar(order: OrderRecord, open_price: float, collar: float) -> str:
+    move = open_price / order.reference_price - 1.0
+    return (f"cancelled: the {order.symbol} open {open_price:g} is {move:+.1%} from the close {order.reference_price:g} "
+            f"the order was decided on, beyond the ±{collar:.0%} collar (decide again on fresh prices)")
 
 
 def _held_back(order: OrderRecord, sell_days: Sequence[date]) -> bool:

@@ -126,12 +126,28 @@ def test_a_gap_up_scales_a_buy_to_the_cash_and_never_goes_negative(ledger: Ledge
     mkt = market({f"S{i}": 100.0 for i in range(6)})
     result = approve(ledger, [{"symbol": f"S{i}", "side": "buy", "weight": 0.19} for i in range(6)], mkt)
     broker.submit(result.approved)
-    fills = broker.settle(NEXT, {f"S{i}": 150.0 for i in range(6)})  # +50 % overnight
+    fills = broker.settle(NEXT, {f"S{i}": 109.0 for i in range(6)})  # +9 % overnight, inside the collar
     snap = ledger.snapshot(None)
     assert snap.cash >= 0
     notes = [o.status_reason for o in ledger.orders()]
     assert any(n and "insufficient cash" in n for n in notes)
     assert len(fills) + len(ledger.orders(status="cancelled")) == len(result.approved)
+    assert_reconciles(ledger)
+
+
+def test_an_open_beyond_the_collar_cancels_the_order_instead_of_filling_it(ledger: Ledger) -> None:
+    """One bad opening print (x50) filled a $237 order for $7,121 and drained the cash."""
+    broker = PaperBroker(ledger, collar=0.10)
+    mkt = market({"AAA": 100.0, "BBB": 100.0, "CCC": 100.0})
+    result = approve(ledger, [{"symbol": s, "side": "buy", "quantity": 2} for s in ("AAA", "BBB", "CCC")], mkt)
+    broker.submit(result.approved)
+    fills = broker.settle(NEXT, {"AAA": 5_000.0, "BBB": 89.0, "CCC": 108.0})
+    assert [f.symbol for f in fills] == ["CCC"]  # +8%: inside the collar
+    reasons = {o.symbol: o.status_reason for o in ledger.orders(status="cancelled")}
+    assert set(reasons) == {"AAA", "BBB"}
+    assert "+4900.0% from the close 100" in reasons["AAA"] and "beyond the ±10% collar" in reasons["AAA"]
+    assert "-11.0%" in reasons["BBB"]
+    assert ledger.account()["cash"] == pytest.approx(10_000 - fills[0].quantity * fills[0].price - fills[0].commission)
     assert_reconciles(ledger)
 
 
@@ -164,7 +180,9 @@ def test_a_session_already_settled_is_skipped_and_an_older_day_is_refused(ledger
 
 def _run_day(ledger: Ledger, broker: PaperBroker, day: date, rng: random.Random) -> None:
     day_rng = random.Random(day.toordinal())  # the market is the day's; the proposals are the "LLM"'s
-    prices = {s: round(day_rng.uniform(20, 200), 2) for s in ("AAA", "BBB", "CCC", "SAP")}
+    # within the broker's ±10% collar of the day before (a wider market would cancel most fills)
+    prices = {s: round(base * day_rng.uniform(96, 104), 2)
+              for s, base in (("AAA", 0.3), ("BBB", 1.0), ("CCC", 1.7), ("SAP", 0.8))}
     quotes = {s: Quote(symbol=s, price=p, price_date=day, currency="EUR" if s == "SAP" else "USD",
                        fx_rate=1.1 if s == "SAP" else 1.0) for s, p in prices.items()}
     mkt = MarketSnapshot(as_of=day, base_currency="USD", quotes=quotes)

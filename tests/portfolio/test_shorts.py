@@ -245,8 +245,9 @@ def test_shortable_days_reconcile_and_no_long_only_position_goes_negative(ledger
     rng = random.Random(11)
     for k in range(40):
         day = DAY + timedelta(days=k)
-        prices = {s: round(random.Random(day.toordinal() + i).uniform(20, 200), 2)
-                  for i, s in enumerate(("AAA", "BBB", "CCC", "SAP"))}
+        # within the broker's ±10% collar of the day before (a wider market would cancel fills)
+        prices = {s: round(base * random.Random(day.toordinal() + i).uniform(96, 104), 2)
+                  for i, (s, base) in enumerate((("AAA", 0.3), ("BBB", 1.0), ("CCC", 1.7), ("SAP", 0.8)))}
         quotes = {s: Quote(symbol=s, price=p, price_date=day, shortable=s != "CCC",
                            currency="EUR" if s == "SAP" else "USD", fx_rate=1.1 if s == "SAP" else 1.0)
                   for s, p in prices.items()}
