@@ -4,7 +4,8 @@
 1. the kill switch: HALTED cancels every pending order, REDUCING the ones that add risk (each with its reason);
 2. settlement: every session after the ledger's settlement watermark, up to D, fills the pending orders at
    that session's open (FX: the last close before it), then orders whose instrument had no session to fill
-   at for ``ORDER_EXPIRY_SESSIONS`` sessions expire;
+   at for ``ORDER_EXPIRY_SESSIONS`` sessions expire, and a position whose instrument has had no bar for as
+   long is closed at its last close (delisted, or its data stopped: the paper book cannot price it any more);
 3. the equity mark of D and the breakers (which can only tighten the saved risk state);
 4. the graph: decide on D's close, guard, place (the kill switch is read again right before placing).
 It returns the day's results (plain data); the edges load data, open the book and write files.
@@ -39,11 +40,13 @@ from portfolio.holdall import hold_all
 from portfolio.ledger import Ledger
 from portfolio.models import MarketSnapshot, Quote, RiskLimits
 from portfolio.risk import update_breakers
+from tools.fx import fx_rates_as_of
 from tools.indicators import correlation_matrix, indicators_as_of
 from tools.models import Universe
 from tools.view import MarketView
 
 ORDER_EXPIRY_SESSIONS = 5  # a pending order with no session to fill at for this long is cancelled
+DELIST_AFTER_SESSIONS = ORDER_EXPIRY_SESSIONS  # a held instrument with no bar for this long is cashed out
 
 
 @dataclass(frozen=True)
@@ -108,6 +111,35 @@ def settle(broker: PaperBroker, view: MarketView) -> list[dict[str, str]]:
     return broker.expire(view.sessions(min(o.run_date for o in still)), ORDER_EXPIRY_SESSIONS)
 
 
+def close_delisted(ledger: Ledger, view: MarketView, universe: Universe) -> list[dict[str, Any]]:
+    """Cash out positions whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions of the universe.
+
+    At its last close (and the FX close of that day), booked on D with no fees, pending orders cancelled
+    (``Ledger.close_delisted``). Point-in-time: it reads only the sessions seen up to D, never whether the data
+    will come back. A paper book cannot hold a position it can no longer price or sell for ever.
+    """
+    closed: list[dict[str, Any]] = []
+    currencies = {i.symbol: i.currency for i in universe.instruments}
+    for symbol in ledger.position_costs():
+        bars = view.bars.get(symbol)
+        if bars is None or bars.empty:
+            continue
+        last = bars.index[-1].date()
+        if last >= view.as_of or len(view.sessions(last)) < DELIST_AFTER_SESSIONS:
+            continue
+        price = float(bars["close"].iloc[-1])
+        currency = currencies.get(symbol, universe.base_currency)
+        fx = 1.0 if currency == universe.base_currency else fx_rates_as_of(view.fx_series, universe.base_currency, last).get(currency)
+        if fx is None:
+            continue  # no rate to value it: keep it (marked) rather than invent one
+        reason = f"delisted: no {symbol} bar since {last} ({DELIST_AFTER_SESSIONS}+ sessions); closed at its last close {price:g}"
+        fill = ledger.close_delisted(symbol, view.as_of, price, fx, reason)
+        if fill is not None:
+            closed.append({"symbol": symbol, "quantity": fill.quantity, "price": price, "last_bar": last.isoformat(),
+                           "reason": reason})
+    return closed
+
+
 def fills_since_previous_run(ledger: Ledger, run_date: date) -> list[dict[str, Any]]:
     """The fills D's run settled, read back from the ledger, so a re-run after a kill still reports them.
 
@@ -154,6 +186,7 @@ def _trade(
     risk_state = book.risk_store.load(book_exists=book_exists)
     cancelled = broker.cancel_for_mode(risk_state.mode, risk_state.reason)
     expired = settle(broker, view)
+    delisted = close_delisted(ledger, view, universe)
     market = market_snapshot(view, universe)
     snapshot = ledger.snapshot(market)
     fills = fills_since_previous_run(ledger, run_date)
@@ -195,6 +228,7 @@ def _trade(
         "fills": fills,
         "expired": expired,
         "cancelled": cancelled,
+        "delisted": delisted,
         "portfolio": snapshot.model_dump(mode="json"),
         "risk": {"state": risk_state.model_dump(mode="json"), "limits": book.limits.model_dump(mode="json"),
                  "notes": list(book.limit_notes)},

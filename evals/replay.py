@@ -12,10 +12,10 @@ Contract:
 - A policy is a graph configuration (``POLICY_NODES``): which signal nodes may speak, and (``quant``) which
   trained models the quant node may read. ``xgb`` and ``ppo`` are the quant node with that model alone; a model
   kind that is not built is refused (``PolicyUnavailable``), never replaced by another.
-- Listings: before its first bar an instrument is in the view as ``no_data`` (untradeable). Delistings: a
-  position whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions of the universe is closed at
-  its last close (``Ledger.close_delisted``), and the run's notes list it. The rule is point-in-time: it
-  uses only the sessions seen so far, never the knowledge that the data will not come back.
+- Listings: before its first bar an instrument is in the view as ``no_data`` (untradeable). Delistings: the
+  shared day (``agent.day.close_delisted``) closes a position whose instrument has had no bar for 5 sessions
+  at its last close, in the daily run and the replay alike; the run's notes list each one. The rule is
+  point-in-time: it uses only the sessions seen so far, never the knowledge that the data will not come back.
 - The kill switch of a replay is in memory (``MemoryRiskStore``), starting ACTIVE; breakers latch as live.
 
 Deliberate decisions:
@@ -26,7 +26,6 @@ Deliberate decisions:
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -34,7 +33,7 @@ from typing import Any
 
 import pandas as pd
 
-from agent.day import ORDER_EXPIRY_SESSIONS, Book, trade_day
+from agent.day import Book, trade_day
 from agent.llm.base import LLMClient
 from agent.quant_inputs import PREDICTORS, QuantSetup
 from agent.state import DayDeps
@@ -45,7 +44,6 @@ from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
 from portfolio.models import RiskLimits
 from tools.data import UniverseData
-from tools.models import Universe
 from tools.view import MarketView
 
 # Graph policies and the signal nodes each lets speak. ``agent`` is every signal node that has inputs.
@@ -62,7 +60,6 @@ UNAVAILABLE = {
     kind: f"policy {kind} needs the {kind} model kind, which is not built yet"
     for kind in MODEL_POLICIES if kind not in PREDICTORS
 }
-DELIST_AFTER_SESSIONS = ORDER_EXPIRY_SESSIONS  # the same patience as a pending order's
 
 
 class PolicyUnavailable(Exception):
@@ -122,10 +119,7 @@ def replay_policy(
                     broker=PaperBroker(ledger, commission_bps=money.commission_bps, slippage_bps=money.slippage_bps,
                                        collar=limits.max_price_deviation))
         log = _Log()
-        seen: list[date] = []
         for day in sessions:
-            log.notes.extend(_close_delisted(ledger, data, uni, day, seen))
-            seen.append(day)
             view = MarketView.build(data, day, indicators=indicators)
             results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes), quant=quant)
             log.add(day, results)
@@ -156,38 +150,6 @@ def _policy(nodes: frozenset[str]) -> Callable[[DayDeps], DayDeps]:
     return lambda deps: dataclasses.replace(deps, signal_nodes=nodes)
 
 
-def _close_delisted(ledger: Ledger, data: UniverseData, uni: Universe, day: date, seen: list[date]) -> list[str]:
-    """Cash out positions whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions before ``day``."""
-    notes: list[str] = []
-    held = ledger.position_costs()
-    if not held or len(seen) < DELIST_AFTER_SESSIONS:
-        return notes
-    recent = pd.Timestamp(seen[-DELIST_AFTER_SESSIONS])
-    for symbol in held:
-        bars = data.bars.get(symbol)
-        if bars is None:
-            continue
-        before = bars.index[bars.index < pd.Timestamp(day)]
-        if len(before) == 0 or before[-1] >= recent:
-            continue
-        last_day, last_close = before[-1].date(), float(bars["close"].loc[before[-1]])
-        currency = next((i.currency for i in uni.instruments if i.symbol == symbol), uni.base_currency)
-        fx = 1.0 if currency == uni.base_currency else _fx_at(data, currency, last_day)
-        reason = f"delisted: no {symbol} bar since {last_day}; closed at its last close {last_close:g}"
-        fill = ledger.close_delisted(symbol, day, last_close, fx, reason)
-        if fill is not None:
-            notes.append(f"{day}: {reason} ({fill.quantity:g} units)")
-    return notes
-
-
-def _fx_at(data: UniverseData, currency: str, day: date) -> float:
-    series = data.fx_series.get(currency)
-    if series is None:
-        return math.nan
-    cut = series[series.index <= pd.Timestamp(day)].dropna()
-    return float(cut.iloc[-1]) if len(cut) else math.nan
-
-
 @dataclass
 class _Log:
     """What the replay keeps of each day: equity, exposure, weights, decisions, LLM usage."""
@@ -209,6 +171,7 @@ class _Log:
         self.exposure.append(sum(abs(x["market_value"]) for x in p["positions"]) / equity if equity > 0 else 0.0)
         self.weights.append({x["symbol"]: float(x["weight"]) for x in p["positions"]})
         self.calls += int(r.get("llm_calls", 0))
+        self.notes.extend(f"{day}: {d['reason']} ({d['quantity']:g} units)" for d in r.get("delisted", []))
         self.tokens += int(r.get("tokens", 0))
         when = day.isoformat()
         for o in r["approved"]:

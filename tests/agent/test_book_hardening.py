@@ -244,3 +244,17 @@ def test_a_run_refused_for_its_settings_leaves_the_book_untouched(home: Path) ->
     code, _, err = cli("daily", "--date", "2013-03-01", "--llm", "openai")
     assert code == 2 and "OPENAI_API_KEY" in err
     assert book_state(settings) == before  # no settlement, no equity mark
+
+
+def test_the_daily_run_closes_a_position_whose_data_stopped_at_its_last_close_like_the_replay(settings: Settings) -> None:
+    day(settings, date(2013, 2, 27), analyst_says(GOOG=0.9), risk_targets(GOOG=0.1))
+    day(settings, date(2013, 2, 28))  # GOOG fills at the 02-28 open; its history ends on 03-01
+    reports = [day(settings, date(2013, 3, d)) for d in (1, 4, 5, 6, 7, 8)]
+    closed = [d for r in reports for d in r["delisted"]]
+    assert [(d["symbol"], d["last_bar"]) for d in closed] == [("GOOG", "2013-03-01")]
+    assert reports[-1]["date"] == "2013-03-08" and reports[-1]["delisted"]  # the 5th session without a GOOG bar
+    assert all(p["symbol"] != "GOOG" for p in reports[-1]["portfolio"]["positions"])
+    _, _, fills, _ = book_state(settings)
+    (cash_out,) = [f for f in fills if f.symbol == "GOOG" and f.side == "sell"]
+    assert cash_out.commission == 0.0 and cash_out.fill_date == date(2013, 3, 8)
+    assert cash_out.price == pytest.approx(closed[0]["price"])
