@@ -81,6 +81,8 @@ def _event_lines(r: dict[str, Any]) -> list[Text]:
         for o in items:  # the recorded reason starts with the label: "expired: no GOOG session …"
             why = str(o.get("reason", "")).removeprefix(f"{label}: ")
             lines.append(Text.assemble((f"{label} ", "yellow"), printable(f"{o['order_id']} ({o.get('symbol', '?')}): {why}")))
+    for d in r.get("delisted", []):
+        lines.append(Text.assemble(("closed ", "yellow"), printable(f"{d['quantity']:g} {d['symbol']}: {d['reason']}")))
     data = r.get("data", {})
     for symbol, reasons in data.get("untradeable", {}).items():
         why = "; ".join(map(str, reasons)) if isinstance(reasons, list) else str(reasons)
