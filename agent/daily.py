@@ -143,7 +143,8 @@ def run_daily(
     # a dry run never overwrites the day's real record
     path = settings.daily_results_dir / f"{run_date.isoformat()}{'.dry-run' if dry_run else ''}.json"
 
-    ledger = Ledger(settings.db_path, base_currency=uni.base_currency, starting_cash=settings.starting_cash or DEFAULT_STARTING_CASH)
+    ledger = Ledger(_book_path(settings, dry_run), base_currency=uni.base_currency,
+                    starting_cash=settings.starting_cash or DEFAULT_STARTING_CASH)
     try:
         last = ledger.last_activity()
         if last is not None and last > run_date:  # dry runs too: today's book must not be shown to an older day
@@ -182,6 +183,20 @@ def run_daily(
         return DailyResult(run_date=run_date, path=path, results=results)
     finally:
         ledger.close()
+
+
+def _book_path(settings: Settings, dry_run: bool) -> Path:
+    """The user's book; for a dry run on a home without one, a book in memory.
+
+    Creating the ledger fixes its base currency and starting cash: a dry run must not do that for the real
+    run that follows (it would trade the dry run's settings).
+    """
+    if dry_run:
+        existing = Ledger.open_existing(settings.db_path)
+        if existing is None:
+            return Path(":memory:")
+        existing.close()
+    return settings.db_path
 
 
 def _prompt_hashes() -> dict[str, dict[str, str]]:

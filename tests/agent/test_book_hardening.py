@@ -258,3 +258,13 @@ def test_the_daily_run_closes_a_position_whose_data_stopped_at_its_last_close_li
     (cash_out,) = [f for f in fills if f.symbol == "GOOG" and f.side == "sell"]
     assert cash_out.commission == 0.0 and cash_out.fill_date == date(2013, 3, 8)
     assert cash_out.price == pytest.approx(closed[0]["price"])
+
+
+def test_a_dry_run_on_a_fresh_home_does_not_create_the_book(tmp_path: Path) -> None:
+    five = Settings(home=tmp_path, starting_cash=5_000.0)
+    dry = run_daily(five, universe="demo", run_date=date(2013, 2, 27), dry_run=True,
+                    client=ScriptedLLM([analyst_says(SP500=0.9), risk_targets(SP500=0.15)])).results
+    assert dry["portfolio"]["equity"] == 5_000.0
+    assert Ledger.open_existing(five.db_path) is None  # no book was created by the dry run
+    real = day(Settings(home=tmp_path), date(2013, 2, 27), analyst_says(SP500=0.9), risk_targets(SP500=0.15))
+    assert real["portfolio"]["equity"] == 10_000.0  # the real run's own settings
