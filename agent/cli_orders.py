@@ -53,7 +53,7 @@ def cancel_cmd(
 ) -> None:
     """Cancel pending orders by id, or all of them with --all."""
     if bool(order_ids) == all_:
-        raise UserError("give order ids or --all (not both)")
+        raise UserError("give order ids, or --all" if not order_ids else "give order ids or --all, not both")
     settings = load_settings()
     ledger = Ledger.open_existing(settings.db_path, read_only=False)
     if ledger is None:

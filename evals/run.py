@@ -99,7 +99,7 @@ def check_config(cfg: EvalConfig) -> None:
             try:
                 check_policy(name)
             except PolicyUnavailable as exc:
-                raise EvalError(str(exc)) from None
+                raise EvalError(f"{exc}; benchmarks: {', '.join(BASELINES)}") from None
 
 
 def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], Callable[[], None]] | None = None,
@@ -110,6 +110,7 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
     ``client`` replaces the LLM of every graph policy (tests).
     """
     check_config(cfg)
+    _prepare_out(cfg.out)  # before hours of replay, not after
     started = time.perf_counter()
     uni = load_universe(cfg.universe)
     if client is None and cfg.llm == "openai":  # refuse a missing key before any data is loaded
@@ -123,8 +124,9 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
         cache.close()
     sessions = sessions_between(data, cfg.start, cfg.end)
     if len(sessions) < 2:
+        failed = "; ".join(f"{s}: {e}" for s, e in list(data.errors.items())[:3])
         raise EvalError(f"universe {uni.name!r} has {len(sessions)} session(s) between {cfg.start} and {cfg.end}; "
-                        f"a replay needs at least 2 ({'; '.join(f'{s}: {e}' for s, e in list(data.errors.items())[:3])})")
+                        f"a replay needs at least 2" + (f" ({failed})" if failed else ""))
     graph = [p for p in cfg.policies if p not in BASELINES]
     trained = _train(data, cfg, sessions)
     money = ReplayBook(starting_cash=settings.starting_cash or 10_000.0,
@@ -274,6 +276,17 @@ def _split_metrics(run: PolicyRun, cutoff: date) -> dict[str, Any]:
     parts = {"before": run.equity.index <= when, "after": run.equity.index >= when}
     return {k: compute_metrics(run.equity[m], exposure=run.exposure[m]) if m.sum() >= 2 else None
             for k, m in parts.items()}
+
+
+def _prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise EvalError(f"--out {out} exists and is not a folder") from None
+    except OSError as exc:
+        raise EvalError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(out, os.W_OK):
+        raise EvalError(f"--out {out} is not writable")
 
 
 def _write(out: Path, report: dict[str, Any], runs: Sequence[PolicyRun]) -> ReportFiles:

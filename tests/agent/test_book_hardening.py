@@ -116,7 +116,7 @@ def test_orders_cancel_by_id_and_all(home: Path) -> None:
     code, out, _ = cli("daily", "--date", "2013-03-01", "--json")
     assert code == 0 and json.loads(out)["fills"] == []
     code, out, err = cli("orders", "cancel")
-    assert code == 2 and "give order ids or --all" in err
+    assert code == 2 and "give order ids, or --all" in err
 
 
 # ----------------------------------------------------------------- 2, 3. the kill switch

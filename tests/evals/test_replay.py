@@ -263,3 +263,13 @@ def test_walk_forward_models_never_predict_a_day_they_were_trained_on(tmp_path: 
         meta = latest_usable(setup.models_dir, "xgb", "demo", as_of=day).meta
         assert meta.training_end < day  # labels included
         assert (day - meta.training_end).days <= 200  # and it is the model of D's own window, not an older one
+
+
+def test_an_out_folder_that_cannot_be_made_is_refused_before_the_replay(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    for out in (blocker, blocker / "sub"):
+        cfg = EvalConfig(universe="demo", start=date(2012, 1, 2), end=date(2012, 2, 1), out=out)
+        with pytest.raises(EvalError, match="--out"):
+            run_eval(Settings(home=tmp_path / "home"), cfg)
+    assert not (tmp_path / "home").exists()  # refused before any data was loaded
