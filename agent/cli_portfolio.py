@@ -14,13 +14,17 @@ Deliberate decisions:
 - The ledger is opened READ-ONLY here, so these commands never create or change it.
 - The benchmark is an equal-weight buy-and-hold of the universe, without fees, from the close of the first
   equity mark's day to the close of the last one's (each the last cached close on or before that day, in
-  the base currency), so it spans exactly the book's marks. The book does not store its universe: the name
-  comes from the newest real results file (``results/daily/D.json``). Closes are read from the market cache
-  (``MarketCache.bars``, point-in-time; nothing is fetched or refreshed). A symbol without a close at the
-  start is left out and listed in ``skipped``. Anything unavailable (no results file, a TOML universe whose
-  path is not recorded, no cached bars, a locked file) is one dim line: the command never fails for it.
+  the base currency), so it spans exactly the book's marks. The book does not store its universe: it comes
+  from the newest real results file (``results/daily/D.json``): its ``universe_source`` (the ``--universe``
+  argument, a built-in name or a TOML path), or its ``name`` in files without one. Closes are read from the
+  market cache (``MarketCache.bars``, point-in-time; nothing is fetched or refreshed). A symbol without a
+  close at the start is left out and listed in ``skipped``. Anything unavailable (no results file, a TOML
+  universe whose path is not recorded or no longer exists, no cached bars, a locked file) is one dim line:
+  the command never fails for it.
 - ``portfolio --plot FILE.png`` draws the stored equity marks and fills (``agent.plots.equity_figure``).
-- The kill switch lives here (``risk halt|reduce|resume``), never in an LLM tool. ``risk limits`` shows the
+- The kill switch lives here (``risk halt|reduce|resume``), never in an LLM tool. ``resume`` and ``reduce``
+  record the book's last equity-mark day as ``since``: the drawdown breaker measures its peak from there
+  (``portfolio.breakers``). ``risk`` prints recorded text through ``printable`` (control characters escaped). ``risk limits`` shows the
   limits IN FORCE: the coded ceilings tightened by ``TRADEAGENT_HOME/risk.toml``, each with its ceiling,
   unit and meaning (``portfolio.risk.LIMIT_INFO``); ``--json`` keeps plain numbers under the limit names.
   A looser value keeps the ceiling and is reported on stderr; a risk.toml that does not parse or holds an
@@ -134,16 +138,33 @@ def _benchmark(results_dir: Path, db_path: Path, curve: Sequence[tuple[date, flo
 
 
 def _latest_universe(results_dir: Path) -> str:
-    """The universe of the newest real run's results file (the book does not store which universe it trades)."""
+    """The universe of the newest real run's results file (the book does not store which universe it trades).
+
+    ``universe_source`` (the ``--universe`` argument: a built-in name or a TOML path) when the file has it, else
+    the universe's ``name`` (files written before it). A recovered day's file has no source: the next older
+    real run's file of the same universe gives it.
+    """
     names = sorted((p for p in results_dir.glob("*.json") if _REAL_RESULTS.match(p.name)), reverse=True)
+    recovered: str | None = None
     for path in names:
         try:
-            universe = json.loads(path.read_text(encoding="utf-8")).get("universe")
+            results = json.loads(path.read_text(encoding="utf-8"))
+            universe, source = results.get("universe"), results.get("universe_source")
+            was_recovered = results.get("status") == "recovered"
         except (OSError, ValueError, AttributeError):
             continue
-        if isinstance(universe, str) and universe:
+        if not isinstance(universe, str) or not universe:
+            continue
+        if recovered is not None and universe != recovered:
+            return recovered
+        if isinstance(source, str) and source:
+            return source
+        if not was_recovered:
             return universe
-    raise _Unavailable(f"no daily results file under {results_dir} names the universe")
+        recovered = universe
+    if recovered is None:
+        raise _Unavailable(f"no daily results file under {results_dir} names the universe")
+    return recovered
 
 
 def _buy_and_hold(name: str, db_path: Path, start: date, end: date, base: str) -> dict[str, Any]:
@@ -151,6 +172,8 @@ def _buy_and_hold(name: str, db_path: Path, start: date, end: date, base: str) -
     try:
         uni = load_universe(name)
     except DataError as exc:
+        if _is_path(name) and not Path(name).expanduser().is_file():
+            raise _Unavailable(f"the universe file {name} of the last results file no longer exists") from None
         raise _Unavailable(f"universe {name!r} of the last results file cannot be loaded ({exc})") from None
     returns: dict[str, float] = {}
     skipped: dict[str, str] = {}
@@ -165,6 +188,11 @@ def _buy_and_hold(name: str, db_path: Path, start: date, end: date, base: str) -
         raise _Unavailable(f"no cached closes of universe {name!r} for {start} to {end} ({why})")
     return {"name": BENCHMARK_LABEL, "universe": uni.name, "return": sum(returns.values()) / len(returns),
             "start": start.isoformat(), "end": end.isoformat(), "symbols": sorted(returns), "skipped": skipped}
+
+
+def _is_path(name: str) -> bool:
+    """Whether ``load_universe`` reads ``name`` as a TOML file's path (its own test)."""
+    return name.endswith(".toml") or "/" in name or "\\" in name
 
 
 def _close_on_or_before(closes: pd.Series, day: date, what: str) -> float:
@@ -234,7 +262,8 @@ def _summary_lines(data: dict[str, Any], missing: str | None) -> list[Text]:
     if bench is not None:
         left_out = "".join(f"; left out {s}: {r}" for s, r in bench["skipped"].items())
         lines.append(Text(f"Buy-and-hold {bench['return']:+.2%} over {bench['start']} to {bench['end']}: "
-                          f"{bench['name']}, of {bench['universe']} ({', '.join(bench['symbols'])})"
+                          f"{bench['name']}, of {printable(bench['universe'])} "
+                          f"({printable(', '.join(bench['symbols']))})"
                           f"{printable(left_out)}"))
     else:
         lines.append(Text(f"benchmark unavailable: {printable(missing)}", style="dim"))
@@ -317,11 +346,13 @@ def _number(value: float) -> str:
 
 
 def _show_state(state: RiskState, json_: bool) -> None:
+    """The state as one line; recorded text (reason, author) goes through ``printable``: no control characters."""
     if json_:
         print_json(state.model_dump(mode="json"))
     else:
         since = f" since {state.since}" if state.since else ""
-        console.print(Text.assemble("Risk mode ", (state.mode, "bold"), f"{since} ({state.changed_by}): {state.reason}"))
+        console.print(Text.assemble("Risk mode ", (printable(state.mode), "bold"),
+                                    f"{since} ({printable(state.changed_by)}): {printable(state.reason)}"))
 
 
 @risk_app.command("status")
@@ -346,15 +377,38 @@ def _book_exists(db_path: Path) -> bool:
         ledger.close()
 
 
+def _last_mark_day(db_path: Path) -> tuple[date | None, str | None]:
+    """The book's last equity-mark day (read-only), or None and why not (no ledger, no marks, a locked file)."""
+    try:
+        ledger = Ledger.open_existing(db_path)
+    except LedgerError as exc:
+        return None, f"the ledger cannot be read ({' '.join(str(exc).split())})"
+    if ledger is None:
+        return None, "there is no ledger yet"
+    try:
+        curve = ledger.equity_curve()
+    finally:
+        ledger.close()
+    return (curve[-1][0], None) if curve else (None, "the book has no equity marks yet")
+
+
 def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
-    """A person's word: written under the store's lock, so a run about to place orders reads it first or not at all."""
+    """A person's word: written under the store's lock, so a run about to place orders reads it first or not at all.
+
+    ``resume`` and ``reduce`` record the BOOK's last equity-mark day as ``since`` (not the wall clock: a book
+    may live in 2013): the breakers measure the drawdown peak from that mark on (``portfolio.breakers``).
+    """
     settings = load_settings()
     settings.ensure_home()
-    state = RiskState(mode=mode, reason=reason, since=date.today(), changed_by="cli")
+    since, why_not = (date.today(), None) if mode == "HALTED" else _last_mark_day(settings.db_path)
+    state = RiskState(mode=mode, reason=reason, since=since, changed_by="cli")
     store = RiskStateStore(settings.risk_state_path)
     with store.locked():
         store.save(state)
     _show_state(state, json_)
+    if why_not is not None and not json_:
+        console.print(f"the drawdown is still measured from the whole equity curve's peak: {printable(why_not)}",
+                      style="dim")
     if mode != "ACTIVE" and not json_:
         what = "every pending order" if mode == "HALTED" else "pending orders that add risk"
         console.print(f"the next daily run cancels {what} before settling", style="dim")
@@ -377,7 +431,8 @@ def risk_reduce_cmd(reason: ReasonOpt = "reducing by hand", json_: JsonFlag = Fa
 @risk_app.command("resume")
 @cli_errors
 def risk_resume_cmd(reason: ReasonOpt = "resumed by hand", json_: JsonFlag = False) -> None:
-    """Back to ACTIVE (releases a breaker's latch)."""
+    """Back to ACTIVE (releases a breaker's latch). The max_drawdown breaker then measures from the book's last
+    equity mark, not from the old peak (else the next run would halt again)."""
     _set_mode("ACTIVE", reason, json_)
 
 

@@ -4,6 +4,13 @@ Deliberate decisions:
 - Breakers LATCH: a one-day loss beyond ``daily_loss_limit`` moves ACTIVE → REDUCING, a drawdown from the
   peak beyond ``max_drawdown`` moves anything → HALTED. Nothing here ever loosens a mode; only a person does,
   with ``tradeagent risk resume`` (never an LLM tool).
+- A person's word restarts the drawdown measure: a state written by the CLI (``changed_by == "cli"``, ACTIVE or
+  REDUCING) with a ``since`` measures the peak only over the marks on or after ``since`` (the book's last
+  equity-mark day when ``risk resume``/``risk reduce`` ran), else the next run would latch HALTED again from
+  the same old peak and the person could never de-risk. A breaker-written state keeps the whole curve's peak
+  (a REDUCING latched by a daily loss still reaches HALTED from the earlier peak), and a ``since`` after every
+  mark up to today (an older state file that recorded the wall clock) means the whole curve too. The
+  one-day loss is always the last two marks.
 - Fail closed: an equity curve with a non-finite or non-positive value halts; a missing state file means
   ACTIVE on a fresh install, HALTED when a paper book exists (the file was lost), and a CORRUPT one means HALTED. A file without an explicit ``mode`` (``{}``, a
   list, ``null``) is corrupt too: the model's ACTIVE default is for a fresh state, never for a damaged file.
@@ -49,7 +56,7 @@ def update_breakers(
     if any(not math.isfinite(v) or v <= 0 for v in values):
         return RiskState(mode="HALTED", reason="non-finite or non-positive equity", since=today,
                          changed_by="breaker:fail_closed")
-    peak, last = max(values), values[-1]
+    peak, last = max(_peak_window(points, state)), values[-1]
     drawdown = 1.0 - last / peak
     if drawdown > limits.max_drawdown:
         return RiskState(mode="HALTED", since=today, changed_by="breaker:max_drawdown",
@@ -60,6 +67,15 @@ def update_breakers(
             return RiskState(mode="REDUCING", since=today, changed_by="breaker:daily_loss",
                              reason=f"one-day loss {loss:.2%} exceeds {limits.daily_loss_limit:.2%}")
     return state
+
+
+def _peak_window(points: list[tuple[date, float]], state: RiskState) -> list[float]:
+    """The equity values the drawdown peak is taken over: from a person's ``since`` on, else the whole curve."""
+    values = [v for _, v in points]
+    if state.changed_by != "cli" or state.since is None:
+        return values
+    window = [v for d, v in points if d >= state.since]
+    return window or values  # a since after every mark (a wall-clock date) must not switch the breaker off
 
 
 class RiskStore(Protocol):

@@ -24,6 +24,7 @@ from agent.cli_daily import render_summary
 from agent.daily import DailyResult
 from portfolio.ledger import Ledger
 from tools.cache import MarketCache
+from tools.market_data import sample_frame
 
 CONTRACT = {"base_currency", "cash", "equity", "positions"}
 POSITION_KEYS = {"symbol", "quantity", "avg_price", "market_value", "weight"}
@@ -147,9 +148,13 @@ def _no_results(home: Path) -> None:
 
 
 def _universe_named(name: str) -> Any:
+    """A results file written before ``universe_source``: only the universe's name is recorded."""
+
     def edit(home: Path) -> None:
         path = home / "results" / "daily" / "2013-02-28.json"
-        path.write_text(json.dumps({**json.loads(path.read_text(encoding="utf-8")), "universe": name}))
+        results = json.loads(path.read_text(encoding="utf-8"))
+        results.pop("universe_source", None)
+        path.write_text(json.dumps({**results, "universe": name}))
 
     return edit
 
@@ -192,6 +197,40 @@ def test_portfolio_with_the_file_held_by_another_reader_says_the_cache_is_locked
         holder.communicate(timeout=30)  # closing its stdin ends it
     assert code == 0 and "Return since start" in out
     assert "benchmark unavailable: cannot open the market cache" in out and "locked by another process" in out
+
+
+def _csv_universe(folder: Path) -> Path:
+    """A TOML universe of two csv instruments (SP500's and NASDAQ's sample bars of 2012), under ``folder``."""
+    lines = ['name = "mine"', 'base_currency = "USD"']
+    for symbol in ("SP500", "NASDAQ"):
+        csv = folder / f"{symbol.lower()}.csv"
+        sample_frame(symbol).loc["2012-01-01":"2012-12-31"].rename(columns=str.title).rename_axis("Date").to_csv(csv)
+        lines += ["[[instruments]]", f'symbol = "{symbol}"', f'source = "csv:{csv}"', 'currency = "USD"']
+    toml = folder / "mine.toml"
+    toml.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return toml
+
+
+def test_portfolio_benchmark_of_a_toml_universe_reloads_it_from_the_recorded_path(tmp_path: Path) -> None:
+    home, toml = tmp_path / "home", _csv_universe(tmp_path)
+    for day in ("2012-06-01", "2012-06-08"):
+        code, _, err = invoke(home, "daily", "--universe", str(toml), "--date", day)
+        assert code == 0, err
+    assert day_results(home, "2012-06-08")["universe_source"] == str(toml)
+    bench = invoke_json(home, "portfolio")["benchmark"]
+    assert bench is not None and bench["universe"] == "mine" and bench["symbols"] == ["NASDAQ", "SP500"]
+    assert (bench["start"], bench["end"]) == ("2012-06-01", "2012-06-08") and bench["skipped"] == {}
+    expected = [sample_frame(s)["close"] for s in ("NASDAQ", "SP500")]
+    assert bench["return"] == pytest.approx(sum(c["2012-06-08"] / c["2012-06-01"] - 1 for c in expected) / 2)
+    code, out, _ = invoke(home, "portfolio")
+    assert code == 0 and "Buy-and-hold" in out and "of mine (NASDAQ, SP500)" in out
+
+    toml.unlink()  # the universe file was moved away since
+    assert invoke_json(home, "portfolio")["benchmark"] is None
+    code, out, err = invoke(home, "portfolio")
+    notes = [line for line in out.splitlines() if line.startswith("benchmark unavailable:")]
+    assert code == 0 and not err.strip() and len(notes) == 1
+    assert f"the universe file {toml} of the last results file no longer exists" in " ".join(out.split())
 
 
 def test_portfolio_without_a_ledger_keeps_the_contract(tmp_path: Path) -> None:

@@ -96,3 +96,40 @@ def test_state_files_are_plain_json(tmp_path: Path) -> None:
     path = tmp_path / "risk_state.json"
     RiskStateStore(path).save(RiskState(mode="HALTED", reason="by hand", since=D0, changed_by="cli"))
     assert json.loads(path.read_text())["mode"] == "HALTED"
+
+
+# ------------------------------------------------------------------ a person's resume restarts the drawdown measure
+
+TIGHT_DD = effective_limits({"max_drawdown": 0.05})
+
+
+def day(i: int) -> date:
+    return D0 + timedelta(days=i)
+
+
+def test_a_resume_after_a_drawdown_halt_is_not_undone_by_the_next_run() -> None:
+    halted = update_breakers(curve(100, 110, 103), TIGHT_DD, RiskState(), day(2))
+    assert halted.mode == "HALTED" and halted.changed_by == "breaker:max_drawdown"
+    resumed = RiskState(mode="ACTIVE", reason="resumed by hand", since=day(2), changed_by="cli")  # the last mark
+    after = curve(100, 110, 103, 102.5)  # 6.8% under the old peak, 0.5% under the resume mark
+    assert update_breakers(after, TIGHT_DD, resumed, day(3)) == resumed
+    reduced = resumed.model_copy(update={"mode": "REDUCING"})  # `risk reduce` restarts it too
+    assert update_breakers(after, TIGHT_DD, reduced, day(3)) == reduced
+    fall = update_breakers(curve(100, 110, 103, 104, 98.5), TIGHT_DD, resumed, day(4))  # 5.3% under 104
+    assert fall.mode == "HALTED" and "peak 104.00" in fall.reason
+
+
+def test_a_breakers_reducing_still_reaches_halted_from_the_earlier_peak() -> None:
+    limits = effective_limits({"max_drawdown": 0.08})  # daily_loss_limit stays at its 5% ceiling
+    reducing = update_breakers(curve(100, 110, 104), limits, RiskState(), day(2))  # one-day loss 5.5%
+    assert reducing.mode == "REDUCING" and reducing.changed_by == "breaker:daily_loss" and reducing.since == day(2)
+    halted = update_breakers(curve(100, 110, 104, 104.4, 101), limits, reducing, day(4))  # 8.2% under 110
+    assert halted.mode == "HALTED" and "peak 110.00" in halted.reason
+
+
+def test_a_resume_dated_after_every_mark_keeps_the_whole_curve() -> None:
+    # an older state file recorded the wall clock (2026) for a book that lives in 2024: never a disabled breaker
+    wall_clock = RiskState(mode="ACTIVE", reason="resumed by hand", since=date(2026, 3, 1), changed_by="cli")
+    assert update_breakers(curve(100, 110, 103, 102.5), TIGHT_DD, wall_clock, day(3)).mode == "HALTED"
+    no_since = RiskState(mode="ACTIVE", reason="resumed by hand", changed_by="cli")
+    assert update_breakers(curve(100, 110, 103, 102.5), TIGHT_DD, no_since, day(3)).mode == "HALTED"
