@@ -352,6 +352,7 @@ def broker_node(state: DayState, deps: DayDeps) -> DayState:
                 state=now, history=deps.history, run_date=deps.run_date, fee_bps=deps.fee_bps,
             )  # fmt: skip
             update["guard"] = result
+            update["risk_now"] = now.model_dump(mode="json")  # the results file reports the state in force
             if not result.approved:
                 update["hold"] = deliberate_hold(now.mode.lower(), f"risk state {now.mode} mid-run: {now.reason}").model_dump()
         with deps.ledger.transaction():  # the day's verdicts and the orders they approved are stored together or not at all

@@ -50,5 +50,6 @@ class DayState(TypedDict, total=False):
     guard: GuardResult  # approved orders (which only the guard can build), rejections and clamps
     can_place: bool  # a broker is there (not a dry run): the route after the guard
     placed: list[str]  # order ids handed to the broker
+    risk_now: dict[str, Any]  # the kill switch re-read before placing, when it was stricter than at the start
     hold: dict[str, Any] | None  # portfolio.holdall.Hold dump when the day holds
     timings: Annotated[dict[str, float], operator.or_]

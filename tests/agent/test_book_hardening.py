@@ -163,6 +163,7 @@ def test_a_halt_issued_while_the_run_waits_on_the_llm_stops_that_runs_orders(set
     r = run_daily(settings, universe="demo", run_date=date(2013, 2, 27), client=llm).results
     assert r["placed"] == [] and r["approved"] == []
     assert {x["code"] for x in r["rejected"]} == {"halted"} and r["hold"]["reason"] == "hold:halted"
+    assert r["risk"]["state"]["mode"] == "HALTED" and r["risk"]["state"]["reason"] == "pulled the plug"
     _, orders, _, _ = book_state(settings)
     assert orders == []
 
