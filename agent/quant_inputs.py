@@ -21,12 +21,13 @@ import pandas as pd
 
 from tools.quant.errors import ModelError, NoUsableModelError
 from tools.quant.models import PredictInput, PredictOutput
-from tools.quant.predict import PredictContext, predict_xgb
+from tools.quant.predict import PredictContext, predict_ppo, predict_xgb
 from tools.view import MarketView
 
 Predictor = Callable[[PredictInput, PredictContext], PredictOutput]
 PREDICTORS: dict[str, tuple[str, Predictor]] = {
     "xgb": ("xgb_prob_up", predict_xgb),
+    "ppo": ("ppo_action", predict_ppo),
 }
 
 

@@ -6,6 +6,7 @@ Contract:
   labels were known by W − 1 day (the registry's ``training_end`` < W), and saved in the eval's own models folder
   (``OUT/models``, emptied first). During the replay the quant node reads ``latest_usable(as_of=D)``: the model
   of D's window, trained strictly before D. No model ever sees a day it predicts.
+- PPO (``ppo``): one policy per window on every bar before it, with a smaller budget (``HARNESS_PPO``).
 - A window without enough history (the first years of a series) gets no model; its days run with the quant node
   abstaining, and the notes say which windows those were.
 - Training time is reported apart from replay time (``timing.train_seconds``).
@@ -27,13 +28,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from tools.quant.errors import TrainingError
+from tools.quant.errors import ModelError, TrainingError
 from tools.quant.features import build_dataset, precompute_features
-from tools.quant.models import TrainConfig
+from tools.quant.models import PpoConfig, TrainConfig
+from tools.quant.ppo import train_ppo
 from tools.quant.train import fit_final
 from tools.quant.xgb import Design
 
-TRAINERS = ("xgb",)  # model kinds the harness can train walk-forward
+TRAINERS = ("xgb", "ppo")  # model kinds the harness can train walk-forward
+# PPO per window: one seed, a fifth of `train ppo`'s default budget per seed (~7 s a window on 2 cores), so a
+# 13-year replay (26 windows) trains in minutes. The standalone `train ppo` keeps its full budget and seeds.
+HARNESS_PPO = PpoConfig(timesteps=20_000, seeds=1)
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ def train_walk_forward(
     notes: list[str] = []
     if "xgb" in kinds:
         notes += _train_xgb(bars, features, universe, sessions, models_dir, cfg)
+    if "ppo" in kinds:
+        notes += _train_ppo(bars, universe, sessions, models_dir, cfg.test_months)
     return Trained(models_dir=models_dir, kinds=frozenset(kinds), features=features,
                    seconds=time.perf_counter() - started, notes=tuple(notes))
 
@@ -89,5 +96,24 @@ def _train_xgb(bars: Mapping[str, pd.DataFrame], features: Mapping[str, pd.DataF
              f"{cfg.train_years} years before its window (labels known before it)"]
     if skipped:
         notes.append(f"xgb: no model for the window(s) starting {', '.join(skipped)} (not enough history): "
+                     "the quant node abstained there")
+    return notes
+
+
+def _train_ppo(bars: Mapping[str, pd.DataFrame], universe: str, sessions: list[date], models_dir: Path,
+               months: int) -> list[str]:
+    skipped, fitted = [], 0
+    for start in windows(sessions[0], sessions[-1], months):
+        cut = {s: b[b.index < pd.Timestamp(start)] for s, b in bars.items()}
+        try:
+            train_ppo({s: b for s, b in cut.items() if len(b)}, universe, end=start - timedelta(days=1),
+                      models_dir=models_dir, now=datetime.combine(start, datetime.min.time()), config=HARNESS_PPO)
+            fitted += 1
+        except (ModelError, ValueError):  # too little history before the window
+            skipped.append(start.isoformat())
+    notes = [f"ppo: {fitted} policy(ies) trained walk-forward, one per {months}-month window on every bar before it "
+             f"({HARNESS_PPO.timesteps:,} steps, 1 seed each; `train ppo` uses {PpoConfig().timesteps:,} x {PpoConfig().seeds})"]
+    if skipped:
+        notes.append(f"ppo: no policy for the window(s) starting {', '.join(skipped)} (not enough history): "
                      "the quant node abstained there")
     return notes

@@ -208,7 +208,7 @@ def test_an_instrument_trades_only_while_it_has_data_and_its_position_is_closed_
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"policies": ("ppo", "buyhold")}, "policy ppo needs the ppo model kind"),
+        ({"policies": ("buyhold", "momentum")}, "unknown graph policy 'momentum'"),
         ({"policies": ("agent", "nope")}, "unknown graph policy 'nope'"),
         ({"memory": True}, "vector memory"),
         ({"start": date(2013, 1, 1), "end": date(2012, 1, 1)}, "is after --end"),
