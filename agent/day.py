@@ -100,10 +100,12 @@ def settle(broker: PaperBroker, view: MarketView) -> list[dict[str, str]]:
     An order whose instrument has had no bar for ``ORDER_EXPIRY_SESSIONS`` sessions of the universe since its
     decision day is cancelled, so it stops reserving cash; the broker cancels the buys held back for it.
     """
-    pending = broker.pending()
-    if not pending:
+    sessions = view.sessions(broker.ledger.settled_through())
+    if not broker.pending():
+        if sessions:  # nothing to fill: every session up to D is settled (a cash-out may be booked on D next)
+            broker.ledger.mark_settled(sessions[-1])
         return []
-    for session in view.sessions(broker.ledger.settled_through()):
+    for session in sessions:
         broker.settle(session, view.opens(session), view.fx_before(session))
     still = broker.pending()
     if not still:

@@ -395,8 +395,8 @@ class Ledger:
 
     def mark_settled(self, session: date) -> None:
         """Move the settlement watermark to ``session`` (never backwards); part of the settling transaction."""
-        current = self.settled_through()
-        if current is not None and session <= current:
+        rows = self._rows("SELECT value FROM pf_meta WHERE key = 'settled_through'")
+        if rows and session <= date.fromisoformat(rows[0][0]):  # the stored mark only: never the fallback
             return
         with self.transaction() as con:
             con.execute("INSERT OR REPLACE INTO pf_meta VALUES ('settled_through', ?)", [session.isoformat()])

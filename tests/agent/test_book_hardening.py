@@ -269,3 +269,17 @@ def test_a_dry_run_on_a_fresh_home_does_not_create_the_book(tmp_path: Path) -> N
     assert Ledger.open_existing(five.db_path) is None  # no book was created by the dry run
     real = day(Settings(home=tmp_path), date(2013, 2, 27), analyst_says(SP500=0.9), risk_targets(SP500=0.15))
     assert real["portfolio"]["equity"] == 10_000.0  # the real run's own settings
+
+
+def test_every_day_leaves_the_book_settled_through_that_day_even_with_nothing_pending(settings: Settings) -> None:
+    """The watermark stayed behind on days with nothing pending; a cash-out fill dated D then blocked every later
+    settlement ("cannot settle 2013-02-27: the ledger already has fills of 2013-03-08", a 13-year replay)."""
+    day(settings, date(2013, 2, 28), analyst_says(SP500=0.9), risk_targets(SP500=0.1))
+    day(settings, date(2013, 3, 1), analyst_says(GOOG=0.9), risk_targets(GOOG=0.1))  # GOOG's last bar: never fills
+    for d in (4, 5, 6, 7, 8, 11, 12):  # it waits, expires on the 8th, then nothing is pending
+        day(settings, date(2013, 3, d))
+        ledger = Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0)
+        try:
+            assert ledger.settled_through() == date(2013, 3, d)
+        finally:
+            ledger.close()
