@@ -32,6 +32,7 @@ bench: install
 	$(PY) benchmarks/bench_graph.py
 	$(PY) benchmarks/bench_baselines.py
 	$(PY) benchmarks/bench_eval.py
+	$(PY) benchmarks/bench_quant.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache
