@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -143,7 +144,25 @@ def save_artefact(
 
 
 def load_artefact(path: Path) -> Artefact:
-    """The artefact in ``path``, verified (see the module contract); ``ArtefactError`` otherwise."""
+    """The artefact in ``path``, verified (see the module contract); ``ArtefactError`` otherwise.
+
+    A verified artefact is remembered while none of its files changes (name, size, mtime, ctime): a replay asks
+    for the day's model every session and must not re-read and re-hash every artefact each time. Any change to
+    a file changes the key, so a modified artefact is verified (and refused) again.
+    """
+    return _verified(path, _stamp(path))
+
+
+def _stamp(path: Path) -> tuple[tuple[str, int, int, int], ...]:
+    try:
+        entries = [(e.name, e.stat()) for e in os.scandir(path)]
+    except OSError:
+        return ()
+    return tuple(sorted((name, st.st_size, st.st_mtime_ns, st.st_ctime_ns) for name, st in entries))
+
+
+@lru_cache(maxsize=256)
+def _verified(path: Path, stamp: tuple[tuple[str, int, int, int], ...]) -> Artefact:
     name = path.name
 
     def refuse(reason: str) -> ArtefactError:
