@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import typer
@@ -37,9 +37,11 @@ from agent.cli_common import (
     parse_date,
     print_json,
 )
+from agent.settings import Settings
 from tools.cache import MarketCache
-from tools.data import load_universe_data
+from tools.data import UniverseData, load_universe_data
 from tools.errors import DataError
+from tools.models import Universe
 from tools.quant.errors import ModelError
 from tools.quant.models import (
     CLASSES,
@@ -68,6 +70,19 @@ def _model_errors() -> Iterator[None]:
         raise UserError(str(exc)) from None
 
 
+def _training_data(universe: str, end: date | None, *, progress: bool) -> tuple[Universe, Settings, UniverseData, date]:
+    """The universe, settings, bars cut at ``end`` and the day training ends (``end``, or the last bar)."""
+    uni = load_universe(universe)
+    settings = load_settings()
+    settings.ensure_home()
+    with MarketCache(settings.db_path) as cache:
+        data = load_universe_data(uni, cache, as_of=end, refresh=True, progress=progress)
+    if not data.bars:
+        first = next(iter(data.errors.items()), ("?", "no data"))
+        raise DataError(f"nothing loaded for universe {uni.name} (first, {first[0]}: {first[1]})")
+    return uni, settings, data, end or max(b.index[-1].date() for b in data.bars.values())
+
+
 @train_app.command("xgb")
 @cli_errors
 def train_xgb_cmd(
@@ -92,16 +107,7 @@ def train_xgb_cmd(
         test_months=test_months,
         trials=trials,
     )
-    uni = load_universe(universe)
-    settings = load_settings()
-    settings.ensure_home()
-    with MarketCache(settings.db_path) as cache:
-        data = load_universe_data(uni, cache, as_of=end_d, refresh=True, progress=not json_out)
-    if not data.bars:
-        first = next(iter(data.errors.items()), ("?", "no data"))
-        raise DataError(f"nothing loaded for universe {uni.name} (first, {first[0]}: {first[1]})")
-    last = max(b.index[-1].date() for b in data.bars.values())
-    day = end_d or last
+    uni, settings, data, day = _training_data(universe, end_d, progress=not json_out)
     with _model_errors(), _progress(not json_out) as progress:
         result = train_xgb(
             data.bars, uni.name, end=day, models_dir=settings.models_dir, db_path=settings.db_path,
@@ -128,15 +134,7 @@ def train_ppo_cmd(
     """Train the universe's PPO policy: out-of-sample Sharpe per seed vs buy-and-hold, then save the first seed's."""
     end_d = parse_date(end, "--end")
     config = PpoConfig(seeds=seeds, seed=seed, timesteps=timesteps)
-    uni = load_universe(universe)
-    settings = load_settings()
-    settings.ensure_home()
-    with MarketCache(settings.db_path) as cache:
-        data = load_universe_data(uni, cache, as_of=end_d, refresh=True, progress=not json_out)
-    if not data.bars:
-        first = next(iter(data.errors.items()), ("?", "no data"))
-        raise DataError(f"nothing loaded for universe {uni.name} (first, {first[0]}: {first[1]})")
-    day = end_d or max(b.index[-1].date() for b in data.bars.values())
+    uni, settings, data, day = _training_data(universe, end_d, progress=not json_out)
     from tools.quant.ppo import train_ppo  # torch and stable-baselines3 load only for this command
 
     with _model_errors(), _progress(not json_out) as progress:

@@ -185,10 +185,22 @@ def write_report(
     max_trades: int = MAX_TRADES_SHOWN,
 ) -> ReportFiles:
     """Write ``out_dir/report.json`` and ``out_dir/report.html`` (creating ``out_dir``)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     report = build_report(runs, config=config, timing=timing, benchmark=benchmark, reference=reference,
                           seed=seed, reps=reps, notes=notes)
+    return write_files(out_dir, report, runs, positions_policy=positions_policy, max_trades=max_trades)
+
+
+def write_files(
+    out_dir: str | Path,
+    report: dict[str, Any],
+    runs: Sequence[PolicyRun],
+    *,
+    positions_policy: str | None = None,
+    max_trades: int = MAX_TRADES_SHOWN,
+) -> ReportFiles:
+    """Write an already built ``report`` (``build_report``, maybe extended) as report.json and report.html."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     json_path, html_path = out / "report.json", out / "report.html"
     _write_atomic(json_path, dumps(report))
     _write_atomic(html_path, render_html(report, runs, positions_policy=positions_policy, max_trades=max_trades))

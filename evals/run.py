@@ -51,7 +51,7 @@ from evals.replay import (
     replay_policy,
     sessions_between,
 )
-from evals.report import ReportFiles, build_report, dumps, render_html
+from evals.report import ReportFiles, build_report, write_files
 from evals.training import TRAINERS, Trained, train_walk_forward
 from portfolio.risk import load_limits
 from prompts.loader import load_prompt
@@ -151,7 +151,7 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
     if cfg.llm_cutoff is not None:
         for run in ordered:
             report["policies"][run.name]["cutoff"] = _split_metrics(run, cfg.llm_cutoff)
-    return _write(cfg.out, report, ordered)
+    return write_files(cfg.out, report, ordered)
 
 
 def _replay_graph(
@@ -287,13 +287,3 @@ def _prepare_out(out: Path) -> None:
         raise EvalError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
     if not os.access(out, os.W_OK):
         raise EvalError(f"--out {out} is not writable")
-
-
-def _write(out: Path, report: dict[str, Any], runs: Sequence[PolicyRun]) -> ReportFiles:
-    out.mkdir(parents=True, exist_ok=True)
-    json_path, html_path = out / "report.json", out / "report.html"
-    for path, text in ((json_path, dumps(report)), (html_path, render_html(report, runs))):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    return ReportFiles(json_path, html_path, report)
