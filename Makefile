@@ -24,7 +24,7 @@ test: install
 	$(PY) -m pytest
 
 lint: install
-	$(VENV)/bin/ruff check tools portfolio agent prompts evals tests benchmarks
+	$(VENV)/bin/ruff check tools portfolio agent prompts evals memory schedules tests benchmarks
 	$(VENV)/bin/mypy
 
 bench: install
