@@ -12,11 +12,16 @@ Deliberate decisions:
   ``portfolio.models`` and this module (tests/test_layers.py).
 - Extensions are never installed or loaded on demand: a foreign file (a SQLite database) is refused instead
   of fetching ``sqlite_scanner`` from the network at run time.
+- A file LOCKED by another process is retried for up to ``wait_seconds`` (``LOCK_WAIT_SECONDS`` by default)
+  before giving up: the chat (``tradeagent chat``) opens the file read-only for a few milliseconds per
+  request, and a daily run or a CLI command that starts during one of those must wait for it, not fail.
+  Any other failure is raised at once.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import duckdb
@@ -31,11 +36,28 @@ class StorageError(Exception):
     """The DuckDB file cannot be opened; the message is one line naming the file and the reason."""
 
 
-def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    try:
-        return duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
-    except duckdb.Error as exc:
-        raise StorageError(_open_failure(path, exc)) from None
+# Long enough to outlast another process's short read (the chat holds the file for milliseconds per request),
+# short enough that a file held for minutes (a daily run waiting on its LLM) is reported without a long hang.
+LOCK_WAIT_SECONDS = 2.0
+
+
+def connect(path: Path | str, *, read_only: bool = False,
+            wait_seconds: float = LOCK_WAIT_SECONDS) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + max(0.0, wait_seconds)
+    pause = 0.02
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=DUCKDB_CONFIG)
+        except duckdb.Error as exc:
+            left = deadline - time.monotonic()
+            if not _is_lock(exc) or left <= 0:
+                raise StorageError(_open_failure(path, exc)) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.2)
+
+
+def _is_lock(exc: duckdb.Error) -> bool:
+    return "Could not set lock" in str(exc)
 
 
 def _open_failure(path: object, exc: duckdb.Error) -> str:
