@@ -37,7 +37,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -48,10 +48,12 @@ from rich.text import Text
 
 from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, plot_path, print_json
 from agent.cli_explain import printable
+from portfolio import outbox
 from portfolio.errors import LedgerError
 from portfolio.ledger import Ledger
 from portfolio.models import RiskMode, RiskState
 from portfolio.risk import CEILINGS, LIMIT_INFO, RiskStateStore, load_limits
+from portfolio.storage import connect
 from tools.cache import MarketCache
 from tools.errors import DataError
 from tools.fx import fx_instrument
@@ -81,11 +83,20 @@ def _portfolio_data() -> tuple[dict[str, Any], str | None, bool]:
                 "starting_cash": cash, "realised_pnl": 0.0, "unrealised_pnl": 0.0, "fees": 0.0,
                 "return_since_start": 0.0, "max_drawdown": None, "pending": [], "benchmark": None}, None, False
     try:
-        snap, starting_cash = ledger.snapshot(None), ledger.starting_cash
-        curve, pending = ledger.equity_curve(), ledger.orders(status="pending")
+        book, curve = book_summary(ledger)
     finally:
         ledger.close()
-    benchmark, missing = _benchmark(settings.daily_results_dir, settings.db_path, curve, snap.base_currency)
+    benchmark, missing = _benchmark(settings.daily_results_dir, settings.db_path, curve, book["base_currency"])
+    return {**book, "benchmark": benchmark}, missing, True
+
+
+def book_summary(ledger: Ledger) -> tuple[dict[str, Any], list[tuple[date, float]]]:
+    """The ``portfolio --json`` object without ``benchmark``, and the equity marks, read from an open ledger.
+
+    Shared with the chat (``agent.chat``), which opens the ledger itself (read-only, per request).
+    """
+    snap, starting_cash = ledger.snapshot(None), ledger.starting_cash
+    curve, pending = ledger.equity_curve(), ledger.orders(status="pending")
     positions = [
         {"symbol": p.symbol, "quantity": p.quantity, "avg_price": p.avg_price, "market_value": p.market_value,
          "weight": p.weight}
@@ -95,7 +106,7 @@ def _portfolio_data() -> tuple[dict[str, Any], str | None, bool]:
             "as_of": None if snap.as_of == date.min else snap.as_of.isoformat(), "starting_cash": starting_cash,
             "realised_pnl": snap.realised_pnl, "unrealised_pnl": snap.unrealised_pnl, "fees": snap.fees,
             "return_since_start": snap.equity / starting_cash - 1.0, "max_drawdown": max_drawdown(curve),
-            "pending": [o.model_dump(mode="json") for o in pending], "benchmark": benchmark}, missing, True
+            "pending": [o.model_dump(mode="json") for o in pending]}, curve
 
 
 def max_drawdown(curve: Sequence[tuple[date, float]]) -> float | None:
@@ -404,14 +415,35 @@ def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
     state = RiskState(mode=mode, reason=reason, since=since, changed_by="cli")
     store = RiskStateStore(settings.risk_state_path)
     with store.locked():
+        before = store.load()
         store.save(state)
     _show_state(state, json_)
+    _queue_alert(settings.db_path, before, state)
     if why_not is not None and not json_:
         console.print(f"the drawdown is still measured from the whole equity curve's peak: {printable(why_not)}",
                       style="dim")
     if mode != "ACTIVE" and not json_:
         what = "every pending order" if mode == "HALTED" else "pending orders that add risk"
         console.print(f"the next daily run cancels {what} before settling", style="dim")
+
+
+def _queue_alert(db_path: Path, before: RiskState, after: RiskState) -> None:
+    """The change goes to the alert outbox right after the state file is saved (it is a file, not a ledger row).
+
+    The switch has changed whatever happens here: a DuckDB file held by a running daily run is a warning line.
+    """
+    try:
+        con = connect(db_path)
+        try:
+            con.begin()
+            outbox.install(con)
+            outbox.enqueue_risk_change(con, before, after, run_date=None, source="kill_switch",
+                                       event=datetime.now(UTC).isoformat())
+            con.commit()
+        finally:
+            con.close()
+    except Exception as exc:
+        err_console.print(f"warning: the alert for this change was not queued ({printable(str(exc))})", style="yellow")
 
 
 @risk_app.command("halt")

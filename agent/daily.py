@@ -19,6 +19,9 @@ Contract (shared/DESIGN.md):
 - A day that placed orders but whose results file is missing or unusable (killed before writing it, corrupted)
   gets it rebuilt from the ledger (``"status": "recovered"``); an unusable file is kept as ``D.json.corrupt``.
 - Any failure past data loading ends in hold-all, and the results file says why.
+- A real run installs the alert outbox (``portfolio.outbox``) in the user's DuckDB file: the day's alerts
+  (orders, guard verdicts, breaker changes, hold-all, the summary) are written there in the same
+  transactions as what they report. Delivering them is the layer above's job (``schedules``).
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ from agent.day import Book, fills_since_previous_run, trade_day
 from agent.files import write_json_atomic
 from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
+from agent.news_inputs import load_for_run
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
+from portfolio import outbox
 from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
 from portfolio.risk import RiskStateStore, load_limits
@@ -139,6 +144,7 @@ def run_daily(
         cache.close()
     if today is not None and run_date > today:
         raise UserError(f"{run_date} is after today ({today}): bars dated in the future are wrong data")
+    news, news_note = load_for_run(settings.db_path, run_date)  # before the ledger opens; no connection kept
     data_seconds = time.perf_counter() - started
     # a dry run never overwrites the day's real record
     path = settings.daily_results_dir / f"{run_date.isoformat()}{'.dry-run' if dry_run else ''}.json"
@@ -146,6 +152,9 @@ def run_daily(
     ledger = Ledger(_book_path(settings, dry_run), base_currency=uni.base_currency,
                     starting_cash=settings.starting_cash or DEFAULT_STARTING_CASH)
     try:
+        if not dry_run:  # the user's book has an outbox: the day's alerts are written with what they report
+            with ledger.transaction() as con:
+                outbox.install(con)
         last = ledger.last_activity()
         if last is not None and last > run_date:  # dry runs too: today's book must not be shown to an older day
             raise UserError(
@@ -172,8 +181,9 @@ def run_daily(
                                collar=limits.max_price_deviation),
         )  # fmt: skip
         view = MarketView.build(data, run_date)
-        results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir))
-        results["data"] = {"notes": list(data.notes), "errors": dict(data.errors),
+        results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir),
+                            news=news)
+        results["data"] = {"notes": [*data.notes, *([news_note] if news_note else [])], "errors": dict(data.errors),
                            "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}}
         results["prompts"] = _prompt_hashes()
         results["universe_source"] = universe  # the --universe argument: `portfolio` reloads a TOML universe by it

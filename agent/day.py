@@ -34,6 +34,7 @@ from agent.graph import run_day_graph
 from agent.llm.base import LLMClient
 from agent.quant_inputs import QuantSetup
 from agent.state import DayDeps
+from portfolio import outbox
 from portfolio.breakers import RiskStore, stricter
 from portfolio.broker import PaperBroker
 from portfolio.holdall import hold_all
@@ -43,6 +44,7 @@ from portfolio.risk import update_breakers
 from tools.fx import fx_rates_as_of
 from tools.indicators import correlation_matrix, indicators_as_of
 from tools.models import Universe
+from tools.news.store import LoadedNews
 from tools.view import MarketView
 
 ORDER_EXPIRY_SESSIONS = 5  # a pending order with no session to fill at for this long is cancelled
@@ -161,16 +163,18 @@ def trade_day(
     dry_run: bool = False,
     configure: Callable[[DayDeps], DayDeps] | None = None,
     quant: QuantSetup | None = None,
+    news: LoadedNews | None = None,
 ) -> dict[str, Any]:
     """Run day ``view.as_of`` on ``book``: kill switch, settlement, equity mark, breakers, graph. Returns results.
 
     ``configure`` may adjust the day's dependencies before the graph runs (eval policies are graph
-    configurations); ``quant`` says which trained models the quant node may read (None: it abstains). The results dict is the body of ``results/daily/D.json`` without the edge's fields.
+    configurations); ``quant`` says which trained models the quant node may read (None: it abstains); ``news`` what the sentiment node may
+    read (None: it abstains). The results dict is the body of ``results/daily/D.json`` without the edge's fields.
     """
     if dry_run:
         with book.ledger.scratch():
-            return _trade(view, universe, book, client, dry_run=True, configure=configure, quant=quant)
-    return _trade(view, universe, book, client, dry_run=False, configure=configure, quant=quant)
+            return _trade(view, universe, book, client, dry_run=True, configure=configure, quant=quant, news=news)
+    return _trade(view, universe, book, client, dry_run=False, configure=configure, quant=quant, news=news)
 
 
 def _trade(
@@ -182,8 +186,10 @@ def _trade(
     dry_run: bool,
     configure: Callable[[DayDeps], DayDeps] | None,
     quant: QuantSetup | None,
+    news: LoadedNews | None = None,
 ) -> dict[str, Any]:
     run_date, ledger, broker = view.as_of, book.ledger, book.broker
+    alerts_error: str | None = None
     book_exists = ledger.last_activity() is not None
     risk_state = book.risk_store.load(book_exists=book_exists)
     cancelled = broker.cancel_for_mode(risk_state.mode, risk_state.reason)
@@ -197,11 +203,18 @@ def _trade(
     if dry_run:
         risk_state = stricter(risk_state, latched)
     else:  # saves only a stricter state (or a missing file): a person's HALT written meanwhile stands
-        risk_state = book.risk_store.escalate(latched, book_exists=book_exists)
+        before, risk_state = risk_state, book.risk_store.escalate(latched, book_exists=book_exists)
+        if risk_state.mode != before.mode:
+            try:  # the state file is saved; its alert follows at once (an outbox failure never stops the day)
+                with ledger.transaction() as con:
+                    outbox.enqueue_risk_change(con, before, risk_state, run_date=run_date, source="breaker")
+            except Exception as exc:
+                alerts_error = f"{type(exc).__name__}: {exc}"
     deps = DayDeps(
         run_date=run_date, universe=universe, view=view, market=market, portfolio=snapshot, limits=book.limits,
         risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
         broker=None if dry_run else broker, fee_bps=broker.cost_bps, risk_store=book.risk_store, quant=quant,
+        news=news,
     )  # fmt: skip
     if configure is not None:
         deps = configure(deps)
@@ -211,7 +224,7 @@ def _trade(
     except Exception as exc:
         state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
     guard_result = state.get("guard")
-    return {
+    results = {
         "date": run_date.isoformat(),
         "universe": universe.name,
         "base_currency": universe.base_currency,
@@ -239,6 +252,15 @@ def _trade(
         "tokens": sum(int(n.get("tokens", 0)) for n in state.get("nodes", {}).values()),
         "timings": {**state.get("timings", {}), "graph_seconds": round(time.perf_counter() - started, 4)},
     }
+    if not dry_run:  # the summary and a hold-all's cause; an outbox failure is reported, never fails the day
+        try:
+            with ledger.transaction() as con:
+                outbox.enqueue_day(con, results)
+        except Exception as exc:
+            alerts_error = f"{type(exc).__name__}: {exc}"
+    if alerts_error is not None:
+        results["alerts_error"] = alerts_error
+    return results
 
 
 def _status(state: dict[str, Any], dry_run: bool) -> str:

@@ -22,6 +22,7 @@ from langgraph.graph import END, START, StateGraph
 
 from agent import nodes
 from agent.state import DayDeps, DayState
+from portfolio import outbox
 from portfolio.holdall import hold_all
 
 NodeFn = Callable[[DayState, DayDeps], DayState]
@@ -82,7 +83,9 @@ def _record(state: DayState, deps: DayDeps) -> DayState:
     """
     result = state.get("guard")
     if result is not None and deps.broker is not None and "placed" not in state:
-        deps.ledger.record_guard(deps.run_date, result)
+        with deps.ledger.transaction() as con:  # the verdicts' alert commits with them
+            deps.ledger.record_guard(deps.run_date, result)
+            outbox.enqueue_guard(con, deps.run_date, deps.universe.name, result, [])
     return {}
 
 

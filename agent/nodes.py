@@ -9,7 +9,10 @@ Deliberate decisions:
 - Except a replay cache miss (``cache_miss``): the day was asked to replay a recording that lacks one of its
   answers, and trading on the other nodes would be a day nobody recorded. Any node's miss, a signal node's
   included, ends the day in hold-all ``fallback:cache_miss``; the risk node asks nothing after a signal miss.
-- Sentiment abstains today because news ingestion does not exist yet; its tools are absent, not faked.
+- Sentiment reads the news items available by D's decision time (``agent.news_inputs``: stored offline scores
+  per symbol, and the item texts as a JSON list labelled untrusted data) and is offered NO tools. With no news
+  store or no item about the universe it abstains (``no_news``). Its output never reaches the risk node: the
+  decision node tilts the risk plan's positive targets by at most ``SENTIMENT_CAP`` (``agent.sentiment_tilt``).
 - Quant reads the trained models' predictions (``agent.quant_inputs``: XGBoost, and PPO once built) for the
   whole universe in one batched call per model kind, puts them in its prompt context and asks for a
   ``QuantReport``; its outcome also names the model versions used (``models``) and why a kind gave nothing
@@ -33,9 +36,12 @@ from pydantic import BaseModel
 
 from agent.llm.base import LLMRequest, tool_spec
 from agent.llm.runner import AskFailed, BoundTool, ask
-from agent.models import AnalystReport, NodeOutcome, QuantReport, RiskPlan
+from agent.models import AnalystReport, NodeOutcome, QuantReport, RiskPlan, SentimentReport
+from agent.news_inputs import WINDOW_HOURS, read_news
 from agent.quant_inputs import read_models
+from agent.sentiment_tilt import SENTIMENT_CAP, sentiment_signals, tilt_plan
 from agent.state import DayDeps, DayState
+from portfolio import outbox
 from portfolio.holdall import deliberate_hold, hold_all
 from portfolio.risk import guard, stricter
 from prompts.loader import load_prompt, render
@@ -51,6 +57,7 @@ FEATURES = (
 )  # fmt: skip
 REBALANCE_BAND = 0.02  # weight changes smaller than 2% of equity are not traded (no churn)
 SIGNAL_NODES = ("analyst", "sentiment", "quant")
+RISK_SIGNAL_NODES = ("analyst", "quant")  # sentiment reaches orders only through the capped tilt (agent.sentiment_tilt)
 CACHE_MISS = "cache_miss"  # agent.llm.cache.CacheMiss's cause: a replay without a recording holds the whole day
 
 
@@ -208,8 +215,20 @@ def analyst_node(state: DayState, deps: DayDeps) -> DayState:
 def sentiment_node(state: DayState, deps: DayDeps) -> DayState:
     if (out := _left_out("sentiment", deps)) is not None:
         return out
-    reason = "news ingestion is not built yet: sentiment abstains and carries no weight"
-    return {"nodes": {"sentiment": abstention("sentiment", deps, reason)}}
+    if deps.news is None:
+        detail = "no news store (run `tradeagent news fetch`, or `eval --news FILE`)"
+        return {"nodes": {"sentiment": _outcome("sentiment", deps, status="abstained", abstain_reason="no_news",
+                                                abstain_detail=detail)}}
+    readings = read_news(deps.news, deps.universe.symbols, deps.run_date)
+    if not readings.symbols:
+        detail = f"no news item about the universe in the {WINDOW_HOURS:g} h before {deps.run_date} 23:59:59 UTC"
+        return {"nodes": {"sentiment": _outcome("sentiment", deps, status="abstained", abstain_reason="no_news",
+                                                abstain_detail=detail)}}
+    # Untrusted text travels only inside JSON strings under "untrusted_news" (quotes and control characters
+    # escaped, so no item can close its string or the context); the prompt labels that key as data. No tools.
+    context = {"as_of": deps.run_date.isoformat(), "symbols": readings.symbols, "untrusted_news": readings.prompt_items}
+    _, outcome = _ask_node("sentiment", deps, SentimentReport, context, {})
+    return {"nodes": {"sentiment": {**outcome, "news": readings.symbols, "item_ids": readings.item_ids}}}
 
 
 def quant_node(state: DayState, deps: DayDeps) -> DayState:
@@ -231,9 +250,12 @@ def quant_node(state: DayState, deps: DayDeps) -> DayState:
 
 
 def _signals(state: DayState) -> dict[str, dict[str, Any]]:
-    """Per symbol, each signal node's {score, confidence}, or None where that node abstained or was silent."""
-    signals: dict[str, dict[str, Any]] = {s: dict.fromkeys(SIGNAL_NODES) for s in state.get("features", {})}
-    for node in SIGNAL_NODES:
+    """Per symbol, the risk node's signal nodes' {score, confidence}, or None where one abstained or was silent.
+
+    Sentiment is not among them: its only path to an order is the capped tilt after the plan.
+    """
+    signals: dict[str, dict[str, Any]] = {s: dict.fromkeys(RISK_SIGNAL_NODES) for s in state.get("features", {})}
+    for node in RISK_SIGNAL_NODES:
         outcome = state.get("nodes", {}).get(node) or {}
         if outcome.get("status") != "ok":
             continue
@@ -259,7 +281,7 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
     if missed := _cache_misses(nodes):
         detail = f"the replay has no recording for node(s) {', '.join(missed)}"
         return {"hold": hold_all(CACHE_MISS, detail).model_dump()}
-    if not any(nodes.get(n, {}).get("status") == "ok" for n in SIGNAL_NODES):
+    if not any(nodes.get(n, {}).get("status") == "ok" for n in RISK_SIGNAL_NODES):
         causes = ",".join(f"{n}={nodes.get(n, {}).get('abstain_reason', 'missing')}" for n in SIGNAL_NODES)
         return {"hold": hold_all("no_signals", f"every signal node abstained ({causes})").model_dump()}
     snap = deps.portfolio
@@ -287,10 +309,12 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
 def decision_node(state: DayState, deps: DayDeps) -> DayState:
     """Target weights -> orders. Code, not an LLM; unknown symbols pass through so the guard rejects them."""
     plan = RiskPlan.model_validate(state["nodes"]["risk"]["output"])
+    sentiment = state.get("nodes", {}).get("sentiment")
+    tilted, tilts = tilt_plan(plan, sentiment_signals(sentiment), deps.limits.max_position_weight)
     snap = deps.portfolio
     held = {p.symbol: p for p in snap.positions}
     proposals: list[dict[str, Any]] = []
-    for target in plan.targets:
+    for planned, target in zip(plan.targets, tilted.targets, strict=True):
         current = held.get(target.symbol)
         w0 = current.weight if current is not None else 0.0
         delta = target.target_weight - w0
@@ -299,7 +323,10 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
                 {"symbol": target.symbol, "side": "sell", "quantity": current.quantity, "reason": target.rationale}
             )
             continue
-        if abs(delta) < REBALANCE_BAND:
+        # The band is judged on the plan's own change; the tilt only resizes a trade the plan makes (same side),
+        # so sentiment can neither create an order nor move one by more than SENTIMENT_CAP.
+        planned_delta = planned.target_weight - w0
+        if abs(planned_delta) < REBALANCE_BAND or delta * planned_delta <= 0:
             continue
         quote = deps.market.quotes.get(target.symbol)
         side = "buy" if delta > 0 else "sell"
@@ -310,6 +337,8 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
         if quantity > 0:
             proposals.append({"symbol": target.symbol, "side": side, "quantity": quantity, "reason": target.rationale})
     update: DayState = {"proposals": proposals}
+    if tilts and sentiment is not None:
+        update["nodes"] = {"sentiment": {**sentiment, "tilt": {"cap": SENTIMENT_CAP, "targets": tilts}}}
     if not proposals:
         update["hold"] = deliberate_hold("no_change", "the plan matches the book within the rebalance band").model_dump()
     return update
@@ -355,9 +384,10 @@ def broker_node(state: DayState, deps: DayDeps) -> DayState:
             update["risk_now"] = now.model_dump(mode="json")  # the results file reports the state in force
             if not result.approved:
                 update["hold"] = deliberate_hold(now.mode.lower(), f"risk state {now.mode} mid-run: {now.reason}").model_dump()
-        with deps.ledger.transaction():  # the day's verdicts and the orders they approved are stored together or not at all
+        with deps.ledger.transaction() as con:  # the day's verdicts and the orders they approved are stored together or not at all
             deps.ledger.record_guard(deps.run_date, result)
             update["placed"] = deps.broker.submit(result.approved)
+            outbox.enqueue_guard(con, deps.run_date, deps.universe.name, result, update["placed"])  # alerts commit with them
     return update
 
 
