@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from agent import cli_daily, cli_data, cli_explain, cli_models, cli_orders, cli_portfolio
+from agent import cli_daily, cli_data, cli_explain, cli_models, cli_news, cli_orders, cli_portfolio
 
 app = typer.Typer(
     name="tradeagent",
@@ -53,6 +53,7 @@ cli_portfolio.register(app)
 cli_explain.register(app)
 cli_models.register(app)
 app.add_typer(cli_orders.app, name="orders", help="Pending paper orders: list them, cancel them by hand.")
+app.add_typer(cli_news.app, name="news", help="News from RSS/Atom feeds and Reddit: fetch it, read it point-in-time.")
 
 
 def _register_plugins(target: typer.Typer) -> None:

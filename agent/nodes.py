@@ -36,6 +36,7 @@ from pydantic import BaseModel
 
 from agent.llm.base import LLMRequest, tool_spec
 from agent.llm.runner import AskFailed, BoundTool, ask
+from agent.memory_inputs import SearchMemoryInput, search_memory
 from agent.models import AnalystReport, NodeOutcome, QuantReport, RiskPlan, SentimentReport
 from agent.news_inputs import WINDOW_HOURS, read_news
 from agent.quant_inputs import read_models
@@ -208,8 +209,19 @@ def analyst_node(state: DayState, deps: DayDeps) -> DayState:
     if (out := _left_out("analyst", deps)) is not None:
         return out
     context = {"as_of": deps.run_date.isoformat(), "symbols": state.get("features", {})}
-    _, outcome = _ask_node("analyst", deps, AnalystReport, context, market_tools(deps))
+    _, outcome = _ask_node("analyst", deps, AnalystReport, *_with_memory(state, deps, context, market_tools(deps)))
     return {"nodes": {"analyst": outcome}}
+
+
+def _with_memory(
+    state: DayState, deps: DayDeps, context: dict[str, Any], tools: dict[str, BoundTool]
+) -> tuple[dict[str, Any], dict[str, BoundTool]]:
+    """Add the day's recalled decisions (context key ``memory``) and the ``search_memory`` tool, when memory is on."""
+    if deps.memory is None:
+        return context, tools
+    if (recalled := deps.memory.prefetch(state.get("features", {}))) is not None:
+        context = {**context, "memory": recalled}
+    return context, {**tools, "search_memory": _bind("search_memory", search_memory, SearchMemoryInput, deps.memory)}
 
 
 def sentiment_node(state: DayState, deps: DayDeps) -> DayState:
@@ -297,7 +309,7 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         "momentum": {s: f.get("ret_20d") for s, f in state.get("features", {}).items()},
         "pnl": {p.symbol: _unrealised_return(p.symbol, p.avg_price, deps) for p in snap.positions},
     }
-    plan, outcome = _ask_node("risk", deps, RiskPlan, context, book_tools(deps))
+    plan, outcome = _ask_node("risk", deps, RiskPlan, *_with_memory(state, deps, context, book_tools(deps)))
     update: DayState = {"nodes": {"risk": outcome}}
     if plan is None and outcome["abstain_reason"] == CACHE_MISS:
         update["hold"] = hold_all(CACHE_MISS, "the replay has no recording for node risk").model_dump()

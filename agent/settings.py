@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     commission_bps: float = Field(default=10.0, ge=0, lt=10_000, allow_inf_nan=False)  # the broker's own range
     slippage_bps: float = Field(default=5.0, ge=0, lt=10_000, allow_inf_nan=False)
 
+    # Reddit (news): a "script" app's id and secret from https://www.reddit.com/prefs/apps; none: Reddit is skipped
+    reddit_client_id: str | None = None
+    reddit_client_secret: SecretStr | None = None
+    reddit_user_agent: str = "tradeagent-news/1.0 (personal trading agent; read-only)"
+
     # Discord
     discord_webhook_url: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api"

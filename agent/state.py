@@ -13,12 +13,14 @@ from datetime import date
 from typing import Annotated, Any, TypedDict
 
 from agent.llm.base import LLMClient
+from agent.memory_inputs import DayMemory
 from agent.quant_inputs import QuantSetup
 from portfolio.breakers import RiskStore
 from portfolio.broker import Broker
 from portfolio.ledger import Ledger, TradingHistory
 from portfolio.models import GuardResult, MarketSnapshot, PortfolioSnapshot, RiskLimits, RiskState
 from tools.models import Universe
+from tools.news.store import LoadedNews
 from tools.view import MarketView
 
 
@@ -40,6 +42,8 @@ class DayDeps:
     # left out abstains with reason ``not_in_policy`` and carries no weight.
     signal_nodes: frozenset[str] = frozenset({"analyst", "sentiment", "quant"})
     quant: QuantSetup | None = None  # the models the quant node may read (None: it abstains, ``no_models``)
+    news: LoadedNews | None = None  # news the sentiment node may read, point-in-time (None: it abstains, ``no_news``)
+    memory: DayMemory | None = None  # past decisions as day D may read them (None: no memory key, no tool)
     risk_store: RiskStore | None = None  # re-read right before placing: a halt issued mid-run stops the orders
 
 

@@ -6,6 +6,8 @@ not a silently ignored key.
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 
@@ -22,6 +24,15 @@ class Instrument(_Frozen):
     # Trading calendar for the forming-bar and staleness checks; None: chosen from source and symbol
     # (tools.calendars.calendar_for). "24/5", "24/7" or an exchange_calendars name such as "XPAR".
     calendar: str | None = None
+    # Other names news may use for it ("LVMH", "bitcoin"); matched on word boundaries (tools.news.matching).
+    aliases: list[str] = Field(default_factory=list)
+
+    @field_validator("aliases")
+    @classmethod
+    def _real_aliases(cls, value: list[str]) -> list[str]:
+        if any(not a.strip() for a in value):
+            raise ValueError("an alias must not be blank")
+        return [a.strip() for a in value]
 
     @field_validator("symbol")
     @classmethod
@@ -51,8 +62,24 @@ class Instrument(_Frozen):
 
 
 class NewsConfig(_Frozen):
-    feeds: list[str] = Field(default_factory=list)
-    subreddits: list[str] = Field(default_factory=list)
+    feeds: list[str] = Field(default_factory=list)  # http(s) URLs, file:// URLs or local paths of RSS/Atom feeds
+    subreddits: list[str] = Field(default_factory=list)  # names without "r/"
+
+    @field_validator("feeds")
+    @classmethod
+    def _real_feeds(cls, value: list[str]) -> list[str]:
+        if any(not f.strip() for f in value):
+            raise ValueError("a feed must not be blank")
+        return [f.strip() for f in value]
+
+    @field_validator("subreddits")
+    @classmethod
+    def _subreddit_names(cls, value: list[str]) -> list[str]:
+        names = [v.strip().removeprefix("r/") for v in value]
+        for name in names:  # Reddit's own rule; anything else would be a path injected into the API URL
+            if not re.fullmatch(r"[A-Za-z0-9_]{2,21}", name):
+                raise ValueError(f"subreddit {name!r} is not a subreddit name (2-21 letters, digits or _)")
+        return names
 
 
 class Universe(_Frozen):

@@ -6,8 +6,8 @@ Built-ins: ``demo`` (offline sample data), ``etf-eu`` (yfinance), ``crypto-eur``
 Deliberate decisions:
 - A name containing a path separator or ending in ``.toml`` is a file; anything else is a built-in name,
   so a typo in a built-in name gives "unknown universe" with the list rather than "file not found".
-- A relative ``csv:`` path inside a TOML file is resolved against the TOML file's folder, so a universe
-  and its CSVs can be moved together.
+- A relative ``csv:`` path (and a relative ``[news] feeds`` path) inside a TOML file is resolved against the
+  TOML file's folder, so a universe and its CSVs and feed files can be moved together.
 - Files are read as UTF-8 with an optional BOM (Windows editors write one); bytes that are not UTF-8
   are a one-line error naming the file rather than a decode traceback.
 - TOML syntax errors keep tomllib's "(at line L, column C)"; schema errors name the field. One line each.
@@ -66,6 +66,14 @@ def _from_toml(text: str, origin: str, base_dir: Path | None) -> Universe:
                 path = Path(source[4:]).expanduser()
                 if not path.is_absolute():
                     inst["source"] = f"csv:{(base_dir / path).resolve()}"
+        news = raw.get("news")
+        if isinstance(news, dict) and isinstance(news.get("feeds"), list):  # local feed files move with the TOML too
+            news["feeds"] = [
+                str((base_dir / Path(f).expanduser()).resolve())
+                if isinstance(f, str) and f.strip() and "://" not in f and not Path(f).expanduser().is_absolute()
+                else f
+                for f in news["feeds"]
+            ]
     try:
         return Universe.model_validate(raw)
     except ValidationError as exc:

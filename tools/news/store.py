@@ -1,0 +1,161 @@
+"""The DuckDB ``news`` table, and ``LoadedNews``: a window of it in memory, read point-in-time.
+
+Contract:
+- Table ``news(id PRIMARY KEY, source, url, title, summary, published_at, fetched_at, available_at, symbols
+  VARCHAR[], score, scorer, scored_at)`` in the shared DuckDB file (opened via ``portfolio.storage.connect``).
+  ``NewsStore.upsert(items)`` inserts new ids and, for an id already stored, only adds symbols to its list (the
+  same article matched for another universe); text, times and score of a stored item never change. It returns
+  how many ids were new. One transaction per call.
+- ``NewsStore.load(start, end)`` returns the dated items with ``start <= available_at <= end`` as ``LoadedNews``.
+- ``LoadedNews.about(symbols, end, hours)``: the items about any of ``symbols`` with
+  ``end - hours < available_at <= end``, newest first. Undated items are never in a ``LoadedNews``.
+- ``news_table_exists(path)`` says whether a DuckDB file has the table, without creating anything.
+
+Deliberate decisions:
+- Decisions read ``LoadedNews`` (plain data): the daily run loads its window before the ledger opens and holds
+  no news connection during the graph; a replay loads its whole window once and hands it to worker processes.
+- Times are naive UTC throughout (DuckDB TIMESTAMP); ``available_at`` is stored so the window is one indexed
+  range scan rather than a computation per row.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+
+from portfolio.storage import StorageError, connect
+from tools.errors import DataError
+from tools.news.models import NewsItem
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS news (
+    id           VARCHAR   PRIMARY KEY,
+    source       VARCHAR   NOT NULL,
+    url          VARCHAR   NOT NULL,
+    title        VARCHAR   NOT NULL,
+    summary      VARCHAR   NOT NULL,
+    published_at TIMESTAMP,
+    fetched_at   TIMESTAMP NOT NULL,
+    available_at TIMESTAMP,
+    symbols      VARCHAR[] NOT NULL,
+    score        DOUBLE    NOT NULL,
+    scorer       VARCHAR   NOT NULL,
+    scored_at    TIMESTAMP NOT NULL
+)
+"""
+_COLUMNS = "id, source, url, title, summary, published_at, fetched_at, symbols, score, scorer, scored_at"
+
+
+def news_table_exists(db_path: Path | str) -> bool:
+    """True when ``db_path`` is a DuckDB file with a ``news`` table (read without creating anything)."""
+    if str(db_path) != ":memory:" and not Path(db_path).is_file():
+        return False
+    try:
+        con = connect(db_path)
+    except StorageError as exc:
+        raise DataError(f"cannot open the news store: {exc}") from None
+    try:
+        row = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'news'").fetchone()
+        return bool(row and row[0])
+    finally:
+        con.close()
+
+
+@dataclass(frozen=True)
+class LoadedNews:
+    """Dated items sorted by ``available_at`` (oldest first), for point-in-time reads."""
+
+    items: tuple[NewsItem, ...] = ()
+    _times: tuple[datetime, ...] = field(default=(), repr=False, compare=False)
+
+    @classmethod
+    def of(cls, items: Iterable[NewsItem]) -> LoadedNews:
+        dated = sorted((i for i in items if i.available_at is not None), key=lambda i: (i.available_at, i.id))
+        return cls(items=tuple(dated), _times=tuple(i.available_at for i in dated if i.available_at is not None))
+
+    def about(self, symbols: Iterable[str], end: datetime, hours: float) -> list[NewsItem]:
+        """Items about any of ``symbols`` available in (end - hours, end], newest first."""
+        wanted = set(symbols)
+        lo = bisect.bisect_right(self._times, end - timedelta(hours=hours))
+        hi = bisect.bisect_right(self._times, end)
+        return [i for i in reversed(self.items[lo:hi]) if wanted.intersection(i.symbols)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class NewsStore:
+    def __init__(self, db_path: Path | str) -> None:
+        if str(db_path) != ":memory:":
+            Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = connect(db_path)
+        except StorageError as exc:
+            raise DataError(f"cannot open the news store: {exc}") from None
+        self._con.execute(_SCHEMA)
+
+    def close(self) -> None:
+        self._con.close()
+
+    def __enter__(self) -> NewsStore:
+        return self
+
+    def __exit__(self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def upsert(self, items: Iterable[NewsItem]) -> int:
+        """Store ``items`` (see the module doc); returns the number of ids that were not stored before."""
+        rows = {i.id: i for i in items}  # one row per id: the first occurrence's text, every occurrence's symbols
+        if not rows:
+            return 0
+        con = self._con
+        con.execute("BEGIN")
+        try:
+            known = {r[0] for r in con.execute("SELECT id FROM news WHERE id IN (SELECT unnest(?))", [list(rows)]).fetchall()}
+            for item in rows.values():
+                if item.id in known:
+                    if item.symbols:
+                        con.execute("UPDATE news SET symbols = list_sort(list_distinct(list_concat(symbols, ?))) "
+                                    "WHERE id = ?", [list(item.symbols), item.id])
+                    continue
+                con.execute(
+                    f"INSERT INTO news ({_COLUMNS}, available_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [item.id, item.source, item.url, item.title, item.summary, item.published_at, item.fetched_at,
+                     sorted(set(item.symbols)), item.score, item.scorer, item.scored_at, item.available_at],
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return len(rows) - len(known)
+
+    def _rows(self, where: str, params: list[object]) -> list[NewsItem]:
+        cur = self._con.execute(f"SELECT {_COLUMNS} FROM news WHERE {where} ORDER BY available_at, id", params)
+        names = [d[0] for d in cur.description]
+        out = []
+        for row in cur.fetchall():
+            rec = dict(zip(names, row, strict=True))
+            rec["symbols"] = tuple(rec["symbols"] or ())
+            out.append(NewsItem.model_validate(rec))
+        return out
+
+    def load(self, start: datetime, end: datetime) -> LoadedNews:
+        return LoadedNews.of(self._rows("available_at BETWEEN ? AND ?", [start, end]))
+
+    def about(self, symbol: str, *, until: datetime | None = None, limit: int = 50) -> list[NewsItem]:
+        """Items about ``symbol`` (available by ``until`` when given, dated ones only then), newest first."""
+        where, params = "list_contains(symbols, ?)", list[object]([symbol])
+        if until is not None:
+            where += " AND available_at <= ?"
+            params.append(until)
+        items = self._rows(where, params)
+        items.sort(key=lambda i: (i.available_at or i.fetched_at, i.id), reverse=True)
+        return items[:limit]
+
+    def count(self) -> int:
+        row = self._con.execute("SELECT count(*) FROM news").fetchone()
+        return int(row[0]) if row else 0
