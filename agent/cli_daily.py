@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from importlib.metadata import entry_points
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli_common import cli_errors, console, load_settings, parse_date, print_json
+from agent.cli_common import cli_errors, console, err_console, load_settings, parse_date, print_json
 from agent.cli_explain import printable
 from agent.daily import DailyResult, run_daily
 
@@ -127,11 +128,27 @@ def _orders_table(r: dict[str, Any]) -> Table:
 
 def _run(**kwargs: Any) -> None:
     as_json = kwargs.pop("as_json")
-    result = run_daily(load_settings(), progress=not as_json and sys.stderr.isatty(), today=date.today(), **kwargs)
+    settings = load_settings()
+    result = run_daily(settings, progress=not as_json and sys.stderr.isatty(), today=date.today(), **kwargs)
     if as_json:
         print_json({**result.results, "results_path": str(result.path), "repeated": result.repeated})
     else:
         render_summary(result)
+    if not result.results.get("dry_run"):
+        _after_run(settings, result, as_json)
+
+
+def _after_run(settings: Any, result: DailyResult, quiet: bool) -> None:
+    """Hooks of the layers above, once the day is recorded (``schedules`` delivers the alert outbox to Discord).
+
+    Found through the ``tradeagent.after_daily`` entry point group, so ``agent`` never imports them; each
+    bounds its own time, and a failing hook is one warning line: the day is already recorded.
+    """
+    for entry in sorted(entry_points(group="tradeagent.after_daily"), key=lambda e: e.name):
+        try:
+            entry.load()(settings, result, quiet)
+        except Exception as exc:
+            err_console.print(f"warning: {entry.name} after the run failed ({type(exc).__name__})", style="yellow")
 
 
 def register(app: typer.Typer) -> None:
