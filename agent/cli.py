@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from agent import cli_daily, cli_data, cli_explain, cli_models, cli_news, cli_orders, cli_portfolio
+from agent import cli_chat, cli_daily, cli_data, cli_explain, cli_models, cli_news, cli_orders, cli_portfolio
 
 app = typer.Typer(
     name="tradeagent",
@@ -51,6 +51,7 @@ def _main(
 app.add_typer(cli_data.app, name="data", help="Fetch and inspect market data (point-in-time).")
 cli_portfolio.register(app)
 cli_explain.register(app)
+cli_chat.register(app)
 cli_models.register(app)
 app.add_typer(cli_orders.app, name="orders", help="Pending paper orders: list them, cancel them by hand.")
 app.add_typer(cli_news.app, name="news", help="News from RSS/Atom feeds and Reddit: fetch it, read it point-in-time.")
