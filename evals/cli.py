@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         memory: Annotated[str, typer.Option("--memory", help="on | off")] = "off",
         seed: Annotated[int, typer.Option("--seed", help="seed of the bootstrap intervals")] = 0,
         jobs: Annotated[int, typer.Option("--jobs", help="graph policies replayed in parallel processes")] = 1,
+        news: Annotated[Path | None, typer.Option("--news", help="news archive to import first: a .jsonl file or a folder of saved RSS/Atom files")] = None,
         llm_cutoff: Annotated[str | None, typer.Option("--llm-cutoff", help="the model's training cutoff: metrics before and after it apart")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="print report.json's metrics as JSON")] = False,
     ) -> None:
@@ -86,7 +87,7 @@ def register(app: typer.Typer) -> None:
             llm=_choice(llm, ("offline", "openai"), "--llm"),
             cache_mode=_choice(llm_cache, ("record", "replay", "off"), "--llm-cache"),
             memory=_choice(memory, ("on", "off"), "--memory") == "on", seed=seed, jobs=jobs,
-            llm_cutoff=parse_date(llm_cutoff, "--llm-cutoff"),
+            llm_cutoff=parse_date(llm_cutoff, "--llm-cutoff"), news=news,
         )  # fmt: skip
         start_bar, bar = _progress(not as_json and sys.stderr.isatty())
         try:

@@ -44,6 +44,7 @@ from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
 from portfolio.models import RiskLimits
 from tools.data import UniverseData
+from tools.news.store import LoadedNews
 from tools.view import MarketView
 
 # Graph policies and the signal nodes each lets speak. ``agent`` is every signal node that has inputs.
@@ -103,10 +104,12 @@ def replay_policy(
     client_for_day: Callable[[date], LLMClient],
     on_day: Callable[[], None] | None = None,
     quant: QuantSetup | None = None,
+    news: LoadedNews | None = None,
 ) -> PolicyRun:
     """Replay graph policy ``name`` over ``sessions`` (sorted) and return its ``PolicyRun``.
 
-    ``quant``: the models the quant node may read (a model policy keeps only its own kind of them).
+    ``quant``: the models the quant node may read (a model policy keeps only its own kind of them). ``news``: the
+    stored news of the window; each day reads only what was available by its decision time (agent.news_inputs).
     """
     nodes = check_policy(name)
     if name in MODEL_POLICIES:
@@ -121,7 +124,8 @@ def replay_policy(
         log = _Log()
         for day in sessions:
             view = MarketView.build(data, day, indicators=indicators)
-            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes), quant=quant)
+            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes), quant=quant,
+                                news=news)
             log.add(day, results)
             if on_day is not None:
                 on_day()

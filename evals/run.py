@@ -11,6 +11,9 @@ Contract (``tradeagent eval``, shared/DESIGN.md):
   broker and returns plain data (a ``PolicyRun``). Results do not depend on ``jobs``.
 - The report (``evals.report``) is deterministic apart from ``timing``: same inputs, same seed, same LLM
   answers (offline rules or ``--llm-cache replay``) give a byte-identical ``report.json``.
+- News: ``news`` (``--news FILE``: JSONL or a folder of saved feeds, ``tools.news.archive``) is imported into the
+  user's news table first; then every item stored for the window is loaded once and each replayed day reads
+  only what was available by its decision time. No news for a day: the sentiment node abstains.
 - ``llm_cutoff`` (a model's training cutoff): each policy also gets metrics before and after it, and a note
   says the days before it are not evidence (the model may have read about them).
 
@@ -38,6 +41,7 @@ from agent.errors import AgentError
 from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.llm.offline import OfflineRulesClient
+from agent.news_inputs import load_window
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from evals.baselines import BASELINES, Fees, run_baselines
@@ -57,6 +61,9 @@ from portfolio.risk import load_limits
 from prompts.loader import load_prompt
 from tools.cache import MarketCache
 from tools.data import UniverseData, load_universe_data
+from tools.models import Universe
+from tools.news.archive import read_archive
+from tools.news.store import LoadedNews, NewsStore
 from tools.universe import load_universe
 from tools.view import precompute_indicators
 
@@ -80,6 +87,7 @@ class EvalConfig:
     seed: int = 0
     jobs: int = 1
     llm_cutoff: date | None = None
+    news: Path | None = None  # a news archive to import before replaying
 
 
 def check_config(cfg: EvalConfig) -> None:
@@ -92,6 +100,8 @@ def check_config(cfg: EvalConfig) -> None:
         raise EvalError(f"--policy names a policy twice: {','.join(cfg.policies)}")
     if cfg.memory:
         raise EvalError("--memory on needs the vector memory of past decisions, which is not built yet; use --memory off")
+    if cfg.news is not None and not cfg.news.exists():
+        raise EvalError(f"--news {cfg.news} not found (a .jsonl file or a folder of saved feeds)")
     if cfg.jobs < 1:
         raise EvalError(f"--jobs must be at least 1, not {cfg.jobs}")
     for name in cfg.policies:
@@ -129,11 +139,12 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
                         f"a replay needs at least 2" + (f" ({failed})" if failed else ""))
     graph = [p for p in cfg.policies if p not in BASELINES]
     trained = _train(data, cfg, sessions)
+    news, news_notes = _news(settings, cfg, uni, sessions)
     money = ReplayBook(starting_cash=settings.starting_cash or 10_000.0,
                        commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
     replay_started = time.perf_counter()
     tick = progress(len(sessions) * len(graph)) if progress is not None else None
-    runs = _replay_graph(settings, cfg, data, sessions, graph, limits, money, tick, client, _quant(trained))
+    runs = _replay_graph(settings, cfg, data, sessions, graph, limits, money, tick, client, _quant(trained), news)
     replay_seconds = time.perf_counter() - replay_started
     runs.update(_benchmarks(data, sessions, [p for p in cfg.policies if p in BASELINES], money))
     ordered = [runs[p] for p in cfg.policies]
@@ -141,7 +152,8 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
     report = build_report(
         ordered, config=_config(cfg, uni.name, sessions, money, limits.model_dump(), client, settings),
         benchmark=data.bars[first]["close"] if first in data.bars else None,
-        seed=cfg.seed, notes=[*data.notes, *limit_notes, *_cutoff_notes(cfg), *_quant_notes(cfg, trained)],
+        seed=cfg.seed, notes=[*data.notes, *limit_notes, *_cutoff_notes(cfg), *_quant_notes(cfg, trained),
+               *news_notes],
         reference="buyhold" if "buyhold" in cfg.policies else cfg.policies[0],
         timing={"total_seconds": round(time.perf_counter() - started, 3),
                 "train_seconds": round(trained.seconds, 3) if trained is not None else 0.0,
@@ -157,7 +169,7 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
 def _replay_graph(
     settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date], graph: Sequence[str],
     limits: Any, money: ReplayBook, tick: Callable[[], None] | None, client: LLMClient | None,
-    quant: QuantSetup | None,
+    quant: QuantSetup | None, news: LoadedNews | None = None,
 ) -> dict[str, PolicyRun]:
     if not graph:
         return {}
@@ -165,14 +177,15 @@ def _replay_graph(
     jobs = min(cfg.jobs, len(graph))
     if jobs == 1 or client is not None:
         return {name: replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
-                                    client_for_day=_client_factory(settings, cfg, client), on_day=tick, quant=quant)
+                                    client_for_day=_client_factory(settings, cfg, client), on_day=tick, quant=quant,
+                                    news=news)
                 for name in graph}
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB and thread pools
     manager = ctx.Manager()
     ticks = manager.Queue()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
         futures = {name: pool.submit(_worker, name, settings, cfg, data, sessions, indicators, limits, money, ticks,
-                                     quant) for name in graph}
+                                     quant, news) for name in graph}
         pending = len(sessions) * len(graph)
         while pending and not all(f.done() for f in futures.values()):
             try:
@@ -186,9 +199,11 @@ def _replay_graph(
 
 
 def _worker(name: str, settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date],
-            indicators: Any, limits: Any, money: ReplayBook, ticks: Any, quant: QuantSetup | None) -> PolicyRun:
+            indicators: Any, limits: Any, money: ReplayBook, ticks: Any, quant: QuantSetup | None,
+            news: LoadedNews | None = None) -> PolicyRun:
     return replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
-                         client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1), quant=quant)
+                         client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1), quant=quant,
+                         news=news)
 
 
 def _train(data: UniverseData, cfg: EvalConfig, sessions: list[date]) -> Trained | None:
@@ -197,6 +212,26 @@ def _train(data: UniverseData, cfg: EvalConfig, sessions: list[date]) -> Trained
     if not kinds:
         return None
     return train_walk_forward(data.bars, data.universe.name, kinds, sessions, cfg.out)
+
+
+def _news(settings: Settings, cfg: EvalConfig, uni: Universe, sessions: list[date]) -> tuple[LoadedNews | None, list[str]]:
+    """Import ``cfg.news`` (if any) into the user's news table, then load the window's stored news, with notes."""
+    notes: list[str] = []
+    if cfg.news is not None:
+        items, outcomes = read_archive(cfg.news, uni)
+        with NewsStore(settings.db_path) as store:
+            new = store.upsert(items)
+        notes.append(f"news: {len(items)} items read from {cfg.news} ({new} new, "
+                     f"{sum(1 for i in items if i.symbols)} about {uni.name})")
+        notes.extend(f"news: {o.source} {o.status}: {o.reason}" for o in outcomes if o.reason)
+    news = load_window(settings.db_path, sessions[0], sessions[-1])
+    if not news:
+        if "agent" in cfg.policies:
+            notes.append("news: none stored for the window, the sentiment node abstained (no_news)")
+        return None, notes
+    notes.append(f"news: {len(news)} dated items available in the window; each day reads only those available by "
+                 "its decision time (D 23:59:59 UTC, 72 h back)")
+    return news, notes
 
 
 def _quant(trained: Trained | None) -> QuantSetup | None:
