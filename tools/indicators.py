@@ -19,6 +19,7 @@ Deliberate decisions:
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date
@@ -119,11 +120,12 @@ def cut_at(frame: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
 
 def indicators_as_of(ind: pd.DataFrame, as_of: date | None) -> dict[str, float | None]:
     """The last row on or before ``as_of`` as a dict; NaN → None; all None when no row qualifies."""
-    rows = cut_at(ind, as_of)
-    if rows.empty:
+    end = len(ind) if as_of is None else int(ind.index.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1)))
+    if end == 0:
         return dict.fromkeys(ind.columns, None)
-    last = rows.iloc[-1]
-    return {str(k): (float(val) if np.isfinite(val) else None) for k, val in last.items()}
+    # numpy, not ``iloc[-1]``: the context node and the market snapshot read every symbol's row every day
+    last = ind.to_numpy(dtype="float64", copy=False)[end - 1]
+    return {str(k): (float(val) if math.isfinite(val) else None) for k, val in zip(ind.columns, last, strict=True)}
 
 
 def correlation_matrix(closes: Mapping[str, pd.Series], as_of: date | None, window: int = 60) -> pd.DataFrame:
@@ -134,9 +136,41 @@ def correlation_matrix(closes: Mapping[str, pd.Series], as_of: date | None, wind
     """
     # Only the tail can be in the last ``window`` common days: 3 × window rows of each series cover them even
     # when a 24/7 series meets a weekday one (3 × 61 calendar days hold more than 61 weekdays).
-    cut = {s: cut_at(c.to_frame(), as_of).iloc[-3 * (window + 1) :, 0] for s, c in closes.items()}
-    if not cut:
+    if not closes:
         return pd.DataFrame()
+    fast = _same_days_correlation(closes, as_of, window)
+    if fast is not None:
+        return fast
+    cut = {s: cut_at(c.to_frame(), as_of).iloc[-3 * (window + 1) :, 0] for s, c in closes.items()}
     aligned = pd.concat(cut, axis=1, join="inner").sort_index()
     rets = aligned.pct_change(fill_method=None).iloc[1:].tail(window)
     return rets.corr(min_periods=max(2, window // 2))
+
+
+def _same_days_correlation(closes: Mapping[str, pd.Series], as_of: date | None, window: int) -> pd.DataFrame | None:
+    """``correlation_matrix`` in numpy when the last ``window + 1`` closes of every series fall on the same days
+    and none is missing (a replay's usual day); None otherwise, and the general path aligns them.
+
+    Same days and no NaN make the inner join a stack and pandas' pairwise ``corr`` a plain ``corrcoef``.
+    """
+    tails: dict[str, np.ndarray] = {}
+    days: np.ndarray | None = None
+    for symbol, series in closes.items():
+        idx = series.index
+        end = len(idx) if as_of is None else int(idx.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1)))
+        if end < window + 1:
+            return None
+        these = idx.asi8[end - window - 1 : end]
+        if days is None:
+            days = these
+        elif not np.array_equal(days, these):
+            return None
+        tails[symbol] = series.to_numpy(dtype="float64")[end - window - 1 : end]
+    prices = np.vstack(list(tails.values()))
+    if not np.isfinite(prices).all() or (prices == 0).any():
+        return None
+    rets = prices[:, 1:] / prices[:, :-1] - 1.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = np.corrcoef(rets) if len(tails) > 1 else np.ones((1, 1))
+    names = list(tails)
+    return pd.DataFrame(np.atleast_2d(corr), index=names, columns=names)

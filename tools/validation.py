@@ -107,9 +107,10 @@ def validate_bars(
             symbol=symbol, tradeable=False, reasons=[f"empty: no bars on or before {as_of}"]
         )
 
-    dup = bars.index.duplicated()
-    conflicted = set(conflicts or ()) | {ts.date() for ts in conflicting_days(bars)}
-    if dup.any():
+    has_dup = bars.index.has_duplicates
+    dup = bars.index.duplicated() if has_dup else None
+    conflicted = set(conflicts or ()) | ({ts.date() for ts in conflicting_days(bars)} if has_dup else set())
+    if dup is not None:
         repeats = bars.index[dup & ~bars.index.isin([pd.Timestamp(d) for d in conflicted])]
         if len(repeats):
             reasons.append(f"duplicate: {len(repeats)} repeated timestamps (first {repeats[0].date()})")
@@ -129,15 +130,15 @@ def validate_bars(
 def _price_checks(bars: pd.DataFrame, recent_window: int) -> list[str]:
     """``bad_price`` and ``inconsistent`` over the last ``recent_window`` bars (numpy: a replay calls this daily)."""
     reasons: list[str] = []
-    recent = bars.iloc[-recent_window:]
-    o, h, lo, c = (recent[col].to_numpy(dtype="float64") for col in _PRICE_COLUMNS)
+    recent = bars.index[-recent_window:]
+    o, h, lo, c = (bars[col].to_numpy(dtype="float64")[-recent_window:] for col in _PRICE_COLUMNS)
     prices = np.vstack([o, h, lo, c])
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(prices).all(axis=0) | (prices <= 0).any(axis=0)
     if bad.any():
         reasons.append(
             f"bad_price: NaN, infinite or non-positive OHLC on {int(bad.sum())} of the last {len(recent)} bars"
-            f" (first {recent.index[np.flatnonzero(bad)[0]].date()})"
+            f" (first {recent[np.flatnonzero(bad)[0]].date()})"
         )
     ok = ~bad
     tol = 1e-6  # relative: vendors round each price on its own
@@ -146,7 +147,7 @@ def _price_checks(bars: pd.DataFrame, recent_window: int) -> list[str]:
     if torn.any():
         reasons.append(
             f"inconsistent: high below open/close or low above them on {int(torn.sum())} of the last"
-            f" {len(recent)} bars (first {recent.index[np.flatnonzero(torn)[0]].date()})"
+            f" {len(recent)} bars (first {recent[np.flatnonzero(torn)[0]].date()})"
         )
     return reasons
 

@@ -97,3 +97,21 @@ def test_correlation_matrix_uses_only_returns_up_to_as_of() -> None:
     pd.testing.assert_frame_equal(
         correlation_matrix(changed, date(2008, 10, 15)), corr
     )  # future edits ignored
+
+
+def test_correlation_of_series_on_the_same_days_equals_the_pandas_alignment() -> None:
+    """The numpy path (same days, no gaps: a replay's usual day) gives pandas' pairwise answer."""
+    from tools.indicators import _same_days_correlation
+
+    rng = np.random.default_rng(7)
+    idx = pd.bdate_range("2020-01-01", periods=300)
+    closes = {f"S{i}": pd.Series(100 * np.exp(np.cumsum(rng.normal(0, 0.01, len(idx)))), index=idx) for i in range(5)}
+    as_of = idx[250].date()
+    fast = _same_days_correlation(closes, as_of, 60)
+    assert fast is not None  # the fast path is the one under test
+    aligned = pd.concat({s: c.loc[: idx[250]] for s, c in closes.items()}, axis=1).pct_change().iloc[1:].tail(60)
+    pd.testing.assert_frame_equal(fast, aligned.corr(min_periods=30), check_exact=False, atol=1e-12)
+    pd.testing.assert_frame_equal(correlation_matrix(closes, as_of), fast)
+    gappy = dict(closes, S0=closes["S0"].drop(idx[240]))  # one missing day: the general path aligns
+    assert _same_days_correlation(gappy, as_of, 60) is None
+    assert correlation_matrix(gappy, as_of).shape == (5, 5)
