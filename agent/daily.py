@@ -38,6 +38,7 @@ from agent.day import Book, fills_since_previous_run, trade_day
 from agent.files import write_json_atomic
 from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
+from agent.memory_open import open_user_memory
 from agent.news_inputs import load_for_run
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
@@ -181,8 +182,11 @@ def run_daily(
                                collar=limits.max_price_deviation),
         )  # fmt: skip
         view = MarketView.build(data, run_date)
+        memory, memory_off = open_user_memory(settings)  # optional: the day goes on without it, and says why
         results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir),
-                            news=news)
+                            news=news, memory=memory)
+        if memory_off is not None:
+            results["memory"] = {"status": "off" if not settings.memory else "unavailable", "reason": memory_off}
         results["data"] = {"notes": [*data.notes, *([news_note] if news_note else [])], "errors": dict(data.errors),
                            "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}}
         results["prompts"] = _prompt_hashes()

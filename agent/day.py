@@ -32,8 +32,10 @@ import pandas as pd
 
 from agent.graph import run_day_graph
 from agent.llm.base import LLMClient
+from agent.memory_day import close_day, open_day
 from agent.quant_inputs import QuantSetup
 from agent.state import DayDeps
+from memory.store import MemoryStore
 from portfolio import outbox
 from portfolio.breakers import RiskStore, stricter
 from portfolio.broker import PaperBroker
@@ -164,17 +166,22 @@ def trade_day(
     configure: Callable[[DayDeps], DayDeps] | None = None,
     quant: QuantSetup | None = None,
     news: LoadedNews | None = None,
+    memory: MemoryStore | None = None,
 ) -> dict[str, Any]:
     """Run day ``view.as_of`` on ``book``: kill switch, settlement, equity mark, breakers, graph. Returns results.
 
     ``configure`` may adjust the day's dependencies before the graph runs (eval policies are graph
     configurations); ``quant`` says which trained models the quant node may read (None: it abstains); ``news`` what the sentiment node may
-    read (None: it abstains). The results dict is the body of ``results/daily/D.json`` without the edge's fields.
+    read (None: it abstains); ``memory`` the store of past decisions (``agent.memory_day``: outcomes attached
+    before the graph, the day's records written after it, ``results["memory"]``; None: no memory).
+    The results dict is the body of ``results/daily/D.json`` without the edge's fields.
     """
     if dry_run:
         with book.ledger.scratch():
-            return _trade(view, universe, book, client, dry_run=True, configure=configure, quant=quant, news=news)
-    return _trade(view, universe, book, client, dry_run=False, configure=configure, quant=quant, news=news)
+            return _trade(view, universe, book, client, dry_run=True, configure=configure, quant=quant, news=news,
+                          memory=memory)
+    return _trade(view, universe, book, client, dry_run=False, configure=configure, quant=quant, news=news,
+                  memory=memory)
 
 
 def _trade(
@@ -187,6 +194,7 @@ def _trade(
     configure: Callable[[DayDeps], DayDeps] | None,
     quant: QuantSetup | None,
     news: LoadedNews | None = None,
+    memory: MemoryStore | None = None,
 ) -> dict[str, Any]:
     run_date, ledger, broker = view.as_of, book.ledger, book.broker
     alerts_error: str | None = None
@@ -210,11 +218,13 @@ def _trade(
                     outbox.enqueue_risk_change(con, before, risk_state, run_date=run_date, source="breaker")
             except Exception as exc:
                 alerts_error = f"{type(exc).__name__}: {exc}"
+    # outcomes due by D are attached after settlement; a memory failure is reported, never fails the day
+    day_memory, memory_report = open_day(memory, view, dry_run=dry_run) if memory is not None else (None, {})
     deps = DayDeps(
         run_date=run_date, universe=universe, view=view, market=market, portfolio=snapshot, limits=book.limits,
         risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
         broker=None if dry_run else broker, fee_bps=broker.cost_bps, risk_store=book.risk_store, quant=quant,
-        news=news,
+        news=news, memory=day_memory,
     )  # fmt: skip
     if configure is not None:
         deps = configure(deps)
@@ -252,6 +262,9 @@ def _trade(
         "tokens": sum(int(n.get("tokens", 0)) for n in state.get("nodes", {}).values()),
         "timings": {**state.get("timings", {}), "graph_seconds": round(time.perf_counter() - started, 4)},
     }
+    if memory is not None and day_memory is not None:  # the day's records, after the guard (a dry run writes none)
+        results["memory"] = close_day(memory, day_memory, memory_report, state.get("features", {}), results,
+                                      dry_run=dry_run)
     if not dry_run:  # the summary and a hold-all's cause; an outbox failure is reported, never fails the day
         try:
             with ledger.transaction() as con:

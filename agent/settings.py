@@ -74,6 +74,11 @@ class Settings(BaseSettings):
     reddit_client_secret: SecretStr | None = None
     reddit_user_agent: str = "tradeagent-news/1.0 (personal trading agent; read-only)"
 
+    # Vector memory: on by default; an OpenAI-compatible embeddings model instead of the local MiniLM when set
+    # (served at OPENAI_BASE_URL with OPENAI_API_KEY). A memory written with one model refuses another.
+    memory: bool = True
+    embedding_model: str | None = None
+
     # Discord
     discord_webhook_url: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api"
@@ -90,8 +95,9 @@ class Settings(BaseSettings):
         return self.home / "tradeagent.duckdb"
 
     @property
-    def chroma_dir(self) -> Path:
-        return self.home / "chroma"
+    def memory_dir(self) -> Path:
+        """The vector memory of past decisions (a Chroma folder)."""
+        return self.home / "memory"
 
     @property
     def models_dir(self) -> Path:

@@ -42,6 +42,10 @@ confidence} | null}}, volatility {SYM: annual vol | null}``, optional ``pnl {SYM
    is not cut by this rule. Gross is scaled down to 0.95 x max_gross_exposure. Weights are floored to 4
    decimals.
    Missing limits default to max_position_weight 0.10, max_gross_exposure 1.0, max_open_positions 5.
+8. memory (optional context ``memory {SYM: [recalled decision {long_after, outcome {excess} | null}]}``): when
+   at least 3 recalled similar past decisions that left the book long have a known outcome and more than
+   half of them lagged the benchmark (excess < 0), the symbol's combined confidence is halved (so is its
+   size). No ``memory`` key: the rules are exactly those above.
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ VOL_TARGET = 0.10
 ENTRY_SCORE = 0.15
 REBALANCE_BAND = 0.02
 GROSS_HEADROOM = 0.95
+MEMORY_MIN_OUTCOMES, MEMORY_DAMPING = 3, 0.5
 DEFAULT_LIMITS = {"max_position_weight": 0.10, "max_gross_exposure": 1.0, "max_open_positions": 5}
 
 
@@ -254,6 +259,16 @@ def _combine(sources: dict[str, Any]) -> tuple[float, float, list[str]] | None:
     return combined, confidence, [f"{n} {s:+.2f}@{c:.2f}" for n, s, c in present]
 
 
+def _memory_lesson(recalled: Any, conf: float) -> tuple[float, str]:
+    """Rule 8: halve the confidence when similar past long decisions mostly lagged the benchmark."""
+    known = [h for h in recalled or [] if isinstance(h, dict) and h.get("long_after") and isinstance(h.get("outcome"), dict)]
+    lagged = sum(1 for h in known if (_num(h["outcome"].get("excess")) or 0.0) < 0)
+    if len(known) < MEMORY_MIN_OUTCOMES or 2 * lagged <= len(known):
+        return conf, ""
+    return conf * MEMORY_DAMPING, (f"; memory: {lagged} of {len(known)} similar long decisions lagged the "
+                                   f"benchmark, confidence x{MEMORY_DAMPING}")
+
+
 def _risk(ctx: dict[str, Any]) -> RiskPlan:
     limits = {**DEFAULT_LIMITS, **{k: v for k, v in (ctx.get("limits") or {}).items() if v is not None}}
     max_w = _clip(float(limits["max_position_weight"]), 0.0, 1.0)
@@ -262,6 +277,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     positions = {str(s): float(w or 0.0) for s, w in (ctx.get("positions") or {}).items()}
     signals = ctx.get("signals") or {}
     vols, pnl, mom = ctx.get("volatility") or {}, ctx.get("pnl") or {}, ctx.get("momentum") or {}
+    memory = ctx.get("memory") or {}
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     for sym in sorted(set(positions) | {str(s) for s in signals}):
@@ -272,7 +288,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
             plan[sym] = (keep, 0.0, "no signal from any source: hold current weight")
             continue
         combined, conf, used = combo
-        why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})"
+        conf, lesson = _memory_lesson(memory.get(sym), conf)
+        why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
         if combined <= 0:
             target, why = 0.0, why + "; not positive: exit / stay out"

@@ -1,0 +1,169 @@
+"""The memory's part of the trading day (``agent.day``): outcomes before the graph, the day's records after it.
+
+Contract:
+- ``open_day`` (after settlement, before the graph) attaches every due outcome: a record decided on day T
+  whose symbol has had ``HORIZON`` sessions since T gets the symbol's close-to-close return from T to the
+  ``HORIZON``-th session after T (E), the benchmark's return over the same days, a reflection, and
+  ``known_at = E``. It reads only the day's ``MarketView`` (nothing after D), so E <= D always. It returns
+  the day's ``DayMemory`` reader and the report that becomes ``results["memory"]``.
+- ``close_day`` (after the graph) writes one record per symbol the risk node gave a target for: action
+  (``buy``/``sell`` from the orders the guard approved, else ``hold``), approved quantity, weight before,
+  target weight, the situation (indicator readings, each signal node's score, the quant model versions), the
+  risk node's rationale for that symbol and its prompt hash. A day that held before the risk node decided
+  anything (halted, no data, every node abstained, a failure) writes nothing: nothing was decided.
+- A dry run attaches and writes nothing. Any memory failure is caught, reported under ``errors`` and the
+  day goes on: the ledger never depends on the memory.
+
+Deliberate decisions:
+- The benchmark is the universe itself, equal weight: the mean of each instrument's close-to-close return
+  over the same days (each at its last close on or before T and E). It is what the agent could have held
+  instead, in any universe, without naming an index.
+- The reflection is a template (the offline policy's and, for now, the LLM's too): it states the decision,
+  both returns and whether the decision was right against the benchmark. Asking the LLM to write it is a
+  seam left for later (it would cost one call per day and belongs with the prompt templates).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from agent.memory_inputs import DayMemory, K, situation_label, trend_score
+from memory.errors import MemoryStoreError
+from memory.models import MemoryRecord, Outcome, Situation, date_int, int_date, is_hit
+from memory.store import MemoryStore
+from tools.view import MarketView
+
+HORIZON = 5  # sessions after the decision at whose close its outcome is known
+SIGNAL_NODES = ("analyst", "sentiment", "quant")
+
+
+def _close_on_or_before(bars: pd.DataFrame, day: date) -> tuple[pd.Timestamp, float] | None:
+    i = bars.index.searchsorted(pd.Timestamp(day), side="right")
+    if i == 0:
+        return None
+    return bars.index[i - 1], float(bars["close"].iloc[i - 1])
+
+
+def _benchmark(view: MarketView, start: date, end: date) -> float | None:
+    rets = []
+    for bars in view.bars.values():
+        a, b = _close_on_or_before(bars, start), _close_on_or_before(bars, end)
+        if a is not None and b is not None and a[1] > 0 and a[0] <= pd.Timestamp(start):
+            rets.append(b[1] / a[1] - 1.0)
+    return sum(rets) / len(rets) if rets else None
+
+
+def reflection(record: MemoryRecord, outcome: Outcome) -> str:
+    """The template reflection (module doc)."""
+    target = "" if record.target_weight is None else f" (target weight {record.target_weight:.1%})"
+    verdict = "right" if is_hit(record, outcome) else "wrong"
+    side = "long" if record.long_after else "out of"
+    return (f"{record.action} {record.symbol}{target} when {record.situation.label}: {record.symbol} "
+            f"{outcome.realised_return:+.1%} vs benchmark {outcome.benchmark_return:+.1%} over {outcome.horizon} "
+            f"sessions; being {side} the name was {verdict}")[:400]
+
+
+def due_outcomes(records: list[MemoryRecord], view: MarketView, horizon: int = HORIZON) -> dict[str, Outcome]:
+    """Outcomes of ``records`` that ``view`` (day D) already knows (module doc)."""
+    out: dict[str, Outcome] = {}
+    for record in records:
+        bars = view.bars.get(record.symbol)
+        if bars is None or bars.empty:
+            continue
+        decided = int_date(record.decision_date)
+        later = bars.index[bars.index > pd.Timestamp(decided)]
+        start = _close_on_or_before(bars, decided)
+        if len(later) < horizon or start is None or start[1] <= 0:
+            continue
+        exit_day = later[horizon - 1].date()
+        realised = float(bars.loc[later[horizon - 1], "close"]) / start[1] - 1.0
+        bench = _benchmark(view, decided, exit_day)
+        if bench is None:
+            continue
+        draft = Outcome(realised_return=round(realised, 6), benchmark_return=round(bench, 6), horizon=horizon,
+                        known_at=date_int(exit_day), reflection="-")
+        out[record.id] = draft.model_copy(update={"reflection": reflection(record, draft)})
+    return out
+
+
+def open_day(store: MemoryStore, view: MarketView, *, dry_run: bool, k: int = K) -> tuple[DayMemory, dict[str, Any]]:
+    """Attach due outcomes (not in a dry run); the day's reader and its report."""
+    started = time.perf_counter()
+    report: dict[str, Any] = {"status": "ok", "attached": 0, "written": 0, "recalled": 0, "errors": []}
+    if not dry_run:
+        try:
+            report["attached"] = store.attach(due_outcomes(store.pending(date_int(view.as_of)), view))
+        except MemoryStoreError as exc:
+            report["errors"].append(f"outcomes: {exc}")
+    report["seconds"] = time.perf_counter() - started
+    return DayMemory(store, view.as_of, k=k), report
+
+
+def _signal_scores(nodes: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
+    scores: dict[str, dict[str, float | None]] = {}
+    for node in SIGNAL_NODES:
+        outcome = nodes.get(node) or {}
+        if outcome.get("status") != "ok":
+            continue
+        for sig in (outcome.get("output") or {}).get("signals", []):
+            scores.setdefault(sig["symbol"], {})[node] = sig["score"]
+    return scores
+
+
+def day_records(run_date: date, features: Mapping[str, Mapping[str, Any]], results: Mapping[str, Any]) -> list[MemoryRecord]:
+    """The records of one decided day (module doc); empty when the risk node decided nothing."""
+    risk = (results.get("nodes") or {}).get("risk") or {}
+    if risk.get("status") != "ok":
+        return []
+    approved: dict[str, tuple[str, float]] = {}
+    for order in results.get("approved") or []:
+        side, qty = order["side"], float(order["quantity"])
+        prev = approved.get(order["symbol"])
+        approved[order["symbol"]] = (side, qty + (prev[1] if prev and prev[0] == side else 0.0))
+    weights = {p["symbol"]: float(p["weight"]) for p in (results.get("portfolio") or {}).get("positions", [])}
+    scores = _signal_scores(results.get("nodes") or {})
+    models = dict(((results.get("nodes") or {}).get("quant") or {}).get("models") or {})
+    records = []
+    for target in (risk.get("output") or {}).get("targets", []):
+        symbol = target["symbol"]
+        f = features.get(symbol) or {}
+        side, qty = approved.get(symbol, ("hold", 0.0))
+        label = situation_label(f)
+        situation = Situation(
+            label=label, close=f.get("close"), trend=_r(trend_score(f)), rsi_14=f.get("rsi_14"),
+            vol_20=f.get("vol_20"), ret_20d=f.get("ret_20d"), drawdown=f.get("drawdown"),
+            scores={n: (scores.get(symbol) or {}).get(n) for n in SIGNAL_NODES}, models=models)
+        records.append(MemoryRecord(
+            decision_date=date_int(run_date), symbol=symbol, action=side,  # type: ignore[arg-type]
+            quantity=qty, weight_before=weights.get(symbol, 0.0), target_weight=target.get("target_weight"),
+            situation=situation, rationale=str(target.get("rationale") or "")[:600],
+            prompt_hash=str(risk.get("prompt_hash") or ""), text=label))
+    return records
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, 6)
+
+
+def close_day(store: MemoryStore, day: DayMemory, report: dict[str, Any], features: Mapping[str, Mapping[str, Any]],
+              results: Mapping[str, Any], *, dry_run: bool) -> dict[str, Any]:
+    """Write the day's records (not in a dry run); the finished ``results["memory"]``."""
+    started = time.perf_counter()
+    if not dry_run:
+        try:
+            report["written"] = store.add(day_records(day.as_of, features, results))
+        except MemoryStoreError as exc:
+            report["errors"].append(f"records: {exc}")
+        except (KeyError, TypeError, ValueError) as exc:  # a results shape the records cannot be built from
+            report["errors"].append(f"records: {type(exc).__name__}: {exc}")
+    report["recalled"] = day.recalled
+    report["queries"] = day.queries
+    report["errors"].extend(day.errors)
+    report["seconds"] = round(report["seconds"] + time.perf_counter() - started, 4)
+    report["status"] = "degraded" if report["errors"] else "ok"
+    return report

@@ -1,0 +1,314 @@
+"""``MemoryStore``: where past decisions and their outcomes live, and the point-in-time search over them.
+
+Contract:
+- ``add(records)`` stores one record per id (``YYYYMMDD:SYMBOL``); writing a day again replaces its records,
+  except those that already carry an outcome (a day's outcome is never wiped by a re-run).
+- ``attach(outcomes)`` adds outcomes to stored records; ``pending(before)`` lists the records decided before
+  ``before`` that have none yet.
+- ``search(texts, as_of=D, k)`` is ONE batched query for all ``texts``: per text, the ``k`` most similar
+  records with ``decision_date < D``; a record's outcome comes back only when ``known_at <= D`` (else the
+  record comes back without it). An empty store returns empty lists: nothing is invented.
+- ``ChromaMemoryStore.persistent(path, embedder)`` (the user's ``TRADEAGENT_HOME/memory``) and
+  ``ChromaMemoryStore.ephemeral(embedder)`` (in-process, for replays; a collection of its own per store).
+- A store remembers its embedding model's name; opening it with another model is refused with one line
+  (vectors of two models are not comparable). Every failure is a one-line ``MemoryStoreError``.
+
+Deliberate decisions:
+- Point-in-time twice: the Chroma query carries ``where decision_date < D`` (and ``symbol`` when asked),
+  and every hit is re-checked in Python, outcomes included. One exception, for speed, with the same result:
+  Chroma's metadata pre-filter costs ~70 ms per query at 10,000 records (it materialises every matching id)
+  against ~12 ms for the plain nearest-neighbour search, and in a daily run or a replay NO stored record is
+  dated D or later. So the store first asks Chroma for one record dated ``>= D`` (a filter that matches
+  nothing, ~2 ms); only when none exists does it drop the ``where`` (it could not exclude anything). A record
+  written between the two calls is still removed by the Python check.
+- Ties: situation texts are categorical, so many records share one vector. The query over-fetches
+  (``OVERFETCH`` x k) and ranks by similarity, then the most recent decision, then symbol: deterministic
+  for a given store, and the newest of equally similar situations first.
+- Metadata is flat (Chroma's rule): the filterable keys, plus the record and the outcome as JSON strings.
+- Chroma's anonymous telemetry is switched off: the memory makes no network call.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pydantic import ValidationError
+
+from memory.embeddings import Embedder
+from memory.errors import MemoryStoreError
+from memory.models import MemoryHit, MemoryRecord, Outcome, is_hit
+
+COLLECTION = "decisions"
+OVERFETCH = 4
+PAGE = 5_000
+SCHEMA = 1
+
+
+@runtime_checkable
+class MemoryStore(Protocol):
+    def add(self, records: Sequence[MemoryRecord]) -> int: ...
+
+    def attach(self, outcomes: Mapping[str, Outcome]) -> int: ...
+
+    def pending(self, before: int) -> list[MemoryRecord]: ...
+
+    def search(self, texts: Sequence[str], *, as_of: int, k: int = 5,
+               symbol: str | None = None) -> list[list[MemoryHit]]: ...
+
+    def records(self) -> list[tuple[MemoryRecord, Outcome | None]]: ...
+
+    def count(self) -> int: ...
+
+
+@contextlib.contextmanager
+def _chroma(what: str) -> Iterator[None]:
+    """Any failure inside Chroma becomes one ``MemoryStoreError`` line."""
+    try:
+        yield
+    except MemoryStoreError:
+        raise
+    except Exception as exc:
+        detail = " ".join(str(exc).split())[:200]
+        raise MemoryStoreError(f"memory {what} failed ({type(exc).__name__}: {detail})") from None
+
+
+def _settings() -> Any:
+    from chromadb.config import Settings
+
+    return Settings(anonymized_telemetry=False, allow_reset=False)
+
+
+class ChromaMemoryStore:
+    """A ``MemoryStore`` on one Chroma collection (cosine space, embeddings computed by ``embedder``)."""
+
+    def __init__(self, collection: Any, embedder: Embedder | None, *, where: str, client: Any = None) -> None:
+        self._col = collection
+        self._embedder = embedder
+        self._client = client
+        self.where = where
+
+    # -- opening -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def persistent(cls, path: Path, embedder: Embedder | None) -> ChromaMemoryStore:
+        """Open (or create) the store in folder ``path``. ``embedder`` None: read-only use (stats)."""
+        import chromadb
+
+        where = str(path)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise MemoryStoreError(f"cannot create the memory folder {path}: {exc.strerror or exc}") from None
+        hint = f"; move {path} aside (the next run starts an empty memory; the ledger is not in it)"
+        try:
+            client = chromadb.PersistentClient(path=where, settings=_settings())
+            collection = cls._collection(client, embedder)
+        except MemoryStoreError:
+            raise
+        except Exception as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise MemoryStoreError(f"cannot open the memory at {path} ({type(exc).__name__}: {detail}){hint}") from None
+        return cls(collection, embedder, where=where, client=client)
+
+    @classmethod
+    def ephemeral(cls, embedder: Embedder) -> ChromaMemoryStore:
+        """A store in this process's memory, empty, with a collection of its own (replays)."""
+        import chromadb
+
+        with _chroma("creation"):
+            client = chromadb.EphemeralClient(settings=_settings())
+            # ephemeral clients of one process share their data: a unique name keeps replays apart
+            collection = client.create_collection(
+                f"replay-{uuid.uuid4().hex}", embedding_function=None,
+                configuration={"hnsw": {"space": "cosine"}}, metadata={"embedder": embedder.name, "schema": SCHEMA})
+        return cls(collection, embedder, where="in-process", client=client)
+
+    @staticmethod
+    def _collection(client: Any, embedder: Embedder | None) -> Any:
+        names = {c.name if hasattr(c, "name") else str(c) for c in client.list_collections()}
+        if COLLECTION not in names:
+            if embedder is None:
+                return None  # read-only use of a memory nobody wrote yet
+            return client.create_collection(COLLECTION, embedding_function=None,
+                                            configuration={"hnsw": {"space": "cosine"}},
+                                            metadata={"embedder": embedder.name, "schema": SCHEMA})
+        collection = client.get_collection(COLLECTION, embedding_function=None)
+        stored = (collection.metadata or {}).get("embedder")
+        if embedder is not None and stored != embedder.name:
+            raise MemoryStoreError(
+                f"this memory was written with embedding model {stored!r} and this run embeds with "
+                f"{embedder.name!r}: their vectors are not comparable; configure {stored!r} again "
+                "(TRADEAGENT_EMBEDDING_MODEL) or move the memory folder aside to start a new one")
+        return collection
+
+    def close(self) -> None:
+        """Drop an in-process store's collection (a persistent store keeps everything)."""
+        if self.where == "in-process" and self._client is not None and self._col is not None:
+            with contextlib.suppress(Exception):
+                self._client.delete_collection(self._col.name)
+            self._col = None
+
+    @property
+    def embedder_name(self) -> str | None:
+        if self._col is None:
+            return None
+        return (self._col.metadata or {}).get("embedder")
+
+    # -- writing -------------------------------------------------------------------------------------------
+
+    def _writable(self) -> tuple[Any, Embedder]:
+        if self._col is None or self._embedder is None:
+            raise MemoryStoreError(f"memory at {self.where} was opened read-only")
+        return self._col, self._embedder
+
+    def add(self, records: Sequence[MemoryRecord]) -> int:
+        if not records:
+            return 0
+        col, embedder = self._writable()
+        by_id = {r.id: r for r in records}  # one per symbol and day: the last one wins
+        with _chroma("read before write"):
+            existing = col.get(ids=list(by_id), include=["metadatas"])
+        done = {i for i, m in zip(existing["ids"], existing["metadatas"] or [], strict=True) if (m or {}).get("has_outcome")}
+        todo = [r for i, r in by_id.items() if i not in done]
+        if not todo:
+            return 0
+        vectors = embedder.embed([r.text for r in todo])
+        with _chroma("write"):
+            col.upsert(ids=[r.id for r in todo], embeddings=vectors, documents=[r.text for r in todo],
+                       metadatas=[_metadata(r) for r in todo])
+        return len(todo)
+
+    def attach(self, outcomes: Mapping[str, Outcome]) -> int:
+        if not outcomes:
+            return 0
+        col, _ = self._writable()
+        ids = sorted(outcomes)
+        with _chroma("outcome write"):
+            col.update(ids=ids, metadatas=[{"has_outcome": True, "outcome_known_at": outcomes[i].known_at,
+                                            "outcome": outcomes[i].model_dump_json()} for i in ids])
+        return len(ids)
+
+    # -- reading -------------------------------------------------------------------------------------------
+
+    def count(self) -> int:
+        if self._col is None:
+            return 0
+        with _chroma("count"):
+            return int(self._col.count())
+
+    def pending(self, before: int) -> list[MemoryRecord]:
+        if self._col is None:
+            return []
+        with _chroma("read"):
+            got = self._col.get(where={"$and": [{"has_outcome": False}, {"decision_date": {"$lt": before}}]},
+                                include=["metadatas"])
+        return sorted((_record(m) for m in got["metadatas"] or []), key=lambda r: (r.decision_date, r.symbol))
+
+    def search(self, texts: Sequence[str], *, as_of: int, k: int = 5,
+               symbol: str | None = None) -> list[list[MemoryHit]]:
+        if k < 1:
+            raise MemoryStoreError(f"k must be at least 1, not {k}")
+        if not texts:
+            return []
+        n = self.count()
+        if n == 0:
+            return [[] for _ in texts]
+        if self._embedder is None:
+            raise MemoryStoreError(f"memory at {self.where} was opened without an embedding model")
+        vectors = self._embedder.embed(list(texts))
+        where = self._where(as_of, symbol)
+        with _chroma("search"):
+            got = self._col.query(query_embeddings=vectors, n_results=min(n, k * OVERFETCH), where=where,
+                                  include=["metadatas", "distances"])
+        out: list[list[MemoryHit]] = []
+        for metas, dists in zip(got["metadatas"] or [], got["distances"] or [], strict=True):
+            hits = [h for m, d in zip(metas, dists, strict=True) if (h := _visible(m, d, as_of, symbol)) is not None]
+            hits.sort(key=lambda h: (-round(h.similarity, 6), -h.record.decision_date, h.record.symbol))
+            out.append(hits[:k])
+        return out
+
+    def _where(self, as_of: int, symbol: str | None) -> dict[str, Any] | None:
+        """The Chroma filter of a search on ``as_of`` (None when it provably excludes nothing: module doc)."""
+        before: dict[str, Any] = {"decision_date": {"$lt": as_of}}
+        if symbol is not None:
+            return {"$and": [before, {"symbol": symbol}]}
+        with _chroma("search"):
+            later = self._col.get(where={"decision_date": {"$gte": as_of}}, limit=1, include=[])
+        return before if later["ids"] else None
+
+    def records(self) -> list[tuple[MemoryRecord, Outcome | None]]:
+        """Every record with its outcome (if any), oldest first."""
+        if self._col is None:
+            return []
+        out: list[tuple[MemoryRecord, Outcome | None]] = []
+        offset = 0
+        while True:
+            with _chroma("read"):
+                got = self._col.get(include=["metadatas"], limit=PAGE, offset=offset)
+            metas = got["metadatas"] or []
+            out.extend((_record(m), _outcome(m)) for m in metas)
+            if len(metas) < PAGE:
+                break
+            offset += PAGE
+        return sorted(out, key=lambda ro: (ro[0].decision_date, ro[0].symbol))
+
+
+def _metadata(record: MemoryRecord) -> dict[str, Any]:
+    return {"decision_date": record.decision_date, "symbol": record.symbol, "action": record.action,
+            "has_outcome": False, "record": record.model_dump_json()}
+
+
+def _record(meta: Mapping[str, Any]) -> MemoryRecord:
+    try:
+        return MemoryRecord.model_validate_json(meta["record"])
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise MemoryStoreError(f"memory holds a record it cannot read ({type(exc).__name__})") from None
+
+
+def _outcome(meta: Mapping[str, Any]) -> Outcome | None:
+    if not meta.get("has_outcome"):
+        return None
+    try:
+        return Outcome.model_validate_json(meta["outcome"])
+    except (KeyError, TypeError, ValidationError) as exc:
+        raise MemoryStoreError(f"memory holds an outcome it cannot read ({type(exc).__name__})") from None
+
+
+def _visible(meta: Mapping[str, Any], distance: float, as_of: int, symbol: str | None) -> MemoryHit | None:
+    """The hit as a reader on ``as_of`` may see it (None: the record is not visible at all)."""
+    record = _record(meta)
+    if record.decision_date >= as_of or (symbol is not None and record.symbol != symbol):
+        return None
+    outcome = _outcome(meta)
+    if outcome is not None and outcome.known_at > as_of:
+        outcome = None
+    return MemoryHit(record=record, outcome=outcome, similarity=round(1.0 - float(distance), 6))
+
+
+def memory_stats(store: MemoryStore) -> dict[str, Any]:
+    """Records, records with outcomes, and per action: count, outcomes, hits, hit rate, mean excess return."""
+    rows = store.records()
+    actions: dict[str, dict[str, Any]] = {}
+    for record, outcome in rows:
+        a = actions.setdefault(record.action, {"records": 0, "with_outcome": 0, "hits": 0, "excess": []})
+        a["records"] += 1
+        if outcome is not None:
+            a["with_outcome"] += 1
+            a["hits"] += int(is_hit(record, outcome))
+            a["excess"].append(outcome.excess)
+    for a in actions.values():
+        n, excess = a["with_outcome"], a.pop("excess")
+        a["hit_rate"] = round(a["hits"] / n, 4) if n else None
+        a["mean_excess_return"] = round(sum(excess) / n, 6) if n else None
+    dates = [r.decision_date for r, _ in rows]
+    return {
+        "records": len(rows),
+        "with_outcome": sum(1 for _, o in rows if o is not None),
+        "first": min(dates) if dates else None,
+        "last": max(dates) if dates else None,
+        "actions": dict(sorted(actions.items())),
+    }
