@@ -31,7 +31,7 @@ import gradio as gr
 
 from agent.chat import views
 from agent.chat.reader import Home
-from agent.chat.text import esc
+from agent.chat.text import code, esc
 
 Responder = Callable[[str], str]
 TITLE = "tradeagent"
@@ -66,11 +66,11 @@ def build_app(home: Home, responder: Responder, mode_line: str) -> gr.Blocks:
                 {"role": "assistant", "content": reply}], ""
 
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
-        gr.Markdown(f"## tradeagent · read-only chat and dashboard\n{mode_line} · home `{esc(home.settings.home)}`")
+        gr.Markdown(f"## tradeagent · read-only chat and dashboard\n{esc(mode_line)} · home {code(home.settings.home)}")
         with gr.Tabs(overflow_behavior="wrap"):
             with gr.Tab("Chat", id="chat"):
                 chatbot = gr.Chatbot(label="ask the book", height=460, sanitize_html=True, render_markdown=True,
-                                     latex_delimiters=[], feedback_options=None, elem_id="chatbot",
+                                     latex_delimiters=[], feedback_options=None, elem_id="chatbot", buttons=["copy", "copy_all"],
                                      placeholder="Ask about a day's decision, your P&L, the guard, positions, trades, "
                                                  "risk or evals.")
                 with gr.Row():

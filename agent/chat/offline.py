@@ -75,15 +75,15 @@ def answer(question: str, home: Home) -> Answer:
         book: Book | None = home.book()
     except BookBusy:
         book = None
-    symbol, unknown = _symbol(question, book, home)
-    if unknown and intent in ("explain", "trades", "portfolio"):
-        return _say(f"I don't know: the book has no record of {esc(unknown)}.")
     if book is None and intent in ("pnl", "trades", "portfolio"):
         return _say("The book is being updated by a running job (a daily run); try again in a moment.")
     if intent in ("pnl", "trades", "portfolio", "guard", "explain") and (book is None or not book.exists) \
             and not home.days():
         return _say("There is no paper book in this home yet, so there is nothing to report. Run `tradeagent demo` "
                     "or `tradeagent daily` first.")
+    symbol, unknown = _symbol(question, book, home)
+    if unknown and intent in ("explain", "trades", "portfolio"):
+        return _say(f"I don't know: the book has no record of {esc(unknown)}.")
     anchor = home.anchor(book)
     ctx = Ctx(question, low, home, book, anchor, find_period(question, anchor), symbol)
     body = getattr(offline_intents, intent)(ctx)
