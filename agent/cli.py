@@ -12,7 +12,17 @@ from typing import Annotated
 
 import typer
 
-from agent import cli_chat, cli_daily, cli_data, cli_explain, cli_models, cli_news, cli_orders, cli_portfolio
+from agent import (
+    cli_chat,
+    cli_daily,
+    cli_data,
+    cli_explain,
+    cli_memory,
+    cli_models,
+    cli_news,
+    cli_orders,
+    cli_portfolio,
+)
 
 app = typer.Typer(
     name="tradeagent",
@@ -53,6 +63,7 @@ cli_portfolio.register(app)
 cli_explain.register(app)
 cli_chat.register(app)
 cli_models.register(app)
+cli_memory.register(app)
 app.add_typer(cli_orders.app, name="orders", help="Pending paper orders: list them, cancel them by hand.")
 app.add_typer(cli_news.app, name="news", help="News from RSS/Atom feeds and Reddit: fetch it, read it point-in-time.")
 

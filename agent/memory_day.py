@@ -164,6 +164,6 @@ def close_day(store: MemoryStore, day: DayMemory, report: dict[str, Any], featur
     report["recalled"] = day.recalled
     report["queries"] = day.queries
     report["errors"].extend(day.errors)
-    report["seconds"] = round(report["seconds"] + time.perf_counter() - started, 4)
+    report["seconds"] = round(report["seconds"] + day.seconds + time.perf_counter() - started, 4)
     report["status"] = "degraded" if report["errors"] else "ok"
     return report

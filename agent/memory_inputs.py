@@ -22,6 +22,7 @@ Deliberate decisions:
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Mapping
 from datetime import date
 from typing import Any
@@ -106,6 +107,7 @@ class DayMemory:
         self.errors: list[str] = []
         self.queries = 0
         self.recalled = 0
+        self.seconds = 0.0  # spent in the store (embedding included): the memory's cost, reported per day
         self._lock = threading.Lock()
         self._prefetched: dict[str, list[dict[str, Any]]] | None = None
         self._done = False
@@ -122,6 +124,7 @@ class DayMemory:
         symbols = sorted(s for s, f in features.items() if _num(f.get("close")) is not None)
         if not symbols:
             return None
+        started = time.perf_counter()
         try:
             self.queries += 1
             hits = self.store.search([situation_label(features[s]) for s in symbols], as_of=date_int(self.as_of),
@@ -129,14 +132,20 @@ class DayMemory:
         except MemoryStoreError as exc:
             self.errors.append(f"recall: {exc}")
             return None
+        finally:
+            self.seconds += time.perf_counter() - started
         recalled = {s: [hit_view(h) for h in hs] for s, hs in zip(symbols, hits, strict=True) if hs}
         self.recalled = sum(len(v) for v in recalled.values())
         return recalled or None
 
     def search(self, text: str, *, symbol: str | None, k: int) -> list[MemoryHit]:
-        with self._lock:
-            self.queries += 1
-        return self.store.search([text], as_of=date_int(self.as_of), k=k, symbol=symbol)[0]
+        started = time.perf_counter()
+        try:
+            return self.store.search([text], as_of=date_int(self.as_of), k=k, symbol=symbol)[0]
+        finally:
+            with self._lock:
+                self.queries += 1
+                self.seconds += time.perf_counter() - started
 
 
 # --------------------------------------------------------------------------- the tool

@@ -39,6 +39,8 @@ from agent.quant_inputs import PREDICTORS, QuantSetup
 from agent.state import DayDeps
 from evals.metrics import realised_pnls
 from evals.models import LLMUsage, PolicyRun, Trade
+from memory.embeddings import local_embedder
+from memory.store import ChromaMemoryStore, memory_stats
 from portfolio.breakers import MemoryRiskStore
 from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
@@ -56,6 +58,7 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 }
 # Model policies: the quant node alone, reading only that kind of model (trained walk-forward by the harness).
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
+MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
 UNAVAILABLE = {
     kind: f"policy {kind} needs the {kind} model kind, which is not built yet"
@@ -105,8 +108,12 @@ def replay_policy(
     on_day: Callable[[], None] | None = None,
     quant: QuantSetup | None = None,
     news: LoadedNews | None = None,
+    memory: bool = False,
 ) -> PolicyRun:
     """Replay graph policy ``name`` over ``sessions`` (sorted) and return its ``PolicyRun``.
+
+    ``memory``: the policy with the vector memory of its own past decisions (an in-process Chroma store, empty
+    at the first session, filled as the replay goes); its run is named ``name + MEMORY_SUFFIX``.
 
     ``quant``: the models the quant node may read (a model policy keeps only its own kind of them). ``news``: the
     stored news of the window; each day reads only what was available by its decision time (agent.news_inputs).
@@ -116,6 +123,7 @@ def replay_policy(
         kind = MODEL_POLICIES[name]
         quant = dataclasses.replace(quant, kinds=frozenset({kind})) if quant is not None and kind in quant.kinds else None
     uni = data.universe
+    store = ChromaMemoryStore.ephemeral(local_embedder()) if memory else None
     ledger = Ledger(":memory:", base_currency=uni.base_currency, starting_cash=money.starting_cash)  # type: ignore[arg-type]
     try:
         book = Book(ledger=ledger, risk_store=MemoryRiskStore(), limits=limits,
@@ -125,20 +133,24 @@ def replay_policy(
         for day in sessions:
             view = MarketView.build(data, day, indicators=indicators)
             results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes), quant=quant,
-                                news=news)
+                                news=news, memory=store)
             log.add(day, results)
             if on_day is not None:
                 on_day()
         fills = ledger.fills()
         last_marks = {s: m for s, (_, _, m) in ledger.position_costs().items() if m is not None}
+        if store is not None:
+            log.notes.extend(log.memory_notes(store))
     finally:
         ledger.close()
+        if store is not None:
+            store.close()
     trades = tuple(Trade(date=f.fill_date, symbol=f.symbol, side=f.side, quantity=f.quantity,
                          price=f.price * f.fx_rate, fees=f.commission) for f in fills)
     index = pd.DatetimeIndex([pd.Timestamp(d) for d in log.days])
     weights = pd.DataFrame(log.weights, index=index).fillna(0.0) if log.weights else None
     return PolicyRun(
-        name=name,
+        name=name + (MEMORY_SUFFIX if memory else ""),
         equity=pd.Series(log.equity, index=index, name="equity"),
         exposure=pd.Series(log.exposure, index=index, name="exposure"),
         trades=trades,
@@ -166,6 +178,8 @@ class _Log:
     notes: list[str] = dataclasses.field(default_factory=list)
     calls: int = 0
     tokens: int = 0
+    memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"days": 0, "recalled": 0, "seconds": 0.0,
+                                                                         "errors": []})
 
     def add(self, day: date, r: Mapping[str, Any]) -> None:
         p = r["portfolio"]
@@ -184,6 +198,19 @@ class _Log:
         for x in r["rejected"]:
             self.decisions.append({"date": when, "symbol": x.get("symbol") or "?", "action": "rejected",
                                    "code": x["code"], "detail": x["detail"]})
+        if (m := r.get("memory")) is not None:
+            self.memory["days"] += 1
+            self.memory["recalled"] += int(m.get("recalled", 0))
+            self.memory["seconds"] += float(m.get("seconds", 0.0))
+            self.memory["errors"].extend(f"{day}: {e}" for e in m.get("errors", []))
         hold = r.get("hold")
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
             self.decisions.append({"date": when, "symbol": "*", "action": "hold-all", "reason": hold["reason"]})
+
+    def memory_notes(self, store: ChromaMemoryStore) -> list[str]:
+        stats = memory_stats(store)
+        m = self.memory
+        errors = m["errors"]
+        return [f"memory: {stats['records']} decisions recorded, {stats['with_outcome']} with a known outcome; "
+                f"{m['recalled']} recalled over {m['days']} sessions; {m['seconds']:.1f} s in the memory"
+                + (f"; {len(errors)} error(s), first: {errors[0]}" if errors else "")]

@@ -3,8 +3,12 @@
 Contract (``tradeagent eval``, shared/DESIGN.md):
 - Policies: graph policies (``evals.replay.POLICY_NODES``) and benchmarks (``evals.baselines.BASELINES``). When
   ``xgb`` (or ``ppo``) is named, its models are trained walk-forward inside the replay (``evals.training``), and
-  ``agent`` reads them too; a model kind that is not built is refused. Unknown names, ``--memory on`` (the vector memory is
-  not built yet) and a window with no session are refused with one line before any work.
+  ``agent`` reads them too; a model kind that is not built is refused. Unknown names and a window with no session
+  are refused with one line before any work.
+- ``memory``: every graph policy is replayed twice, without and with the vector memory of its own past
+  decisions (an in-process store per run, empty at the window's start); the memory run is named
+  ``<policy>+memory`` and follows its policy in the report, whose ``memory_ablation`` block sets them side by
+  side (metrics and their differences).
 - Data is loaded once, cut at ``end`` (nothing after the window is even read), from the user's market cache
   (live sources refresh; offline they fall back to the cache and say so). Indicators are computed once.
 - ``jobs`` > 1 replays graph policies in parallel worker processes; each builds its own ledger, guard and
@@ -48,6 +52,7 @@ from evals.baselines import BASELINES, Fees, run_baselines
 from evals.metrics import compute_metrics
 from evals.models import PolicyRun
 from evals.replay import (
+    MEMORY_SUFFIX,
     MODEL_POLICIES,
     PolicyUnavailable,
     ReplayBook,
@@ -98,8 +103,6 @@ def check_config(cfg: EvalConfig) -> None:
         raise EvalError("--policy names no policy")
     if len(set(cfg.policies)) != len(cfg.policies):
         raise EvalError(f"--policy names a policy twice: {','.join(cfg.policies)}")
-    if cfg.memory:
-        raise EvalError("--memory on needs the vector memory of past decisions, which is not built yet; use --memory off")
     if cfg.news is not None and not cfg.news.exists():
         raise EvalError(f"--news {cfg.news} not found (a .jsonl file or a folder of saved feeds)")
     if cfg.jobs < 1:
@@ -143,11 +146,12 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
     money = ReplayBook(starting_cash=settings.starting_cash or 10_000.0,
                        commission_bps=settings.commission_bps, slippage_bps=settings.slippage_bps)
     replay_started = time.perf_counter()
-    tick = progress(len(sessions) * len(graph)) if progress is not None else None
-    runs = _replay_graph(settings, cfg, data, sessions, graph, limits, money, tick, client, _quant(trained), news)
+    specs = [(p, False) for p in graph] + ([(p, True) for p in graph] if cfg.memory else [])
+    tick = progress(len(sessions) * len(specs)) if progress is not None else None
+    runs = _replay_graph(settings, cfg, data, sessions, specs, limits, money, tick, client, _quant(trained), news)
     replay_seconds = time.perf_counter() - replay_started
     runs.update(_benchmarks(data, sessions, [p for p in cfg.policies if p in BASELINES], money))
-    ordered = [runs[p] for p in cfg.policies]
+    ordered = [runs[name] for p in cfg.policies for name in (p, p + MEMORY_SUFFIX) if name in runs]
     first = uni.instruments[0].symbol
     report = build_report(
         ordered, config=_config(cfg, uni.name, sessions, money, limits.model_dump(), client, settings),
@@ -158,35 +162,50 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
         timing={"total_seconds": round(time.perf_counter() - started, 3),
                 "train_seconds": round(trained.seconds, 3) if trained is not None else 0.0,
                 "replay_seconds": round(replay_seconds, 3),
-                "days_per_second": round(len(sessions) * len(graph) / replay_seconds, 2) if graph else None},
+                "days_per_second": round(len(sessions) * len(specs) / replay_seconds, 2) if specs else None},
     )
+    if cfg.memory:
+        report["memory_ablation"] = memory_ablation(report, graph)
     if cfg.llm_cutoff is not None:
         for run in ordered:
             report["policies"][run.name]["cutoff"] = _split_metrics(run, cfg.llm_cutoff)
     return write_files(cfg.out, report, ordered)
 
 
+def memory_ablation(report: dict[str, Any], graph: Sequence[str]) -> dict[str, Any]:
+    """Per graph policy: its metrics without and with memory, and the difference (with minus without)."""
+    out: dict[str, Any] = {}
+    for name in graph:
+        off = report["policies"][name]["metrics"]
+        on = report["policies"][name + MEMORY_SUFFIX]["metrics"]
+        delta = {k: (on[k] - off[k] if isinstance(on.get(k), int | float) and isinstance(off.get(k), int | float)
+                     else None) for k in off}
+        out[name] = {"off": off, "on": on, "delta": delta}
+    return out
+
+
 def _replay_graph(
-    settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date], graph: Sequence[str],
+    settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date], specs: Sequence[tuple[str, bool]],
     limits: Any, money: ReplayBook, tick: Callable[[], None] | None, client: LLMClient | None,
     quant: QuantSetup | None, news: LoadedNews | None = None,
 ) -> dict[str, PolicyRun]:
-    if not graph:
+    if not specs:
         return {}
     indicators = precompute_indicators(data)
-    jobs = min(cfg.jobs, len(graph))
+    jobs = min(cfg.jobs, len(specs))
     if jobs == 1 or client is not None:
-        return {name: replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
-                                    client_for_day=_client_factory(settings, cfg, client), on_day=tick, quant=quant,
-                                    news=news)
-                for name in graph}
+        runs = [replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
+                              client_for_day=_client_factory(settings, cfg, client), on_day=tick, quant=quant,
+                              news=news, memory=memory)
+                for name, memory in specs]
+        return {run.name: run for run in runs}
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB and thread pools
     manager = ctx.Manager()
     ticks = manager.Queue()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-        futures = {name: pool.submit(_worker, name, settings, cfg, data, sessions, indicators, limits, money, ticks,
-                                     quant, news) for name in graph}
-        pending = len(sessions) * len(graph)
+        futures = {(name, memory): pool.submit(_worker, name, settings, cfg, data, sessions, indicators, limits, money,
+                                               ticks, quant, news, memory) for name, memory in specs}
+        pending = len(sessions) * len(specs)
         while pending and not all(f.done() for f in futures.values()):
             try:
                 ticks.get(timeout=0.2)
@@ -195,15 +214,15 @@ def _replay_graph(
             pending -= 1
             if tick is not None:
                 tick()
-        return {name: f.result() for name, f in futures.items()}
+        return {run.name: run for run in (f.result() for f in futures.values())}
 
 
 def _worker(name: str, settings: Settings, cfg: EvalConfig, data: UniverseData, sessions: list[date],
             indicators: Any, limits: Any, money: ReplayBook, ticks: Any, quant: QuantSetup | None,
-            news: LoadedNews | None = None) -> PolicyRun:
+            news: LoadedNews | None = None, memory: bool = False) -> PolicyRun:
     return replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
                          client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1), quant=quant,
-                         news=news)
+                         news=news, memory=memory)
 
 
 def _train(data: UniverseData, cfg: EvalConfig, sessions: list[date]) -> Trained | None:

