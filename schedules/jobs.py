@@ -43,7 +43,7 @@ from tools.universe import load_universe
 
 RETRAIN_TIMEOUT_SECONDS = 3 * 3600
 _LOG_DDL = """CREATE TABLE IF NOT EXISTS schedule_log (
-    at TIMESTAMP NOT NULL, job VARCHAR NOT NULL, key VARCHAR NOT NULL, session DATE, status VARCHAR NOT NULL,
+    logged_at TIMESTAMP NOT NULL, job VARCHAR NOT NULL, key VARCHAR NOT NULL, session DATE, status VARCHAR NOT NULL,
     detail VARCHAR NOT NULL)"""
 
 
@@ -93,8 +93,8 @@ def history(settings: Settings, job: str | None = None) -> list[dict[str, Any]]:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "schedule_log" not in tables:
             return []
-        rows = con.execute("SELECT at, job, key, session, status, detail FROM schedule_log "
-                           "WHERE ? IS NULL OR job = ? ORDER BY at", [job, job]).fetchall()  # fmt: skip
+        rows = con.execute("SELECT logged_at, job, key, session, status, detail FROM schedule_log "
+                           "WHERE ? IS NULL OR job = ? ORDER BY logged_at, rowid", [job, job]).fetchall()  # fmt: skip
     finally:
         con.close()
     keys = ("at", "job", "key", "session", "status", "detail")
