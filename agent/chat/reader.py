@@ -8,8 +8,9 @@ Contract:
   job past ``portfolio.storage``'s lock wait raises ``BookBusy`` (one line, "the book is being updated").
 - Days, a day's account and the nearest days come from ``agent.cli_explain`` (the same readers as
   ``tradeagent explain``); the portfolio summary from ``agent.cli_portfolio.book_summary``.
-- ``risk()``, ``eval_reports()``, ``alerts()`` and ``memory_search()`` are read-only too. The last two answer
-  ``Unavailable`` while the feature is not part of this install.
+- ``risk()``, ``eval_reports()``, ``alerts()`` (the outbox, ``portfolio.outbox.alerts`` on a read-only
+  connection) and ``memory_search()`` (the Chroma memory, ``memory.store``, searched point-in-time) are
+  read-only too; a home without an outbox or a memory yet answers [] and creates nothing.
 
 Deliberate decisions:
 - Read-only by construction: this module never calls a ledger write, never opens the file read-write,
@@ -33,10 +34,12 @@ from agent.cli_explain import account, load_day, results_days
 from agent.cli_portfolio import book_summary
 from agent.errors import AgentError
 from agent.settings import Settings
+from portfolio import outbox
 from portfolio.breakers import RiskStateStore
 from portfolio.errors import LedgerError, PortfolioError
 from portfolio.ledger import Ledger
 from portfolio.risk import load_limits
+from portfolio.storage import StorageError, connect
 
 
 class BookBusy(AgentError):
@@ -176,21 +179,44 @@ class Home:
                           "mtime": path.stat().st_mtime})
         return sorted(found, key=lambda r: r["mtime"], reverse=True)
 
-    def alerts(self) -> list[dict[str, Any]]:
-        """The alerts outbox, newest first; ``Unavailable`` until alerts are part of this install."""
+    def alerts(self, limit: int = 200) -> list[dict[str, Any]]:
+        """The alert outbox (``portfolio.outbox``), newest first, read-only; [] without a book or an outbox."""
+        if not self.settings.db_path.exists():
+            return []
         try:
-            from portfolio import outbox  # being built: absent in older installs
-        except ImportError:
-            raise Unavailable("alerts are not available in this install (no alerts outbox yet)") from None
-        reader = getattr(outbox, "read_alerts", None) or getattr(outbox, "list_alerts", None)
-        if reader is None:
-            raise Unavailable("alerts are not available in this install (the outbox has no reader)")
-        raise Unavailable("alerts are not wired into the chat yet")
+            con = connect(self.settings.db_path, read_only=True)
+        except StorageError as exc:
+            if "locked by another process" in str(exc):
+                raise BookBusy("the book is being updated by a running job (a daily run); try again in a moment") \
+                    from None
+            raise Unavailable(f"the alerts cannot be read ({exc})") from None
+        try:
+            rows = outbox.alerts(con, limit=limit)
+        finally:
+            con.close()
+        return [{"created": a.created_at.isoformat(timespec="seconds"), "run_date": a.run_date, "kind": a.kind,
+                 "severity": a.severity, "title": a.title, "text": a.body,
+                 "fields": "; ".join(f"{n}: {v}" for n, v in a.fields),
+                 "delivered": a.delivered_at.isoformat(timespec="seconds") if a.delivered_at else "pending"}
+                for a in reversed(rows)]
 
-    def memory_search(self, text: str, as_of: date | None) -> list[dict[str, Any]]:
-        """Memory records like ``text``, decided on or before ``as_of``; ``Unavailable`` without the memory."""
+    def memory_search(self, text: str, as_of: date | None, k: int = 5,
+                      symbol: str | None = None) -> list[dict[str, Any]]:
+        """Past decisions like ``text`` that day ``as_of`` could recall (``memory``), read-only; [] without one."""
+        if not (self.settings.memory_dir / "chroma.sqlite3").exists():  # opening would create the folder
+            return []
+        from agent.memory_inputs import hit_view  # chromadb and the embedder only when asked
+        from agent.memory_open import embedder_for
+        from memory.errors import MemoryStoreError
+        from memory.models import date_int
+        from memory.store import ChromaMemoryStore
+
         try:
-            import memory.store  # noqa: F401  # being built
-        except ImportError:
-            raise Unavailable("memory search is not available in this install (no vector memory yet)") from None
-        raise Unavailable("memory search is not wired into the chat yet")
+            store = ChromaMemoryStore.persistent(self.settings.memory_dir, embedder_for(self.settings))
+            try:
+                hits = store.search([text], as_of=date_int(as_of or date(9999, 12, 31)), k=k, symbol=symbol)[0]
+            finally:
+                store.close()
+        except MemoryStoreError as exc:
+            raise Unavailable(f"the memory cannot be searched ({' '.join(str(exc).split())})") from None
+        return [hit_view(h) for h in hits]

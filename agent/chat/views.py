@@ -43,6 +43,7 @@ _FILLS = ["order_id", "fill_date", "symbol", "side", "quantity", "price", "commi
 _GUARD = ["run_date", "kind", "symbol", "order_id", "code", "detail", "from_quantity", "to_quantity"]
 _NODES = ["node", "status", "symbol", "score", "confidence", "target_weight", "rationale"]
 _DAY_ORDERS = ["stage", "symbol", "side", "quantity", "code", "detail"]
+_ALERTS = ["created", "run_date", "severity", "kind", "title", "text", "fields", "delivered"]
 _METRICS = ["report", "policy", "total_return", "cagr", "sharpe", "max_drawdown", "exposure", "trades"]
 
 
@@ -200,10 +201,14 @@ def guard_tab(home: Home) -> tuple[str, pd.DataFrame]:
 # ------------------------------------------------------------------ alerts, evals
 
 
-@_guarded(lambda: _empty(["created", "kind", "text"]))
+@_guarded(lambda: _empty(_ALERTS))
 def alerts_tab(home: Home) -> tuple[str, pd.DataFrame]:
+    if not home.settings.db_path.exists():
+        return _no_book(home), _empty(_ALERTS)
     rows = home.alerts()
-    return (f"{len(rows)} alert(s), newest first" if rows else "No alerts yet."), _frame(rows, ["created", "kind", "text"])
+    status = (f"{len(rows)} alert(s), newest first · source: DuckDB alert_outbox (delivered by `tradeagent alerts "
+              "send` or after each daily run)" if rows else "No alerts in the outbox yet.")
+    return status, _frame(rows, _ALERTS)
 
 
 def report_link(path: str) -> str:
