@@ -1,8 +1,8 @@
 """Which instruments of a universe a piece of text is about: tickers, names and aliases on word boundaries.
 
 Rules (``SymbolMatcher``):
-- The symbol itself ("GOOG", "MC.PA", "BTC/EUR") matches case-sensitively, as does any alias written entirely in
-  capitals ("LVMH", "BTC"): capitals are how tickers are written, and "AI" must not match "ai" or "said".
+- The symbol itself ("GOOG", "MC.PA", "BTC/EUR") matches case-sensitively, as does any alias or name written
+  entirely in capitals ("LVMH", "BTC"): capitals are how tickers are written, and "AI" must not match "ai".
 - Other aliases ("bitcoin", "Airbus") and the instrument's ``name`` (without any parenthesised note) match
   ignoring case.
 - A match needs a boundary on both sides: no letter or digit touching it ("AI" is not in "SAID", "ETH" is not
@@ -24,6 +24,10 @@ from tools.models import Universe
 _NOTE = re.compile(r"\s*\([^)]*\)")
 
 
+def _capitals(term: str) -> bool:
+    return term.upper() == term and any(c.isalpha() for c in term)
+
+
 def _pattern(term: str, ignore_case: bool) -> re.Pattern[str]:
     flags = re.IGNORECASE if ignore_case else 0
     return re.compile(rf"(?<![A-Za-z0-9]){re.escape(term)}(?![A-Za-z0-9])", flags)
@@ -39,12 +43,11 @@ class SymbolMatcher:
         for inst in universe.instruments:
             pats = [_pattern(inst.symbol, ignore_case=False)]
             for alias in inst.aliases:
-                upper = alias.upper() == alias and any(c.isalpha() for c in alias)
-                if upper or len(alias) >= 3:
-                    pats.append(_pattern(alias, ignore_case=not upper))
+                if _capitals(alias) or len(alias) >= 3:
+                    pats.append(_pattern(alias, ignore_case=not _capitals(alias)))
             name = _NOTE.sub("", inst.name or "").strip()
             if len(name) >= 3 and name != inst.symbol:
-                pats.append(_pattern(name, ignore_case=True))
+                pats.append(_pattern(name, ignore_case=not _capitals(name)))
             table.append((inst.symbol, tuple(pats)))
         return cls(patterns=tuple(table))
 

@@ -56,8 +56,10 @@ FINANCE_TERMS: dict[str, float] = {
     "contract": 0.8, "partnership": 1.5, "acquisition": 0.8, "expands": 1.5, "expansion": 1.3,
     "launches": 1.0, "breakthrough": 2.5, "adoption": 1.5, "inflows": 1.5, "outflows": -1.5,
     "bubble": -1.5, "recession": -2.5, "inflation": -1.0, "stagnation": -1.8, "growth": 1.5,
+    "beating": 1.8, "missing": -1.5, "blocked": -1.5, "antitrust": -1.2, "capitulate": -2.0, "vanish": -1.5,
+    "delay": -1.2, "delays": -1.2, "shortage": -1.5, "shortages": -1.5, "stalls": -1.5, "weakens": -1.5,
     # VADER's general reading that is wrong in market prose
-    "crush": 0.0, "crushes": 1.5, "killing": 0.0, "bull": 1.5, "bear": -1.5, "short": -0.5,
+    "crush": 0.0, "crushed": 0.0, "crushing": 0.0, "crushes": 1.5, "killing": 0.0, "bull": 1.5, "bear": -1.5, "short": -0.5,
 }  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from html.parser import HTMLParser
 TITLE_MAX = 300
 SUMMARY_MAX = 1000
 _SPACE = re.compile(r"\s+")
+_BLOCKS = frozenset({"br", "p", "div", "li", "ul", "ol", "tr", "td", "th", "h1", "h2", "h3", "h4", "blockquote", "span"})
 
 
 class _TextOnly(HTMLParser):
@@ -31,12 +32,14 @@ class _TextOnly(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skip += 1
-        elif tag in ("br", "p", "div", "li", "tr", "h1", "h2", "h3"):
+        elif tag in _BLOCKS:
             self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in ("script", "style") and self._skip:
             self._skip -= 1
+        elif tag in _BLOCKS:  # "<div>a</div>b" reads as two words, not "ab"
+            self.parts.append(" ")
 
     def handle_data(self, data: str) -> None:
         if not self._skip:
