@@ -77,6 +77,7 @@ def test_hostile_or_broken_documents_are_skipped_with_a_reason_and_the_others_go
     files = {
         "laughs.xml": BILLION_LAUGHS,
         "xxe.xml": XXE,
+        "laughs16.xml": BILLION_LAUGHS.decode().replace("<?xml version=\"1.0\"?>", "").encode("utf-16"),
         "broken.xml": b'<?xml version="1.0"?><rss version="2.0"><channel><item><title>Google up</title></channel>',
         "page.html": b"<html><body><h1>Not a feed</h1></body></html>",
         "empty.xml": b"   ",
@@ -94,6 +95,7 @@ def test_hostile_or_broken_documents_are_skipped_with_a_reason_and_the_others_go
     reasons = {Path(k).name: (o.status, o.reason or "") for k, o in out.items()}
     assert reasons["laughs.xml"][0] == "skipped" and "<!ENTITY" in reasons["laughs.xml"][1]
     assert reasons["xxe.xml"][0] == "skipped" and "<!ENTITY" in reasons["xxe.xml"][1]
+    assert reasons["laughs16.xml"][0] == "skipped" and "<!ENTITY" in reasons["laughs16.xml"][1]  # not hidden by UTF-16
     assert reasons["broken.xml"][0] == "skipped" and "not well-formed" in reasons["broken.xml"][1]
     assert reasons["page.html"][0] == "skipped"
     assert reasons["empty.xml"] == ("skipped", "empty document")
