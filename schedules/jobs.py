@@ -88,7 +88,9 @@ def history(settings: Settings, job: str | None = None) -> list[dict[str, Any]]:
     """The scheduler's log, oldest first (``serve --list`` shows the last outcomes)."""
     if not settings.db_path.exists():
         return []
-    con = connect(settings.db_path, read_only=True)
+    # read-write like every other open in the serve process: DuckDB refuses a read-only connection in a process
+    # that holds the file read-write (a job running in another thread), and nothing here writes
+    con = connect(settings.db_path)
     try:
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
         if "schedule_log" not in tables:

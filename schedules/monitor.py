@@ -58,7 +58,9 @@ class MonitorReport:
 
 def _book(settings: Settings) -> tuple[dict[str, float], float | None, str | None]:
     """Held symbols -> market value (base, last mark), the equity, the base currency; empty without a book."""
-    ledger = Ledger.open_existing(settings.db_path)
+    # read-write, though it only reads: inside `serve` another thread may hold the file read-write, and DuckDB
+    # refuses a read-only connection in that process
+    ledger = Ledger.open_existing(settings.db_path, read_only=False)
     if ledger is None:
         return {}, None, None
     try:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class FakeDiscord:
     default: Answer = (204, None, {})
     requests: list[Recorded] = field(default_factory=list)
     base: str = ""
+    delay: float = 0.0  # seconds each answer waits (a slow Discord)
 
     def answer(self) -> Answer:
         return self.script.pop(0) if self.script else self.default
@@ -52,6 +54,7 @@ def _handler(fake: FakeDiscord) -> type[BaseHTTPRequestHandler]:
             raw = self.rfile.read(length) if length else b"{}"
             parts = urlsplit(self.path)
             fake.requests.append(Recorded("POST", parts.path, parse_qs(parts.query), json.loads(raw or b"{}")))
+            time.sleep(fake.delay)
             status, body, headers = fake.answer()
             data = json.dumps(body).encode() if body is not None else b""
             self.send_response(status)

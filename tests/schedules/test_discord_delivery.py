@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from agent.settings import Settings
@@ -32,8 +33,7 @@ def _home(tmp_path: Path, n: int = 3) -> Settings:
 
 
 def _with_webhook(settings: Settings, base: str) -> Settings:
-    return settings.model_copy(update={"discord_webhook_url": Settings(discord_webhook_url=WEBHOOK_URL).discord_webhook_url,
-                                       "discord_api_base": base})
+    return settings.model_copy(update={"discord_webhook_url": SecretStr(WEBHOOK_URL), "discord_api_base": base})
 
 
 def _pending(settings: Settings) -> list[outbox.Alert]:
