@@ -32,9 +32,8 @@ from typing import Any
 
 import pandas as pd
 
-from agent.memory_inputs import DayMemory, K, situation_label, trend_score
-from memory.errors import MemoryStoreError
-from memory.models import MemoryRecord, Outcome, Situation, date_int, int_date, is_hit
+from agent.memory_inputs import DayMemory, K, one_line, situation_of
+from memory.models import MemoryRecord, Outcome, date_int, int_date, is_hit
 from memory.store import MemoryStore
 from tools.view import MarketView
 
@@ -98,8 +97,8 @@ def open_day(store: MemoryStore, view: MarketView, *, dry_run: bool, k: int = K)
     if not dry_run:
         try:
             report["attached"] = store.attach(due_outcomes(store.pending(date_int(view.as_of)), view))
-        except MemoryStoreError as exc:
-            report["errors"].append(f"outcomes: {exc}")
+        except Exception as exc:  # optional: reported, never fails the day
+            report["errors"].append(f"outcomes: {one_line(exc)}")
     report["seconds"] = time.perf_counter() - started
     return DayMemory(store, view.as_of, k=k), report
 
@@ -133,21 +132,13 @@ def day_records(run_date: date, features: Mapping[str, Mapping[str, Any]], resul
         symbol = target["symbol"]
         f = features.get(symbol) or {}
         side, qty = approved.get(symbol, ("hold", 0.0))
-        label = situation_label(f)
-        situation = Situation(
-            label=label, close=f.get("close"), trend=_r(trend_score(f)), rsi_14=f.get("rsi_14"),
-            vol_20=f.get("vol_20"), ret_20d=f.get("ret_20d"), drawdown=f.get("drawdown"),
-            scores={n: (scores.get(symbol) or {}).get(n) for n in SIGNAL_NODES}, models=models)
+        situation = situation_of(f, {n: (scores.get(symbol) or {}).get(n) for n in SIGNAL_NODES}, models)
         records.append(MemoryRecord(
             decision_date=date_int(run_date), symbol=symbol, action=side,  # type: ignore[arg-type]
             quantity=qty, weight_before=weights.get(symbol, 0.0), target_weight=target.get("target_weight"),
             situation=situation, rationale=str(target.get("rationale") or "")[:600],
-            prompt_hash=str(risk.get("prompt_hash") or ""), text=label))
+            prompt_hash=str(risk.get("prompt_hash") or ""), text=situation.label))
     return records
-
-
-def _r(x: float | None) -> float | None:
-    return None if x is None else round(x, 6)
 
 
 def close_day(store: MemoryStore, day: DayMemory, report: dict[str, Any], features: Mapping[str, Mapping[str, Any]],
@@ -157,10 +148,8 @@ def close_day(store: MemoryStore, day: DayMemory, report: dict[str, Any], featur
     if not dry_run:
         try:
             report["written"] = store.add(day_records(day.as_of, features, results))
-        except MemoryStoreError as exc:
-            report["errors"].append(f"records: {exc}")
-        except (KeyError, TypeError, ValueError) as exc:  # a results shape the records cannot be built from
-            report["errors"].append(f"records: {type(exc).__name__}: {exc}")
+        except Exception as exc:  # optional: reported, never fails the day (the orders are already in the ledger)
+            report["errors"].append(f"records: {one_line(exc)}")
     report["recalled"] = day.recalled
     report["queries"] = day.queries
     report["errors"].extend(day.errors)

@@ -30,7 +30,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from memory.errors import MemoryStoreError
-from memory.models import MemoryHit, date_int, int_date, is_hit
+from memory.models import MemoryHit, Situation, date_int, int_date, is_hit
 from memory.store import MemoryStore
 
 K = 5  # past decisions recalled per symbol in the prompt
@@ -77,6 +77,19 @@ def situation_label(features: Mapping[str, Any]) -> str:
     return f"{trend}, momentum {momentum}, RSI {rsi}, volatility {vol}, {dd}"
 
 
+def situation_of(features: Mapping[str, Any], scores: Mapping[str, float | None] | None = None,
+                 models: Mapping[str, str] | None = None) -> Situation:
+    """One symbol's situation on the day: its label and readings (and, for a record, the nodes' scores)."""
+
+    def r(x: float | None) -> float | None:
+        return None if x is None else round(x, 6)
+
+    return Situation(label=situation_label(features), close=r(_num(features.get("close"))),
+                     trend=r(trend_score(features)), rsi_14=r(_num(features.get("rsi_14"))),
+                     vol_20=r(_num(features.get("vol_20"))), ret_20d=r(_num(features.get("ret_20d"))),
+                     drawdown=r(_num(features.get("drawdown"))), scores=dict(scores or {}), models=dict(models or {}))
+
+
 def hit_view(hit: MemoryHit) -> dict[str, Any]:
     """One recalled decision as the prompt (and the offline rules) see it."""
     r, o = hit.record, hit.outcome
@@ -95,6 +108,11 @@ def hit_view(hit: MemoryHit) -> dict[str, Any]:
             "right": is_hit(r, o), "reflection": o.reflection,
         },
     }
+
+
+def one_line(exc: Exception) -> str:
+    text = " ".join(str(exc).split())[:300]
+    return text if isinstance(exc, MemoryStoreError) else f"{type(exc).__name__}: {text}"
 
 
 class DayMemory:
@@ -127,10 +145,11 @@ class DayMemory:
         started = time.perf_counter()
         try:
             self.queries += 1
-            hits = self.store.search([situation_label(features[s]) for s in symbols], as_of=date_int(self.as_of),
-                                     k=self.k)
-        except MemoryStoreError as exc:
-            self.errors.append(f"recall: {exc}")
+            situations = [situation_of(features[s]) for s in symbols]
+            hits = self.store.search([x.label for x in situations], as_of=date_int(self.as_of), k=self.k,
+                                     situations=situations)
+        except Exception as exc:  # optional: whatever failed, the node goes on as with memory off
+            self.errors.append(f"recall: {one_line(exc)}")
             return None
         finally:
             self.seconds += time.perf_counter() - started
@@ -173,8 +192,8 @@ def search_memory(inp: SearchMemoryInput, memory: DayMemory) -> SearchMemoryOutp
     known today. Empty when nothing similar was decided before: nothing is invented."""
     try:
         hits = memory.search(inp.query, symbol=inp.symbol, k=inp.k)
-    except MemoryStoreError as exc:
-        memory.errors.append(f"search_memory: {exc}")
+    except Exception as exc:  # the model is told, the day's results say why
+        memory.errors.append(f"search_memory: {one_line(exc)}")
         return SearchMemoryOutput(decisions=[], note="the memory is unavailable today")
     return SearchMemoryOutput(decisions=[hit_view(h) for h in hits],
                               note=None if hits else "no similar past decision before today")

@@ -7,6 +7,10 @@ Contract:
   reach it. ``text`` is what is embedded: a short categorical description of the situation.
 - ``Outcome.known_at`` is the session whose close made the outcome knowable; a reader on day D sees an
   outcome only when ``known_at <= D`` and a record only when ``decision_date < D`` (``memory.store``).
+- A stored vector is the embedding of ``text`` followed by ``NUMERIC_WEIGHT`` x ``readings(situation)``,
+  normalised: situations with the same words are told apart (and ordered) by their numbers, so two records
+  are never exact ties in a day's search and a replay is deterministic. A query in words only (the tool, the
+  CLI) has zeros there and compares the words alone.
 - ``MemoryHit`` is one retrieved record: the record, its outcome when visible at the reader's date (else
   None), and its cosine similarity to the query.
 
@@ -53,6 +57,21 @@ class Situation(_Frozen):
     drawdown: float | None = None
     scores: dict[str, float | None] = Field(default_factory=dict)  # signal node -> score (None: abstained)
     models: dict[str, str] = Field(default_factory=dict)  # model kind -> version the quant node read
+
+
+NUMERIC_WEIGHT = 0.3  # how much the readings weigh in a situation's vector against its text (norm 1)
+
+
+def readings(situation: Situation) -> list[float]:
+    """The situation's readings on one scale, each clipped to [-1, 1] (0 when unknown): trend, RSI around 50,
+    volatility around 20%, 20-day return per 10%, drawdown around -10% per 10%."""
+
+    def scaled(x: float | None, centre: float, unit: float) -> float:
+        return 0.0 if x is None else max(-1.0, min(1.0, (x - centre) / unit))
+
+    s = situation
+    return [scaled(s.trend, 0.0, 1.0), scaled(s.rsi_14, 50.0, 50.0), scaled(s.vol_20, 0.2, 0.2),
+            scaled(s.ret_20d, 0.0, 0.1), scaled(s.drawdown, -0.1, 0.1)]
 
 
 class Outcome(_Frozen):

@@ -21,9 +21,12 @@ Deliberate decisions:
   dated D or later. So the store first asks Chroma for one record dated ``>= D`` (a filter that matches
   nothing, ~2 ms); only when none exists does it drop the ``where`` (it could not exclude anything). A record
   written between the two calls is still removed by the Python check.
-- Ties: situation texts are categorical, so many records share one vector. The query over-fetches
-  (``OVERFETCH`` x k) and ranks by similarity, then the most recent decision, then symbol: deterministic
-  for a given store, and the newest of equally similar situations first.
+- Ties: situation texts are categorical, so many records share one text; their readings tell them apart
+  (``memory.models``: the vector is the text's embedding plus the weighted readings), and Chroma's order among
+  exactly equal distances is arbitrary, so a query also over-fetches (``OVERFETCH`` x k) and ranks by
+  similarity, then the most recent decision, then symbol. A search with readings (the day's pre-fetch) is
+  then deterministic; a words-only search (the tool, the CLI) is exact in everything but which of several
+  identical records fill the last places.
 - Metadata is flat (Chroma's rule): the filterable keys, plus the record and the outcome as JSON strings.
 - Chroma's anonymous telemetry is switched off: the memory makes no network call.
 """
@@ -31,6 +34,7 @@ Deliberate decisions:
 from __future__ import annotations
 
 import contextlib
+import math
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,7 +44,16 @@ from pydantic import ValidationError
 
 from memory.embeddings import Embedder
 from memory.errors import MemoryStoreError
-from memory.models import MemoryHit, MemoryRecord, Outcome, int_date, is_hit
+from memory.models import (
+    NUMERIC_WEIGHT,
+    MemoryHit,
+    MemoryRecord,
+    Outcome,
+    Situation,
+    int_date,
+    is_hit,
+    readings,
+)
 
 COLLECTION = "decisions"
 OVERFETCH = 4
@@ -56,8 +69,8 @@ class MemoryStore(Protocol):
 
     def pending(self, before: int) -> list[MemoryRecord]: ...
 
-    def search(self, texts: Sequence[str], *, as_of: int, k: int = 5,
-               symbol: str | None = None) -> list[list[MemoryHit]]: ...
+    def search(self, texts: Sequence[str], *, as_of: int, k: int = 5, symbol: str | None = None,
+               situations: Sequence[Situation | None] | None = None) -> list[list[MemoryHit]]: ...
 
     def records(self) -> list[tuple[MemoryRecord, Outcome | None]]: ...
 
@@ -176,7 +189,7 @@ class ChromaMemoryStore:
         todo = [r for i, r in by_id.items() if i not in done]
         if not todo:
             return 0
-        vectors = embedder.embed([r.text for r in todo])
+        vectors = [_vector(v, r.situation) for v, r in zip(embedder.embed([r.text for r in todo]), todo, strict=True)]
         with _chroma("write"):
             col.upsert(ids=[r.id for r in todo], embeddings=vectors, documents=[r.text for r in todo],
                        metadatas=[_metadata(r) for r in todo])
@@ -208,8 +221,9 @@ class ChromaMemoryStore:
                                 include=["metadatas"])
         return sorted((_record(m) for m in got["metadatas"] or []), key=lambda r: (r.decision_date, r.symbol))
 
-    def search(self, texts: Sequence[str], *, as_of: int, k: int = 5,
-               symbol: str | None = None) -> list[list[MemoryHit]]:
+    def search(self, texts: Sequence[str], *, as_of: int, k: int = 5, symbol: str | None = None,
+               situations: Sequence[Situation | None] | None = None) -> list[list[MemoryHit]]:
+        """See the module doc; ``situations`` (one per text, optional) adds each query's readings."""
         if k < 1:
             raise MemoryStoreError(f"k must be at least 1, not {k}")
         if not texts:
@@ -219,7 +233,10 @@ class ChromaMemoryStore:
             return [[] for _ in texts]
         if self._embedder is None:
             raise MemoryStoreError(f"memory at {self.where} was opened without an embedding model")
-        vectors = self._embedder.embed(list(texts))
+        extra = list(situations) if situations is not None else [None] * len(texts)
+        if len(extra) != len(texts):
+            raise MemoryStoreError(f"{len(texts)} texts but {len(extra)} situations")
+        vectors = [_vector(v, s) for v, s in zip(self._embedder.embed(list(texts)), extra, strict=True)]
         where = self._where(as_of, symbol)
         with _chroma("search"):
             got = self._col.query(query_embeddings=vectors, n_results=min(n, k * OVERFETCH), where=where,
@@ -255,6 +272,14 @@ class ChromaMemoryStore:
                 break
             offset += PAGE
         return sorted(out, key=lambda ro: (ro[0].decision_date, ro[0].symbol))
+
+
+def _vector(embedding: Sequence[float], situation: Situation | None) -> list[float]:
+    """The text's embedding and the weighted readings, unit length (``memory.models``)."""
+    numbers = [NUMERIC_WEIGHT * x for x in readings(situation)] if situation is not None else [0.0] * 5
+    v = [*map(float, embedding), *numbers]
+    norm = math.sqrt(sum(x * x for x in v)) or 1.0
+    return [x / norm for x in v]
 
 
 def _metadata(record: MemoryRecord) -> dict[str, Any]:

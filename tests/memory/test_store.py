@@ -18,7 +18,7 @@ import pytest
 
 from memory.errors import MemoryStoreError
 from memory.models import MemoryRecord, Outcome, is_hit
-from memory.store import ChromaMemoryStore, memory_stats
+from memory.store import ChromaMemoryStore, _vector, memory_stats
 from tests.memory.helpers import WordsEmbedder, outcome, record, situation_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,17 +70,29 @@ def test_search_sees_only_decisions_before_d_and_outcomes_known_by_d(store: Chro
                 else:
                     assert h.outcome is None
                     stripped += 1
-            # the k most similar of the visible records (compared by similarity: equal texts tie)
-            best = sorted((round(_cos(q, v), 5) for v in embed([r.text for r in visible])), reverse=True)[:4]
+            # the k most similar of the visible records, by brute force (compared by similarity: they may tie)
+            vs = [_vector(v, r.situation) for v, r in zip(embed([r.text for r in visible]), visible, strict=True)]
+            best = sorted((round(_cos(_vector(q, None), v), 5) for v in vs), reverse=True)[:4]
             assert [round(h.similarity, 5) for h in hits] == pytest.approx(best, abs=1e-4)
     assert with_outcome > 0 and stripped > 0  # both sides of the outcome rule were exercised
 
 
-def test_ties_come_back_newest_first_and_the_same_every_time(store: ChromaMemoryStore) -> None:
-    store.add([record(day, "AAA", text="uptrend, RSI neutral") for day in DAYS])
-    first = store.search(["uptrend, RSI neutral"], as_of=20200115, k=3)[0]
-    assert [h.record.decision_date for h in first] == [20200114, 20200113, 20200112]
-    assert store.search(["uptrend, RSI neutral"], as_of=20200115, k=3)[0] == first
+def test_exact_ties_come_back_newest_first_and_the_same_every_time(store: ChromaMemoryStore) -> None:
+    # identical records (same words, same readings), fewer than the over-fetch: all are ranked, newest first
+    store.add([record(day, "AAA", text="uptrend, RSI neutral") for day in DAYS[:8]])
+    first = store.search(["uptrend, RSI neutral"], as_of=20200107, k=3)[0]
+    assert [h.record.decision_date for h in first] == [20200106, 20200105, 20200104]
+    assert store.search(["uptrend, RSI neutral"], as_of=20200107, k=3)[0] == first
+
+
+def test_readings_tell_apart_situations_described_by_the_same_words(store: ChromaMemoryStore) -> None:
+    calm, wild = (record(20200102, s, text="uptrend, RSI firm").situation.model_copy(update={"vol_20": v})
+                  for s, v in (("AAA", 0.10), ("BBB", 0.60)))
+    store.add([record(20200102, "AAA", text="uptrend, RSI firm").model_copy(update={"situation": calm}),
+               record(20200102, "BBB", text="uptrend, RSI firm").model_copy(update={"situation": wild})])
+    (near_calm,), (near_wild,) = store.search(["uptrend, RSI firm"] * 2, as_of=20200103, k=1,
+                                              situations=[calm.model_copy(update={"vol_20": 0.12}), wild])
+    assert near_calm.record.symbol == "AAA" and near_wild.record.symbol == "BBB"
 
 
 def test_a_symbol_filter_returns_only_that_symbol(store: ChromaMemoryStore) -> None:
@@ -186,6 +198,9 @@ def test_a_writer_killed_mid_write_leaves_a_memory_the_next_run_opens_and_extend
 
 
 def test_similarity_is_cosine(store: ChromaMemoryStore) -> None:
-    store.add([record(20200102, "AAA", text="uptrend, momentum rising")])
-    (hit,) = store.search(["uptrend, momentum rising"], as_of=20200103, k=1)[0]
+    rec = record(20200102, "AAA", text="uptrend, momentum rising")
+    store.add([rec])
+    (hit,) = store.search([rec.text], as_of=20200103, k=1, situations=[rec.situation])[0]
     assert math.isclose(hit.similarity, 1.0, abs_tol=1e-5)
+    (words_only,) = store.search([rec.text], as_of=20200103, k=1)[0]
+    assert 0.9 < words_only.similarity < 1.0  # the readings count too
