@@ -171,7 +171,7 @@ def walk_tabs(browser: Browser, url: str, tabs: tuple[str, ...], out: Path | Non
             raise RuntimeError(f"no tab named {tab!r}")
         if tab != "Chat":  # a dashboard tab's status line is filled by its select event
             browser.wait_for(f"{_panel_text()}.replace(/\\s+/g, ' ').length > 80")
-        browser.pump(1.5)  # plotly draws, tables render; console errors arrive
+        browser.pump(1.0)  # plotly draws, tables render; console errors arrive
         texts[tab] = str(browser.js(_panel_text()))
         if out is not None:
             browser.screenshot(out / f"chat-{tab.lower().replace(' ', '-')}.png")
