@@ -31,7 +31,10 @@ def test_upsert_counts_new_ids_keeps_the_first_text_and_merges_symbols(tmp_path:
         again = _item("a", published=T0 + timedelta(days=9), symbols=("MC.PA",), score=-0.9)
         assert store.upsert([again]) == 0
         (a,) = [i for i in store.about("MC.PA")]
-    assert news_table_exists(db)
+        twice = [_item("c", published=T0, symbols=("GOOG",)), _item("c", published=T0, symbols=("SP500",))]
+        assert store.upsert(iter(twice)) == 1  # one id seen twice in a batch (any iterable): one row
+        (c,) = [i for i in store.about("SP500")]
+    assert news_table_exists(db) and c.id == "c" and c.symbols == ("GOOG", "SP500")
     assert a.symbols == ("GOOG", "MC.PA") and a.published_at == T0 and a.score == 0.5  # stored facts never change
 
 
