@@ -252,6 +252,16 @@ def metrics_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, rows
 
 
+def memory_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """``eval --memory on``: per graph policy and metric, without memory, with memory, and the difference."""
+    rows = []
+    for name, block in (report.get("memory_ablation") or {}).items():
+        for k in METRIC_COLUMNS:
+            rows.append([name, _LABELS[k], _fmt(k, block["off"].get(k)), _fmt(k, block["on"].get(k)),
+                         _fmt(k, block["delta"].get(k))])
+    return ["policy", "metric", "without memory", "with memory", "difference"], rows
+
+
 def metrics_table(report: Mapping[str, Any]) -> Table:
     """The metrics as a rich ``Table`` for the CLI: one row per metric, one column per policy (a terminal fits
     a few policies better than 15 metrics side by side). Cells are ``Text``: no markup is interpreted."""
@@ -352,6 +362,22 @@ def _trades_section(runs: Sequence[PolicyRun], max_trades: int) -> str:
     return f"<p>{html.escape(note)}</p>{table}"
 
 
+def _why_section(report: Mapping[str, Any]) -> str:
+    """Per graph policy: fills and fees by cause, and the equity left in cash by cause (evals.attribution)."""
+    parts = []
+    for name, block in report["policies"].items():
+        why = block.get("why")
+        if not why:
+            continue
+        traded = [[r["cause"], r["fills"], f"{r['notional']:,.0f}", f"{r['fees']:,.2f}", f"{r['fee_share']:.0%}"]
+                  for r in why["traded"]]
+        idle = [[r["cause"], f"{r['share']:.1%}"] for r in why["not_invested"]]
+        parts += [f"<h3>{html.escape(name)}</h3>",
+                  _html_table(["why traded", "fills", "notional", "fees", "share of fees"], traded),
+                  _html_table(["why not invested", "share of equity (average day)"], idle)]
+    return "\n".join(parts) or "<p>No graph policy in this report.</p>"
+
+
 def _figure_div(fig: go.Figure, div_id: str, first: bool) -> str:
     return fig.to_html(full_html=False, include_plotlyjs=first, div_id=div_id)
 
@@ -380,9 +406,11 @@ def render_html(
         "<h1>tradeagent eval report</h1>",
         "<h2>Equity and drawdown</h2>", parts[0],
         "<h2>Metrics</h2>", _html_table(*metrics_rows(report)),
+        *(["<h2>Memory on/off</h2>", _html_table(*memory_rows(report))] if report.get("memory_ablation") else []),
         "<h2>Regimes</h2>", _html_table(*_regime_rows(report)),
         "<h2>Positions</h2>", *parts[1:],
         "<h2>Trades</h2>", _trades_section(runs, max_trades),
+        "<h2>Why it traded, why it was not invested</h2>", _why_section(report),
         "<h2>Notes</h2>", "<ul>" + "".join(f"<li>{html.escape(str(n))}</li>" for n in notes) + "</ul>",
         "<h2>Configuration</h2>", f"<pre>{html.escape(config)}</pre>",
     ])

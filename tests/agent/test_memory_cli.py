@@ -107,4 +107,4 @@ def test_eval_with_memory_sets_each_policy_beside_its_memory_run(home: Path) -> 
     (note,) = report["policies"]["agent+memory"]["notes"]
     assert note.startswith("memory: ") and "with a known outcome" in note and "error" not in note
     assert not any(n.startswith("memory") for n in report["policies"]["agent"]["notes"])
-    assert "memory" in (home / "ev" / "report.html").read_text(encoding="utf-8")
+    assert "<h2>Memory on/off</h2>" in (home / "ev" / "report.html").read_text(encoding="utf-8")
