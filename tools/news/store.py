@@ -70,22 +70,33 @@ def news_table_exists(db_path: Path | str) -> bool:
 
 @dataclass(frozen=True)
 class LoadedNews:
-    """Dated items sorted by ``available_at`` (oldest first), for point-in-time reads."""
+    """Dated items sorted by ``available_at`` (oldest first), indexed per symbol for point-in-time reads."""
 
     items: tuple[NewsItem, ...] = ()
-    _times: tuple[datetime, ...] = field(default=(), repr=False, compare=False)
+    # symbol -> (available_at times, items), both oldest first: a day's read is two bisections per symbol
+    _by_symbol: dict[str, tuple[list[datetime], list[NewsItem]]] = field(default_factory=dict, repr=False,
+                                                                        compare=False)
 
     @classmethod
     def of(cls, items: Iterable[NewsItem]) -> LoadedNews:
         dated = sorted((i for i in items if i.available_at is not None), key=lambda i: (i.available_at, i.id))
-        return cls(items=tuple(dated), _times=tuple(i.available_at for i in dated if i.available_at is not None))
+        index: dict[str, tuple[list[datetime], list[NewsItem]]] = {}
+        for item in dated:
+            for symbol in set(item.symbols):
+                times, listed = index.setdefault(symbol, ([], []))
+                times.append(item.available_at)  # type: ignore[arg-type]  # dated: never None here
+                listed.append(item)
+        return cls(items=tuple(dated), _by_symbol=index)
 
     def about(self, symbols: Iterable[str], end: datetime, hours: float) -> list[NewsItem]:
         """Items about any of ``symbols`` available in (end - hours, end], newest first."""
-        wanted = set(symbols)
-        lo = bisect.bisect_right(self._times, end - timedelta(hours=hours))
-        hi = bisect.bisect_right(self._times, end)
-        return [i for i in reversed(self.items[lo:hi]) if wanted.intersection(i.symbols)]
+        start = end - timedelta(hours=hours)
+        found: dict[str, NewsItem] = {}
+        for symbol in set(symbols):
+            times, listed = self._by_symbol.get(symbol, ([], []))
+            for item in listed[bisect.bisect_right(times, start) : bisect.bisect_right(times, end)]:
+                found[item.id] = item
+        return sorted(found.values(), key=lambda i: (i.available_at, i.id), reverse=True)
 
     def __len__(self) -> int:
         return len(self.items)
