@@ -5,7 +5,8 @@ Usage::
     .venv/bin/python scripts/screenshots_chat.py [--home DIR] [--out docs] [--chromium /usr/bin/chromium]
 
 Without ``--home`` it builds a small book in a temporary home first (offline ``tradeagent daily`` on the
-``demo`` universe, 2012-03-01 … 2012-03-07), so the pictures are reproducible with no network. It launches the
+``demo`` universe, 2012-03-01 … 2012-03-07, and an ``eval`` of 2011-01 … 2012-02 for the Evals tab), so the
+pictures are reproducible with no network (about three minutes). It launches the
 real app on a free loopback port, asks the chat three questions, opens every tab, and writes
 ``OUT/chat-<tab>.png``. It prints the browser's console errors and exits 1 if there were any.
 
@@ -193,6 +194,9 @@ def build_book(home: Path) -> None:
     for day in BOOK_DAYS:
         subprocess.run([sys.executable, "-m", "agent", "daily", "--universe", "demo", "--date", day],
                        env=env, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
+    subprocess.run([sys.executable, "-m", "agent", "eval", "--universe", "demo", "--start", "2011-01-01", "--end",
+                    "2012-02-29", "--policy", "agent,buyhold", "--out", str(home / "evals" / "demo-2011")],
+                   env=env, check=True, stdout=subprocess.DEVNULL, cwd=ROOT)
 
 
 @contextmanager
