@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Literal
@@ -40,6 +40,7 @@ from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.memory_open import open_user_memory
 from agent.news_inputs import load_for_run
+from agent.profiles import Profile, UnknownProfile, get_profile
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from portfolio import outbox
@@ -123,6 +124,7 @@ def run_daily(
     latest_common: bool = False,
     client: LLMClient | None = None,
     today: date | None = None,
+    profile: str | None = None,
 ) -> DailyResult:
     """Run one trading day. ``client`` replaces the LLM built from settings (tests, evals).
 
@@ -138,6 +140,7 @@ def run_daily(
         client = make_client(settings, llm, cache_mode, budget=TokenBudget(settings.llm_token_budget),
                              deadline=Deadline(settings.llm_run_deadline_seconds))
     limits, limit_notes = load_limits(settings.risk_config_path)
+    risk_profile = _profile(profile or settings.profile)
     cache = MarketCache(settings.db_path)
     try:
         data, run_date = _load_day(uni, cache, run_date, latest_common=latest_common, progress=progress)
@@ -184,7 +187,9 @@ def run_daily(
         view = MarketView.build(data, run_date)
         memory, memory_off = open_user_memory(settings)  # optional: the day goes on without it, and says why
         results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir),
-                            news=news, memory=memory)
+                            news=news, memory=memory,
+                            configure=(lambda deps: replace(deps, profile=risk_profile)) if risk_profile else None)
+        results["profile"] = risk_profile.name if risk_profile else None
         if memory_off is not None:
             results["memory"] = {"status": "off" if not settings.memory else "unavailable", "reason": memory_off}
         results["data"] = {"notes": [*data.notes, *([news_note] if news_note else [])], "errors": dict(data.errors),
@@ -197,6 +202,15 @@ def run_daily(
         return DailyResult(run_date=run_date, path=path, results=results)
     finally:
         ledger.close()
+
+
+def _profile(name: str | None) -> Profile | None:
+    if name is None:
+        return None
+    try:
+        return get_profile(name)
+    except UnknownProfile as exc:
+        raise UserError(f"--profile: {exc}") from None
 
 
 def _book_path(settings: Settings, dry_run: bool) -> Path:

@@ -288,6 +288,16 @@ def _cache_misses(nodes: Mapping[str, dict[str, Any]]) -> list[str]:
     return [n for n in SIGNAL_NODES if (nodes.get(n) or {}).get("abstain_reason") == CACHE_MISS]
 
 
+def _high_correlations(deps: DayDeps, floor: float = 0.8) -> dict[str, dict[str, float]]:
+    """Pairs of the day's return correlations at or above ``floor`` (the rest would only lengthen the prompt)."""
+    out: dict[str, dict[str, float]] = {}
+    for a, row in deps.market.correlations.items():
+        near = {b: r for b, c in sorted(row.items()) if (r := _round(c)) is not None and r >= floor}
+        if near:
+            out[a] = near
+    return out
+
+
 def risk_node(state: DayState, deps: DayDeps) -> DayState:
     nodes = state.get("nodes", {})
     if missed := _cache_misses(nodes):
@@ -309,6 +319,9 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         "momentum": {s: f.get("ret_20d") for s, f in state.get("features", {}).items()},
         "pnl": {p.symbol: _unrealised_return(p.symbol, p.avg_price, deps) for p in snap.positions},
     }
+    if deps.profile is not None:  # only then: a context without these keys keeps v3's cache keys and rules
+        context["profile"] = deps.profile.context()
+        context["correlations"] = _high_correlations(deps)
     plan, outcome = _ask_node("risk", deps, RiskPlan, *_with_memory(state, deps, context, book_tools(deps)))
     update: DayState = {"nodes": {"risk": outcome}}
     if plan is None and outcome["abstain_reason"] == CACHE_MISS:

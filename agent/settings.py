@@ -31,6 +31,7 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import AgentError
+from agent.profiles import PROFILES
 
 DEFAULT_HOME = Path("./data")
 _PREFIX = "TRADEAGENT_"
@@ -63,6 +64,9 @@ class Settings(BaseSettings):
     llm_run_deadline_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     llm_json_mode: bool = False  # plain-JSON answers for models without tool support (many Ollama models)
 
+    # Risk profile of the risk node (agent.profiles; offline rules rule 9). None: the offline rules v3 sizing.
+    profile: str | None = None
+
     # Paper broker
     # None: the universe's default (10,000 in its base currency)
     starting_cash: float | None = Field(default=None, gt=0, allow_inf_nan=False)
@@ -82,6 +86,15 @@ class Settings(BaseSettings):
     # Discord
     discord_webhook_url: SecretStr | None = None
     discord_api_base: str = "https://discord.com/api"
+
+    @field_validator("profile", mode="before")
+    @classmethod
+    def _known_profile(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if str(value).strip().lower() not in PROFILES:
+            raise ValueError(f"not a risk profile; known: {', '.join(PROFILES)}")
+        return str(value).strip().lower()
 
     @field_validator("home", mode="before")
     @classmethod

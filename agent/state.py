@@ -14,6 +14,7 @@ from typing import Annotated, Any, TypedDict
 
 from agent.llm.base import LLMClient
 from agent.memory_inputs import DayMemory
+from agent.profiles import Profile
 from agent.quant_inputs import QuantSetup
 from portfolio.breakers import RiskStore
 from portfolio.broker import Broker
@@ -45,6 +46,7 @@ class DayDeps:
     news: LoadedNews | None = None  # news the sentiment node may read, point-in-time (None: it abstains, ``no_news``)
     memory: DayMemory | None = None  # past decisions as day D may read them (None: no memory key, no tool)
     risk_store: RiskStore | None = None  # re-read right before placing: a halt issued mid-run stops the orders
+    profile: Profile | None = None  # the risk node's sizing brief (agent.profiles); None: offline rules v3
 
 
 class DayState(TypedDict, total=False):

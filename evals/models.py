@@ -82,6 +82,7 @@ class PolicyRun:
     trade_pnls: tuple[float, ...] | None = None
     llm: LLMUsage = field(default_factory=LLMUsage)
     notes: tuple[str, ...] = ()
+    targets: tuple[Mapping[str, Any], ...] = ()  # the risk node's plan per day: {date, symbol, target, reason}
 
     def __post_init__(self) -> None:
         if not self.name or not self.name.strip():

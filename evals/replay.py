@@ -35,6 +35,7 @@ import pandas as pd
 
 from agent.day import Book, trade_day
 from agent.llm.base import LLMClient
+from agent.profiles import PROFILES, Profile, UnknownProfile, get_profile
 from agent.quant_inputs import PREDICTORS, QuantSetup
 from agent.state import DayDeps
 from evals.metrics import realised_pnls
@@ -58,6 +59,7 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 }
 # Model policies: the quant node alone, reading only that kind of model (trained walk-forward by the harness).
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
+PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
 UNAVAILABLE = {
@@ -79,12 +81,25 @@ class ReplayBook:
     slippage_bps: float = 5.0
 
 
+def split_policy(name: str) -> tuple[str, Profile | None]:
+    """``agent@balanced`` → (``agent``, the balanced risk profile); a name without ``@`` has no profile."""
+    base, sep, profile = name.partition(PROFILE_SEP)
+    if not sep:
+        return name, None
+    try:
+        return base, get_profile(profile)
+    except UnknownProfile as exc:
+        raise PolicyUnavailable(f"policy {name!r}: {exc}") from None
+
+
 def check_policy(name: str) -> frozenset[str]:
-    """The signal nodes of graph policy ``name``; ``PolicyUnavailable`` when it cannot run."""
+    """The signal nodes of graph policy ``name`` (``base`` or ``base@profile``); ``PolicyUnavailable`` when it cannot run."""
+    name, _ = split_policy(name)
     if name in UNAVAILABLE:
         raise PolicyUnavailable(UNAVAILABLE[name])
     if name not in POLICY_NODES:
-        raise PolicyUnavailable(f"unknown graph policy {name!r}; known: {', '.join([*POLICY_NODES, *UNAVAILABLE])}")
+        raise PolicyUnavailable(f"unknown graph policy {name!r}; known: {', '.join([*POLICY_NODES, *UNAVAILABLE])} "
+                                f"(each may take a risk profile: agent@{'|'.join(PROFILES)})")
     return POLICY_NODES[name]
 
 
@@ -119,8 +134,9 @@ def replay_policy(
     stored news of the window; each day reads only what was available by its decision time (agent.news_inputs).
     """
     nodes = check_policy(name)
-    if name in MODEL_POLICIES:
-        kind = MODEL_POLICIES[name]
+    base, profile = split_policy(name)
+    if base in MODEL_POLICIES:
+        kind = MODEL_POLICIES[base]
         quant = dataclasses.replace(quant, kinds=frozenset({kind})) if quant is not None and kind in quant.kinds else None
     uni = data.universe
     store = ChromaMemoryStore.ephemeral(local_embedder()) if memory else None
@@ -132,7 +148,7 @@ def replay_policy(
         log = _Log()
         for day in sessions:
             view = MarketView.build(data, day, indicators=indicators)
-            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes), quant=quant,
+            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes, profile), quant=quant,
                                 news=news, memory=store)
             log.add(day, results)
             if on_day is not None:
@@ -159,11 +175,12 @@ def replay_policy(
         trade_pnls=tuple(realised_pnls(list(trades), last_marks)),
         llm=LLMUsage(calls=log.calls, tokens=log.tokens),
         notes=tuple(log.notes),
+        targets=tuple(log.targets),
     )
 
 
-def _policy(nodes: frozenset[str]) -> Callable[[DayDeps], DayDeps]:
-    return lambda deps: dataclasses.replace(deps, signal_nodes=nodes)
+def _policy(nodes: frozenset[str], profile: Profile | None) -> Callable[[DayDeps], DayDeps]:
+    return lambda deps: dataclasses.replace(deps, signal_nodes=nodes, profile=profile)
 
 
 @dataclass
@@ -175,6 +192,7 @@ class _Log:
     exposure: list[float] = dataclasses.field(default_factory=list)
     weights: list[dict[str, float]] = dataclasses.field(default_factory=list)
     decisions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    targets: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
     calls: int = 0
     tokens: int = 0
@@ -198,6 +216,10 @@ class _Log:
         for x in r["rejected"]:
             self.decisions.append({"date": when, "symbol": x.get("symbol") or "?", "action": "rejected",
                                    "code": x["code"], "detail": x["detail"]})
+        risk = (r.get("nodes") or {}).get("risk") or {}
+        for t in (risk.get("output") or {}).get("targets", []) if risk.get("status") == "ok" else []:
+            self.targets.append({"date": when, "symbol": t["symbol"], "target": t["target_weight"],
+                                 "reason": t.get("rationale")})
         if (m := r.get("memory")) is not None:
             self.memory["days"] += 1
             self.memory["recalled"] += int(m.get("recalled", 0))

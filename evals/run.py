@@ -48,6 +48,7 @@ from agent.llm.offline import OfflineRulesClient
 from agent.news_inputs import load_window
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
+from evals.attribution import why_not_invested, why_traded
 from evals.baselines import BASELINES, Fees, run_baselines
 from evals.metrics import compute_metrics
 from evals.models import PolicyRun
@@ -59,6 +60,7 @@ from evals.replay import (
     check_policy,
     replay_policy,
     sessions_between,
+    split_policy,
 )
 from evals.report import ReportFiles, build_report, write_files
 from evals.training import TRAINERS, Trained, train_walk_forward
@@ -164,6 +166,12 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
                 "replay_seconds": round(replay_seconds, 3),
                 "days_per_second": round(len(sessions) * len(specs) / replay_seconds, 2) if specs else None},
     )
+    symbols = [i.symbol for i in uni.instruments]
+    for run in ordered:  # issue 14's breakdowns, for the policies that went through the graph
+        if run.targets:
+            report["policies"][run.name]["why"] = {
+                "traded": why_traded(run),
+                "not_invested": why_not_invested(run, symbols, limits.max_position_weight)}
     if cfg.memory:
         report["memory_ablation"] = memory_ablation(report, graph)
     if cfg.llm_cutoff is not None:
@@ -227,7 +235,8 @@ def _worker(name: str, settings: Settings, cfg: EvalConfig, data: UniverseData, 
 
 def _train(data: UniverseData, cfg: EvalConfig, sessions: list[date]) -> Trained | None:
     """Walk-forward models of the kinds the policies name (``xgb``, ``ppo``), or None when none is named."""
-    kinds = frozenset(MODEL_POLICIES[p] for p in cfg.policies if p in MODEL_POLICIES) & frozenset(TRAINERS)
+    bases = [split_policy(p)[0] for p in cfg.policies if p not in BASELINES]
+    kinds = frozenset(MODEL_POLICIES[p] for p in bases if p in MODEL_POLICIES) & frozenset(TRAINERS)
     if not kinds:
         return None
     return train_walk_forward(data.bars, data.universe.name, kinds, sessions, cfg.out)

@@ -278,6 +278,9 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     signals = ctx.get("signals") or {}
     vols, pnl, mom = ctx.get("volatility") or {}, ctx.get("pnl") or {}, ctx.get("momentum") or {}
     memory = ctx.get("memory") or {}
+    profile = ctx.get("profile") or None  # rule 9: sized by volatility alone, entry/exit hysteresis
+    entry = float(profile["entry"]) if profile else ENTRY_SCORE
+    exit_at = float(profile["exit"]) if profile else 0.0
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     for sym in sorted(set(positions) | {str(s) for s in signals}):
@@ -287,21 +290,27 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         if combo is None:
             plan[sym] = (keep, 0.0, "no signal from any source: hold current weight")
             continue
-        combined, conf, used = combo
-        conf, lesson = _memory_lesson(memory.get(sym), conf)
+        combined, conf0, used = combo
+        conf, lesson = _memory_lesson(memory.get(sym), conf0)
         why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
-        if combined <= 0:
-            target, why = 0.0, why + "; not positive: exit / stay out"
+        if combined <= exit_at:
+            target, why = 0.0, why + ("; at or below the exit score: exit / stay out" if profile
+                                      else "; not positive: exit / stay out")
         elif vol is None or vol <= 0:
             target, why = keep, why + "; no volatility estimate: no new risk"
         else:
-            sized = min(max_w, min(1.0, VOL_TARGET / vol) * combined * conf)
+            if profile:  # rule 9: conviction gates, volatility sizes (memory's halving still halves it)
+                sized = min(max_w, min(1.0, float(profile["vol_target"]) / vol) * conf / conf0)
+                band = max(REBALANCE_BAND, float(profile["band"]) * held)
+            else:
+                sized = min(max_w, min(1.0, VOL_TARGET / vol) * combined * conf)
+                band = REBALANCE_BAND
             why += f"; vol {vol:.0%} -> size {sized:.4f}"
-            if combined < ENTRY_SCORE:
+            if combined < entry:
                 target = keep
                 why += "; below entry score: " + ("hold (hysteresis)" if held else "no entry")
-            elif held and abs(sized - held) < REBALANCE_BAND:
+            elif held and abs(sized - held) < band:
                 target, why = keep, why + "; within rebalance band: hold"
             else:
                 target = sized
@@ -317,6 +326,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     kept = sum(1 for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0)
     free = max(0, max_n - kept)
     entries = sorted((s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) <= 0), key=lambda s: (-plan[s][1], s))
+    if profile:  # rule 9: a name too correlated with one kept or a stronger entry is the same exposure
+        entries = _one_exposure_per_cluster(plan, entries, positions, ctx, float(limits.get("max_correlation", 1.0)))
     for sym in entries[free:]:
         plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
     gross = sum(t for t, _, _ in plan.values())
@@ -331,11 +342,39 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     ]
     final_gross = sum(t.target_weight for t in targets)
     n_open = sum(1 for t in targets if t.target_weight > 0)
-    comment = (
-        f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); "
-        f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}"
-    )
+    sizing = (f"profile {profile['name']}: vol target {float(profile['vol_target']):.0%}, entry {entry}, exit {exit_at}, "
+              f"band {float(profile['band']):.0%}" if profile
+              else f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}")
+    comment = f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); {sizing}"
     return RiskPlan(targets=targets, comment=comment)
+
+
+def _one_exposure_per_cluster(
+    plan: dict[str, tuple[float, float, str]], entries: list[str], positions: dict[str, float],
+    ctx: dict[str, Any], limit: float,
+) -> list[str]:
+    """Rule 9: drop an entry correlated above ``limit`` with a kept position or a stronger entry (kept first).
+
+    The guard would reject it (``max_correlation``) and the day after the rules would ask again: correlated
+    names are one exposure, held through the first of them. Returns the entries left, strongest first.
+    """
+    corr = ctx.get("correlations") or {}
+
+    def linked(a: str, b: str) -> bool:
+        c = _num((corr.get(a) or {}).get(b))
+        c = c if c is not None else _num((corr.get(b) or {}).get(a))
+        return c is not None and c > limit
+
+    taken = [s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0]
+    left: list[str] = []
+    for sym in entries:
+        other = next((t for t in taken if linked(sym, t)), None)
+        if other is not None:
+            plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; correlated above {limit:g} with {other}: one exposure")
+            continue
+        taken.append(sym)
+        left.append(sym)
+    return left
 
 
 _RULES: dict[str, Callable[[dict[str, Any]], BaseModel]] = {

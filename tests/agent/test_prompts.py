@@ -13,7 +13,7 @@ from prompts import Prompt, load_prompt, render
 
 NODE_PROMPTS = ["analyst", "sentiment", "quant", "risk"]
 ALL_PROMPTS = ["system", *NODE_PROMPTS, "offline_rules"]
-VERSIONS = {"offline_rules": "2"}  # rule 6 changed: max_open_positions limits new entries only
+VERSIONS = {"offline_rules": "4"}  # 2: rule 6; 3: sentiment tilt, memory; 4: risk profiles (rule 9)
 
 
 @pytest.mark.parametrize("name", ALL_PROMPTS)

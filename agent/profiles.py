@@ -1,0 +1,57 @@
+"""Risk profiles: how the risk node sizes positions and when it enters and leaves them.
+
+A profile is four numbers the risk node receives in its context (``profile``) and the offline rules apply
+(``prompts/offline_rules.md``, rule 9); an LLM risk node reads them as its brief. The guard's limits still
+bound every order: a profile can only choose less risk than ``risk.toml`` and the coded ceilings allow.
+
+Deliberate decisions:
+- Conviction opens and closes a position; it does not scale its size. Sizing by score × confidence moved
+  every target a little every day and the rebalances that followed cost about a third of the profit
+  (issue 14); here a position is sized by volatility alone (``vol_target`` ÷ annualised vol, capped by
+  ``max_position_weight``) and resized only when it drifts by more than ``band`` of its own weight.
+- ``exit`` below ``entry`` is hysteresis: a held name is kept through a mild dip and closed only when the
+  combined score falls to ``exit``.
+- The numbers of ``balanced`` were chosen walk-forward: on 1999–2008 of the demo series only, then reported
+  on 2009–2018 untouched (``scripts/results_table.py``, README "Results"). ``conservative`` and
+  ``aggressive`` are the neighbours of that choice in the same grid, not tuned on their own.
+- No profile in the context (``None``): the offline rules are those of v3 (rules 1–8), so recorded replays and
+  results written before profiles existed keep their meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    vol_target: float  # annualised volatility one position may carry (its weight = vol_target / vol, capped)
+    entry: float  # combined score at or above which a new position opens
+    exit: float  # combined score at or below which a held position is closed
+    band: float  # a held position is resized only when the new size differs by more than this share of it
+
+    def context(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("conservative", vol_target=0.10, entry=0.30, exit=0.0, band=0.25),
+        Profile("balanced", vol_target=0.15, entry=0.15, exit=-0.15, band=0.25),
+        Profile("aggressive", vol_target=0.25, entry=0.05, exit=-0.30, band=0.25),
+    )
+}
+
+
+class UnknownProfile(ValueError):
+    """A profile name that is not one of ``PROFILES``; the message lists the known ones."""
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name.strip().lower()]
+    except KeyError:
+        raise UnknownProfile(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None

@@ -1,0 +1,137 @@
+"""Why a policy traded, and why it was not invested: breakdowns from a replay's own records (issue 14).
+
+``why_traded(run)``: every fill matched to the order that caused it (same symbol and side, the last approved
+order decided before the fill) and classed by what it did to the position — ``entry`` (from flat), ``exit``
+(to flat), ``add``, ``trim`` — or ``top-up after a clamp`` (a buy of a symbol whose previous order was clamped
+by the guard: the plan asked for more the day after). Rows: fills, traded notional, fees and their share.
+
+``why_not_invested(run, symbols, max_weight)``: the equity NOT invested, averaged over the days, split into
+causes so that the rows add up to ``1 − average exposure`` exactly:
+- ``position cap × names``: ``1 − names × max_weight`` when positive — the most the book can ever hold
+  (3 names at 20% leave 40% in cash whatever the signals say);
+- per symbol, ``max_weight − weight`` on day D, by the target the risk node set on the decision before D:
+  a target of 0 by its stated cause (the rules' own phrases: no signal, exit score, below entry, no volatility
+  estimate, open-position limit, a correlated name held, an LLM's own words); a positive target splits into
+  ``sized below the cap`` (max_weight − target) and ``not at target`` (target − weight: the rebalance band, a
+  clamp or rejection by the guard, price drift since the fill).
+
+Deliberate decisions:
+- Causes are read from the rationale text the risk node wrote (the offline rules use fixed phrases; an LLM's
+  free text is ``risk node's own reason``): the breakdown explains the rules, it does not re-run them.
+- Shorts are left out of both tables (no built-in universe allows them).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from evals.models import PolicyRun
+
+# rationale phrase (offline rules, agent/llm/offline.py) -> cause of a zero target
+_ZERO_CAUSES = (
+    ("no signal from any source", "no signal from any node"),
+    ("exit / stay out", "score at or below the exit"),
+    ("below entry score", "score below the entry"),
+    ("no volatility estimate", "no volatility estimate"),
+    ("beyond max_open_positions", "max open positions"),
+    ("one exposure", "correlated with a name held"),
+    ("losing with negative momentum", "not adding to a loser"),
+)
+CAP = "position cap × names"
+SIZED = "sized below the cap"
+OFF_TARGET = "not at target (band, guard, drift)"
+UNPLANNED = "in no plan yet (untradeable, no data)"
+
+
+def target_cause(rationale: str | None) -> str:
+    text = rationale or ""
+    return next((cause for phrase, cause in _ZERO_CAUSES if phrase in text), "risk node's own reason")
+
+
+def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) -> list[dict[str, Any]]:
+    """Rows ``{cause, share}`` (average fraction of equity over the days), largest first; they sum to 1 − exposure."""
+    days = list(run.equity.index)
+    if not days or not symbols:
+        return []
+    plans = _plans_by_day(run.targets)
+    weights = run.weights
+    totals: dict[str, float] = defaultdict(float)
+    totals[CAP] = max(0.0, 1.0 - len(symbols) * max_weight) * len(days)
+    plan: Mapping[str, tuple[float, str]] = {}
+    for day in days:
+        key = day.date().isoformat()
+        row = weights.loc[day] if weights is not None else None
+        for sym in symbols:
+            w = float(row[sym]) if row is not None and sym in row.index else 0.0
+            w = max(w, 0.0)
+            short = max_weight - w
+            if sym not in plan:
+                totals[UNPLANNED] += short
+                continue
+            target, why = plan[sym]
+            if target <= 0:
+                totals[target_cause(why)] += short
+            else:
+                totals[SIZED] += max_weight - target
+                totals[OFF_TARGET] += target - w
+        plan = plans.get(key, plan)  # the plan decided on D acts from D+1
+    # A book above the cap (whole equity invested in fewer names than the cap allows) would make the cap row
+    # negative; exposure counts only what is held, so the residual is what the rows cannot name.
+    exposure = float(run.exposure.mean())
+    shares = {c: v / len(days) for c, v in totals.items() if abs(v) > 1e-12}
+    residual = (1.0 - exposure) - sum(shares.values())
+    if abs(residual) > 1e-9:
+        shares["shorts, cash held back for fees, rounding"] = residual
+    return [{"cause": c, "share": v} for c, v in sorted(shares.items(), key=lambda kv: -kv[1])]
+
+
+def why_traded(run: PolicyRun) -> list[dict[str, Any]]:
+    """Rows ``{cause, fills, notional, fees, fee_share}``, by notional traded."""
+    orders = [d for d in run.decisions if d.get("action") in ("buy", "sell")]
+    orders.sort(key=lambda d: d["date"])
+    held: dict[str, float] = defaultdict(float)
+    last_clamped: dict[str, bool] = {}
+    by_symbol: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for o in orders:
+        by_symbol[(o["symbol"], o["action"])].append(o)
+    rows: dict[str, dict[str, float]] = defaultdict(lambda: {"fills": 0, "notional": 0.0, "fees": 0.0})
+    for t in sorted(run.trades, key=lambda t: t.date):
+        before = held[t.symbol]
+        after = before + (t.quantity if t.side == "buy" else -t.quantity)
+        cause_order = _last_before(by_symbol[(t.symbol, t.side)], t.date.isoformat())
+        if t.side == "buy" and last_clamped.get(t.symbol) and before > 0:
+            cause = "top-up after a clamp"
+        elif before <= 1e-9:
+            cause = "entry"
+        elif abs(after) <= 1e-9:
+            cause = "exit"
+        else:
+            cause = "add" if t.side == "buy" else "trim"
+        last_clamped[t.symbol] = bool(cause_order and cause_order.get("clamped"))
+        held[t.symbol] = after
+        r = rows[cause]
+        r["fills"] += 1
+        r["notional"] += t.quantity * t.price
+        r["fees"] += t.fees
+    total_fees = sum(r["fees"] for r in rows.values()) or 1.0
+    return sorted(({"cause": c, "fills": int(r["fills"]), "notional": r["notional"], "fees": r["fees"],
+                    "fee_share": r["fees"] / total_fees} for c, r in rows.items()), key=lambda r: -r["notional"])
+
+
+def _plans_by_day(targets: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float, str]]]:
+    plans: dict[str, dict[str, tuple[float, str]]] = defaultdict(dict)
+    for t in targets:
+        plans[t["date"]][t["symbol"]] = (float(t["target"]), str(t.get("reason") or ""))
+    return plans
+
+
+def _last_before(orders: Sequence[Mapping[str, Any]], when: str) -> Mapping[str, Any] | None:
+    found = None
+    for o in orders:
+        if o["date"] < when:
+            found = o
+        else:
+            break
+    return found

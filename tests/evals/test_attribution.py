@@ -1,0 +1,55 @@
+"""Why a policy traded and why it was not invested (evals.attribution): causes that add up."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from evals.attribution import CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
+from evals.models import PolicyRun, Trade
+
+DAYS = pd.bdate_range("2024-01-01", periods=4)
+
+
+def _run(weights: list[dict[str, float]], targets: list[dict[str, object]], trades: tuple[Trade, ...] = (),
+         decisions: tuple[dict[str, object], ...] = ()) -> PolicyRun:
+    w = pd.DataFrame(weights, index=DAYS).fillna(0.0)
+    return PolicyRun(name="agent", equity=pd.Series(10_000.0, index=DAYS), exposure=w.sum(axis=1), weights=w,
+                     targets=tuple(targets), trades=trades, decisions=decisions)
+
+
+def _t(day: int, symbol: str, target: float, reason: str) -> dict[str, object]:
+    return {"date": DAYS[day].date().isoformat(), "symbol": symbol, "target": target, "reason": reason}
+
+
+def test_the_uninvested_share_is_split_into_causes_that_add_up() -> None:
+    run = _run(
+        weights=[{}, {"A": 0.12}, {"A": 0.12}, {"A": 0.12}],
+        targets=[_t(0, "A", 0.12, "vol 25% -> size 0.12"), _t(0, "B", 0.0, "combined -0.300; at or below the exit score: exit / stay out"),
+                 _t(0, "C", 0.0, "combined +0.100; vol 20% -> size 0.2; below entry score: no entry")],
+    )
+    rows = {r["cause"]: r["share"] for r in why_not_invested(run, ["A", "B", "C"], 0.2)}
+
+    assert sum(rows.values()) == pytest.approx(1.0 - float(run.exposure.mean()))
+    assert rows[CAP] == pytest.approx(0.4)  # 3 names x 20% leave 40% in cash whatever happens
+    assert rows[SIZED] == pytest.approx(3 * 0.08 / 4)  # A's plan was 8 points under the cap on days 2-4
+    assert rows["score at or below the exit"] == pytest.approx(3 * 0.2 / 4)
+    assert rows["score below the entry"] == pytest.approx(3 * 0.2 / 4)
+    assert rows["in no plan yet (untradeable, no data)"] == pytest.approx(3 * 0.2 / 4)  # day 1: nothing decided
+    assert OFF_TARGET not in rows  # every fill reached its target
+
+
+def test_trades_are_classed_by_what_they_did_to_the_position() -> None:
+    d = [x.date() for x in DAYS]
+    trades = (Trade(d[1], "A", "buy", 10, 100.0, 1.0), Trade(d[2], "A", "buy", 5, 100.0, 0.5),
+              Trade(d[3], "A", "sell", 15, 100.0, 1.5), Trade(d[3], "B", "buy", 1, 50.0, 0.05))
+    decisions = ({"date": d[0].isoformat(), "symbol": "A", "action": "buy", "clamped": "max_position_weight"},
+                 {"date": d[1].isoformat(), "symbol": "A", "action": "buy", "clamped": None},
+                 {"date": d[2].isoformat(), "symbol": "A", "action": "sell", "clamped": None},
+                 {"date": d[2].isoformat(), "symbol": "B", "action": "buy", "clamped": None})
+    rows = {r["cause"]: r for r in why_traded(_run([{}] * 4, [], trades, decisions))}
+
+    assert rows["entry"]["fills"] == 2 and rows["entry"]["notional"] == pytest.approx(1050.0)
+    assert rows["top-up after a clamp"]["fills"] == 1  # the first buy was clamped: the plan asked again
+    assert rows["exit"]["fees"] == pytest.approx(1.5)
+    assert sum(r["fee_share"] for r in rows.values()) == pytest.approx(1.0)
