@@ -101,3 +101,17 @@ def test_the_tilt_is_capped_never_opens_and_never_holds_back_an_exit() -> None:
     assert all(abs(r["tilted"] - r["plan"]) <= SENTIMENT_CAP + 1e-9 for r in records)
     over, _ = tilt_plan(_plan(A=0.50), {"A": (1.0, 1.0)}, max_weight=0.20)
     assert over.targets[0].target_weight == 0.50  # a plan over the limit is never pushed further (the guard clamps it)
+
+
+def test_a_broken_news_table_is_reported_and_the_day_goes_on(settings: Settings, tmp_path: Path) -> None:
+    from portfolio.storage import connect
+
+    settings.ensure_home()
+    con = connect(settings.db_path)
+    con.execute("CREATE TABLE news (x INTEGER)")  # someone else's table by that name, or a damaged one
+    con.close()
+    r = run_daily(settings, universe=str(universe_toml(tmp_path, FEED)), run_date=DAY, llm="offline").results
+
+    assert r["nodes"]["sentiment"]["abstain_reason"] == "no_news" and r["status"] == "orders_placed"
+    (note,) = [n for n in r["data"]["notes"] if n.startswith("news could not be read")]
+    assert "sentiment abstains" in note

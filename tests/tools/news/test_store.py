@@ -80,3 +80,11 @@ def test_a_folder_archive_reads_every_feed_and_skips_a_bad_one(tmp_path: Path) -
     items, outcomes = read_archive(tmp_path, load_universe(str(NEWS_DATA / "demo-news.toml")))
     assert len(items) == 6
     assert {o.source: o.status for o in outcomes} == {"archive:bad.xml": "skipped", "archive:good.xml": "ok"}
+
+
+def test_loaded_news_survives_pickling_for_replay_worker_processes() -> None:
+    import pickle
+
+    loaded = LoadedNews.of([_item("x", published=T0), _item("y", published=T0 - timedelta(hours=3), symbols=("SP500",))])
+    again = pickle.loads(pickle.dumps(loaded))
+    assert [i.id for i in again.about(["GOOG", "SP500"], T0, hours=72)] == ["x", "y"] and len(again) == 2
