@@ -79,6 +79,9 @@ def fetch(universe: UniverseOpt = "demo", json_out: JsonOpt = False) -> None:
     if reddit is None and uni.news.subreddits and not json_out:
         err_console.print(Text(f"reddit: {reddit_status}", style="yellow"), highlight=False)
     settings.ensure_home()
+    if not json_out:
+        subs = len(uni.news.subreddits) if reddit is not None else 0
+        err_console.print(f"fetching {len(uni.news.feeds)} feed(s) and {subs} subreddit(s) for {uni.name}", highlight=False)
     with NewsStore(settings.db_path) as store:
         outcomes = fetch_news(uni, store, now=_now, reddit=reddit, on_source=None if json_out else _progress_line)
         stored = store.count()

@@ -80,7 +80,7 @@ def test_recorded_subreddit_posts_are_stored_with_their_time_and_symbols(tmp_pat
     assert hostile.symbols == ("NASDAQ",)  # stored and scored as text like any other post
 
 
-@pytest.mark.parametrize("status", [403, 500])
+@pytest.mark.parametrize("status", [403, 404])  # (prawcore itself retries a 5xx, with seconds of backoff)
 def test_a_refused_subreddit_is_skipped_with_a_reason_that_never_shows_the_secret(tmp_path: Path, status: int) -> None:
     with NewsStore(tmp_path / "t.duckdb") as store:
         (outcome,) = fetch_news(_universe("stocks"), store, now=lambda: NOW, reddit=_reddit(Recorded(status)))
