@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -70,16 +71,27 @@ class Alert:
         }  # fmt: skip
 
 
+# Per connection: whether its database has the outbox. A replay asks once per day and its book never has one;
+# the catalog query costs ~5 ms, the cached answer nothing. ``install`` on a connection forgets it; a
+# connection opened before another one installed the table keeps its cached "no" (the edges install on
+# their own connection before the day starts).
+_INSTALLED: weakref.WeakKeyDictionary[duckdb.DuckDBPyConnection, bool] = weakref.WeakKeyDictionary()
+
+
 def install(con: duckdb.DuckDBPyConnection) -> None:
     """Create the outbox table in this DuckDB file (idempotent)."""
     con.execute(_DDL)
+    _INSTALLED.pop(con, None)  # asked again (once) rather than assumed: this transaction might still roll back
 
 
 def installed(con: duckdb.DuckDBPyConnection) -> bool:
-    row = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [TABLE]
-    ).fetchone()
-    return bool(row and row[0])
+    known = _INSTALLED.get(con)
+    if known is None:
+        row = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'", [TABLE]
+        ).fetchone()
+        known = _INSTALLED[con] = bool(row and row[0])
+    return known
 
 
 def alert_id(kind: str, key: str) -> str:
