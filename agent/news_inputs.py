@@ -14,6 +14,8 @@ Deliberate decisions:
 - The decision time is the end of D in UTC for every universe: orders decided on D fill at the next session's
   open, so an item published after D's close but before the run is legitimately known; the same rule in the
   daily run and the replay makes a day reproducible. Undated items are never used (``LoadedNews`` holds none).
+- The prompt names an item's source by its feed's host or file name (``source_label``): a local path says nothing
+  about the news and would make prompts, and so LLM cache keys, differ from machine to machine.
 - A 72-hour window: a Monday reads the weekend's news; older items have been priced in.
 """
 
@@ -21,8 +23,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import urlsplit
 
 from tools.news.models import NewsItem
 from tools.news.store import LoadedNews, NewsStore, news_table_exists
@@ -46,6 +49,15 @@ class NewsReadings:
     @property
     def item_ids(self) -> list[str]:
         return sorted({i for s in self.symbols.values() for i in s["item_ids"]})
+
+
+def source_label(source: str) -> str:
+    """``rss:`` + the feed's host (or its file name), ``reddit:r/name`` as is: the prompt never carries local paths."""
+    kind, _, where = source.partition(":")
+    if kind not in ("rss", "archive") or not where:
+        return source
+    parsed = urlsplit(where)
+    return f"{kind}:{parsed.netloc}" if parsed.scheme in ("http", "https") and parsed.netloc else f"{kind}:{PurePath(where).name}"
 
 
 def _summary(items: list[NewsItem]) -> dict[str, Any]:
@@ -72,7 +84,7 @@ def read_news(news: LoadedNews, symbols: list[str], day: date) -> NewsReadings:
         per_symbol[symbol] = _summary(items)
         for item in items[:PROMPT_ITEMS_PER_SYMBOL]:
             prompt.setdefault(item.id, {
-                "id": item.id, "symbols": [s for s in item.symbols if s in symbols], "source": item.source,
+                "id": item.id, "symbols": [s for s in item.symbols if s in symbols], "source": source_label(item.source),
                 "published": item.published_at.isoformat() if item.published_at else None,
                 "title": item.title, "summary": cap(item.summary, PROMPT_SUMMARY_CHARS),
             })  # fmt: skip

@@ -81,6 +81,7 @@ def test_the_sentiment_request_offers_no_tools_and_carries_the_items_as_labelled
     prompt = request.messages[-1]["content"]
     assert "UNTRUSTED DATA" in prompt and '"untrusted_news":[' in prompt
     assert json.dumps("Google beats fourth-quarter estimates as ad revenue surges") in prompt  # a JSON string
+    assert '"source":"rss:markets-2013-02.xml"' in prompt and str(NEWS_DATA) not in prompt  # no local paths
     for other in model.requests_for("analyst") + model.requests_for("risk"):
         assert "Google beats" not in json.dumps(other.messages) and "sentiment" not in json.dumps(other.context)
 
