@@ -37,10 +37,10 @@ from websockets.sync.client import connect
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-                  "--window-size=1280,900", "--remote-debugging-port=0"]
+                  "--window-size=1280,1000", "--remote-debugging-port=0"]
 BOOK_DAYS = ("2012-03-01", "2012-03-02", "2012-03-05", "2012-03-06", "2012-03-07")
-QUESTIONS = ("why did you buy GOOG on 2012-03-01?", "what is my P&L this month?",
-             "which orders did the guard reject last week?")
+QUESTIONS = ("what is my P&L this month?", "which orders did the guard reject last week?",
+             "why did you buy GOOG on 2012-03-01?")
 
 
 class Browser:

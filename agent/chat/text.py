@@ -4,7 +4,7 @@ Contract:
 - ``esc(value)`` is ``value`` as inert markdown: control characters escaped (``agent.cli_explain.printable``),
   HTML special characters as entities, and markdown's emphasis, link, heading, table and code characters
   backslash-escaped, so an LLM rationale such as ``[click](javascript:…)`` or ``<img onerror=…>`` shows as
-  those characters.
+  those characters; ``@``, ``:`` and ``www.`` are escaped too, so no e-mail address or URL becomes a link.
 - ``code(value)`` is an identifier (order id, guard code, path) in a code span, where markdown is inert.
 - ``fenced_data(items)`` wraps untrusted records for an LLM prompt the way the sentiment node's prompt does:
   a labelled JSON block that the system prompt declares to be data, never instructions.
@@ -24,13 +24,15 @@ from typing import Any
 
 from agent.cli_explain import printable
 
-_MARKDOWN = re.compile(r"([\\`*_\[\]#|~])")
-_UNESCAPE = re.compile(r"\\([\\`*_\[\]#|~])")
+# "@" and ":" too: GFM turns "+0.81@0.26" into a mailto link and "https://…" into a link; "www." likewise.
+_MARKDOWN = re.compile(r"([\\`*_\[\]#|~@:])")
+_UNESCAPE = re.compile(r"\\([\\`*_\[\]#|~@:.])")
+_WWW = re.compile(r"(?i)\b(www)\.")
 
 
 def esc(value: object, limit: int | None = 600) -> str:
     """``value`` as text that renders as itself in markdown (see the module doc), cut to ``limit`` characters."""
-    return _MARKDOWN.sub(r"\\\1", html.escape(printable(value, limit), quote=False))
+    return _WWW.sub(r"\1\\.", _MARKDOWN.sub(r"\\\1", html.escape(printable(value, limit), quote=False)))
 
 
 def code(value: object) -> str:

@@ -140,7 +140,9 @@ def positions_tab(home: Home) -> tuple[str, pd.DataFrame, pd.DataFrame]:
     status = (f"At the last mark ({esc(s['as_of'])}): equity {money(s['equity'], ccy)}, cash {money(s['cash'], ccy)} "
               f"({pct(s['cash'] / s['equity'] if s['equity'] else None)}), {len(s['positions'])} position(s), "
               f"{len(s['pending'])} pending order(s). Values in {esc(ccy)}; weights are fractions of equity.")
-    return status, _frame(s["positions"], _POSITIONS), _frame(s["pending"], _PENDING)
+    positions = [{**p, "avg_price": round(p["avg_price"], 4), "market_value": round(p["market_value"], 2),
+                  "weight": round(p["weight"], 4)} for p in s["positions"]]
+    return status, _frame(positions, _POSITIONS), _frame(s["pending"], _PENDING)
 
 
 @_guarded(lambda: _empty(_ORDERS), lambda: _empty(_FILLS))
@@ -211,6 +213,15 @@ def alerts_tab(home: Home) -> tuple[str, pd.DataFrame]:
     return status, _frame(rows, _ALERTS)
 
 
+def _metric(key: str, value: Any) -> Any:
+    """Fractions as percentages, ratios to two decimals: the table is read by a person."""
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return value
+    if key in ("total_return", "cagr", "max_drawdown", "exposure"):
+        return f"{value:+.2%}" if key != "exposure" else f"{value:.0%}"
+    return round(value, 2) if key == "sharpe" else value
+
+
 def report_link(path: str) -> str:
     """A link to an eval's report.html served by the app (its folder is one of the app's allowed paths)."""
     return f"/gradio_api/file={quote(str(Path(path).resolve()))}"
@@ -222,7 +233,7 @@ def evals_tab(home: Home) -> tuple[str, pd.DataFrame]:
     if not reports:
         return ("No eval reports under TRADEAGENT_HOME/evals/ yet. `tradeagent eval --universe demo --start "
                 "2012-01-01 --end 2012-12-31` writes one there."), _empty(_METRICS)
-    rows = [{"report": r["name"], "policy": policy, **{k: m.get(k) for k in _METRICS[2:]}}
+    rows = [{"report": r["name"], "policy": policy, **{k: _metric(k, m.get(k)) for k in _METRICS[2:]}}
             for r in reports for policy, m in r["metrics"].items()]
     links = " · ".join(f"[{esc(r['name'])}: report.html]({report_link(r['html'])})" if r["html"] else
                        f"{esc(r['name'])}: no report.html" for r in reports)

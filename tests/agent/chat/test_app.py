@@ -135,6 +135,7 @@ def test_the_evals_tab_lists_a_report_and_the_app_serves_its_html(book_home: Pat
     (out / "report.html").write_text("<html><body>eval report <b>ok</b></body></html>")
     status, metrics = views.evals_tab(Home(Settings(home=home)))
     assert list(metrics["policy"]) == ["buyhold"] and metrics["sharpe"].iloc[0] == 2.1
+    assert metrics["total_return"].iloc[0] == "+12.00%"
     link = re.search(r"\]\((/gradio_api/file=[^)]+)\)", status)
     assert link is not None
     with serve(home) as url:

@@ -74,13 +74,14 @@ def test_hostile_text_in_a_results_file_is_shown_as_text(driver: ModuleType, bro
     home = copy_home(book_home, tmp_path / "home")
     path = home / "results" / "daily" / "2012-03-07.json"
     results = json.loads(path.read_text())
-    evil = '<img id="pwned" src=x onerror="document.title=\'pwned\'"> [click](javascript:alert(1))'
+    evil = ('<img id="pwned" src=x onerror="document.title=\'pwned\'"> [click](javascript:alert(1)) '
+            "https://evil.example/p www.evil.example me@evil.example")
     results["nodes"]["analyst"]["output"]["signals"][0]["rationale"] = evil
     path.write_text(json.dumps(results))
     with serve(home) as url:
         texts = driver.walk_tabs(browser, url, ("Last day",), None, ("what happened on 2012-03-07?",))
         assert browser.js("document.getElementById('pwned') === null && document.title !== 'pwned'")  # type: ignore[attr-defined]
-        assert browser.js("[...document.querySelectorAll('a')].every(a => !a.href.startsWith('javascript'))")  # type: ignore[attr-defined]
+        assert browser.js("[...document.querySelectorAll('a')].every(a => !/javascript|evil/.test(a.href))")  # type: ignore[attr-defined]
     assert '<img id="pwned"' in texts["Last day"]  # the table shows the characters
     assert "[click](javascript:alert(1))" in texts["answer: what happened on 2012-03-07?"]
     assert browser.errors == []  # type: ignore[attr-defined]
