@@ -57,7 +57,9 @@ def source_label(source: str) -> str:
     if kind not in ("rss", "archive") or not where:
         return source
     parsed = urlsplit(where)
-    return f"{kind}:{parsed.netloc}" if parsed.scheme in ("http", "https") and parsed.netloc else f"{kind}:{PurePath(where).name}"
+    if parsed.scheme in ("http", "https") and parsed.hostname:
+        return f"{kind}:{parsed.hostname}"
+    return f"{kind}:{PurePath(where).name}"
 
 
 def _summary(items: list[NewsItem]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ Contract:
 Deliberate decisions:
 - feedparser can fetch URLs itself, with its own unbounded defaults: it is only ever handed bytes.
 - Non-2xx statuses are errors with the status line; the body is not read.
+- Where a location is stored or shown, ``display_location`` drops an http(s) URL's credentials and query.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ def _local(location: str) -> Path | None:
     if parsed.scheme and len(parsed.scheme) > 1:  # "C:" is a Windows drive, not a scheme
         raise FetchError(f"unsupported scheme {parsed.scheme!r} (http, https, file or a local path)")
     return Path(location).expanduser()
+
+
+def display_location(location: str) -> str:
+    """``location`` safe to store and show: an http(s) URL loses its user, password and query (private feeds
+    carry tokens there); a path is kept as written."""
+    parsed = urlparse(location)
+    if parsed.scheme not in ("http", "https"):
+        return location
+    host = parsed.hostname or ""
+    port = f":{parsed.port}" if parsed.port else ""
+    hidden = "?…" if parsed.query else ""
+    return f"{parsed.scheme}://{host}{port}{parsed.path}{hidden}"
 
 
 def is_local(location: str) -> bool:

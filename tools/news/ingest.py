@@ -30,7 +30,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from tools.models import Universe
 from tools.news.feeds import FeedError, RawEntry, parse_feed
-from tools.news.fetch import FetchError, FetchLimits, fetch_bytes, is_local
+from tools.news.fetch import FetchError, FetchLimits, display_location, fetch_bytes, is_local
 from tools.news.matching import SymbolMatcher
 from tools.news.models import NewsItem, SourceOutcome
 from tools.news.reddit import RedditError, subreddit_posts
@@ -105,7 +105,7 @@ def fetch_news(
         def read_feed(feed: str = feed) -> list[RawEntry]:
             fetched = fetch_bytes(feed, limits)
             return parse_feed(fetched.data, fetched.content_type)
-        jobs.append((f"rss:{feed}", read_feed, is_local(feed)))
+        jobs.append((f"rss:{display_location(feed)}", read_feed, is_local(feed)))
     if reddit is not None:
         for name in universe.news.subreddits:
             def read_sub(name: str = name) -> list[RawEntry]:

@@ -169,3 +169,18 @@ def test_crypto_aliases_map_names_to_pairs() -> None:
     matcher = SymbolMatcher.for_universe(load_universe("crypto-eur"))
     assert matcher.match("bitcoin tops $100k while $ETH lags") == ("BTC/EUR", "ETH/EUR")
     assert matcher.match("Either way, the ethics board met") == ()
+
+
+def test_a_feed_url_with_a_token_is_stored_and_shown_without_it(
+    tmp_path: Path, feed_server: tuple[str, dict[str, Route], list[str]]
+) -> None:
+    base, routes, hits = feed_server
+    routes["/private.xml?token=SECRET-TOKEN"] = Route(body=rss(item("Google beats estimates", "https://x.test/1")))
+    url = base.replace("http://", "http://reader:PASSWORD@") + "/private.xml?token=SECRET-TOKEN"
+    with NewsStore(tmp_path / "t.duckdb") as store:
+        (outcome,) = fetch_news(_universe(url), store, now=lambda: NOW, limits=FAST)
+        (got,) = store.about("GOOG")
+
+    assert outcome.status == "ok" and hits == ["/private.xml?token=SECRET-TOKEN"]
+    assert outcome.source == got.source == f"rss:{base}/private.xml?…"
+    assert "SECRET" not in outcome.model_dump_json() and "PASSWORD" not in got.model_dump_json()
