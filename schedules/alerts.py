@@ -88,7 +88,7 @@ def send_cmd(json_: JsonOpt = False) -> None:
         print_json(report.to_json())
     else:
         console.print(Text(printable(report.line())))
-    if report.pending:
+    if report.pending or (report.configured and report.stopped):  # left pending, or the outbox could not be read
         raise typer.Exit(1)
 
 

@@ -135,7 +135,7 @@ class _Session(requests.Session):
         default = Route.BASE.rsplit("/v", 1)[0]  # https://discord.com/api
         if url.startswith(default):
             url = self._base + url[len(default):]
-        last = "no answer"
+        last, attempt = "no time left in the pass's budget", 0
         for attempt in range(MAX_TRIES):
             left = self._deadline - self._clock()
             if left <= 0:
@@ -156,7 +156,7 @@ class _Session(requests.Session):
             if attempt == MAX_TRIES - 1 or self._clock() + wait > self._deadline:
                 break
             self._sleep(wait)
-        raise _GaveUp(f"{last}; gave up within the {BUDGET_SECONDS:g} s budget" if last else "gave up")
+        raise _GaveUp(f"{last}; gave up after {attempt + 1} tr{'y' if attempt == 0 else 'ies'} (retries stay within the pass's time budget)")
 
     def _backoff(self, attempt: int) -> float:
         base = min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)
