@@ -7,6 +7,9 @@ import subprocess
 from datetime import date
 from pathlib import Path
 
+import pytest
+from typer.testing import CliRunner
+
 from portfolio import outbox
 from portfolio.ledger import Ledger
 from portfolio.storage import connect
@@ -102,3 +105,31 @@ def test_retrain_has_nothing_to_train_until_a_model_exists(tmp_path: Path) -> No
 
     outcome = jobs.retrain_job(ctx, str(universe), runner=runner)
     assert outcome.status == "skipped" and "nothing to train" in outcome.detail and calls == []
+
+
+def test_retrain_retrains_the_kinds_the_universe_has(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    universe = write_universe(tmp_path / "data", end=date(2026, 11, 24), sessions=420)
+    home = tmp_path / "home"
+    monkeypatch.setenv("TRADEAGENT_HOME", str(home))
+    from agent.cli import app
+
+    trained = CliRunner().invoke(app, ["train", "xgb", "--universe", str(universe), "--train-years", "1",
+                                       "--test-months", "6", "--max-rounds", "5", "--json"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    ctx = context(home, universe, Clock(utc(2026, 11, 28, 4, 0)))
+    calls: list[list[str]] = []
+
+    def runner(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        calls.append(argv)
+        return subprocess.CompletedProcess(argv, 0, stdout='{"model": {"version": "xgb-new"}}', stderr="")
+
+    outcome = jobs.retrain_job(ctx, str(universe), runner=runner)
+    assert outcome.status == "ran" and outcome.detail == "retrained xgb xgb-new"
+    assert [argv[1:] for argv in calls] == [["-m", "agent", "train", "xgb", "--universe", str(universe), "--json"]]
+
+    def broken(argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(argv, 2, stdout="", stderr="error: no data")
+
+    failed = jobs.retrain_job(ctx, str(universe), runner=broken)
+    assert failed.status == "failed" and "train xgb exited 2: error: no data" in failed.detail
+    assert [a.kind for a in _alerts(home)] == ["error"]
