@@ -15,7 +15,8 @@ Deliberate decisions:
   says so and trains nothing (a first PPO training takes minutes and is a person's decision). Training runs as
   a ``tradeagent train`` child process: torch's memory goes back to the system when it ends.
 - A failed daily run is reported (``error`` alert) and not retried by the scheduler: data that is not there
-  at 22:30 is a person's problem (``tradeagent daily --date D`` runs it by hand).
+  at 22:30 is a person's problem (``tradeagent daily --date D`` runs it by hand). A day that ran and HELD is
+  done too: the scheduler never re-decides it (a person may, with ``tradeagent daily --date D``).
 - The scheduler holds no DuckDB connection between jobs: each step opens and closes the file.
 """
 
