@@ -81,6 +81,49 @@ def test_a_model_that_reaches_for_a_tool_it_does_not_have_gets_the_offline_answe
 
 def test_without_a_key_the_responder_is_the_offline_mode(book_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    responder, line = make_responder(Settings(home=book_home, openai_api_key=None), None)
+    responder, line = make_responder(Settings(home=book_home), None)
     assert line == "offline mode (rule-based, no LLM)"
     assert "Offline mode" in responder("what do I hold?")
+
+
+def test_the_app_answers_through_a_real_openai_client_on_loopback(book_home: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """End to end: the OpenAI client, the tool loop and the Gradio app, against a loopback server."""
+    from gradio_client import Client
+
+    from agent.chat.app import build_app, launch
+    from tests.agent.chat.conftest import free_port
+    from tests.agent.loopback_llm import completion, serve
+
+    def scenario(body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        tool_results = [json.loads(m["content"]) for m in body["messages"] if m["role"] == "tool"]
+        if not tool_results:
+            call = {"id": "call_1", "type": "function", "function": {"name": "get_portfolio", "arguments": "{}"}}
+            return 200, completion({"content": None, "tool_calls": [call]}, finish_reason="tool_calls")
+        equity = tool_results[0]["data"]["equity"]
+        answer = {"answer": f"Equity is {equity:,.2f} USD.", "sources": tool_results[0]["sources"]}
+        return 200, completion({"content": json.dumps(answer)})
+
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with serve(scenario) as (base_url, seen):
+        settings = Settings(home=book_home, OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-loopback-secret")
+        responder, line = make_responder(settings, None)
+        assert line.startswith("LLM ") and "read-only tools" in line
+        app = build_app(Home(settings), responder, line)
+        port = free_port()
+        launch(app, "127.0.0.1", port, None, [], block=False)
+        try:
+            text = Client(f"http://127.0.0.1:{port}/", verbose=False).predict("how much is my book worth?",
+                                                                              api_name="/ask")
+        finally:
+            app.close()
+    ledger = Ledger.open_existing(book_home / "tradeagent.duckdb")
+    assert ledger is not None
+    try:
+        equity = ledger.snapshot(None).equity
+    finally:
+        ledger.close()
+    assert f"Equity is {equity:,.2f} USD." in plain(text) and "Sources: ledger pf\\_account, pf\\_positions" in text
+    assert {t["function"]["name"] for t in seen[0]["body"]["tools"]} == READ_ONLY_TOOLS
+    assert "sk-loopback-secret" not in text and len(seen) == 2
