@@ -94,8 +94,7 @@ def chat_cmd(host: HostOpt = "127.0.0.1", port: PortOpt = 7860, auth: AuthOpt = 
     shown = f"[{host}]" if ":" in host else host
     console.print(f"tradeagent chat on http://{shown}:{port}/ · {mode_line} · read-only · Ctrl-C stops it"
                   + (" · login required" if login else ""))
-    evals = settings.home / "evals"
-    launch(app, host, port, login, [evals] if evals.is_dir() else [])
+    launch(app, host, port, login, [settings.home / "evals"])  # served even if written after the start
 
 
 def register(app: typer.Typer) -> None:
