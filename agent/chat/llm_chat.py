@@ -125,8 +125,8 @@ def chat_tools(home: Home) -> dict[str, BoundTool]:
             acc = home.day(args.day, args.symbol)
         except Unavailable as exc:
             return Records(sources=[], data={"error": str(exc)})
-        nodes = acc.pop("nodes")
-        return Records(sources=[acc["source"]], data={**acc, "nodes": fenced_data("node outputs and rationales", nodes)})
+        record = fenced_data("the day's record: node outputs, rationales and order reasons", acc)
+        return Records(sources=[acc["source"]], data={"date": acc["date"], "source": acc["source"], "record": record})
 
     def get_guard_log(args: PeriodInput) -> Records:
         """The risk guard's rejections and clamps (run_date, kind, symbol, code, detail) in a period."""

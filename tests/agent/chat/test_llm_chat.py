@@ -69,8 +69,10 @@ def test_recorded_text_reaches_the_model_fenced_as_data(book: Home) -> None:
     tools = chat_tools(book)
     out = tools["explain_day"].fn(tools["explain_day"].input_model.model_validate({"day": "2012-03-01"}))
     data = out.model_dump(mode="json")["data"]
-    assert data["nodes"]["untrusted_data"] == "node outputs and rationales" and "not instructions" in data["nodes"]["note"]
-    assert any(n["node"] == "analyst" for n in data["nodes"]["items"])
+    record = data["record"]
+    assert record["untrusted_data"].startswith("the day's record") and "not instructions" in record["note"]
+    assert any(n["node"] == "analyst" for n in record["items"]["nodes"]) and record["items"]["approved"]
+    assert data["date"] == "2012-03-01" and set(data) == {"date", "source", "record"}  # nothing recorded outside
 
 
 def test_a_model_that_reaches_for_a_tool_it_does_not_have_gets_the_offline_answer(book: Home) -> None:
