@@ -115,6 +115,16 @@ class Browser:
             self.pump(0.2)
         raise TimeoutError(f"still false after {timeout} s: {expression}")
 
+    def click(self, expression: str) -> bool:
+        """A real mouse click (press and release) at the centre of the element ``expression`` evaluates to."""
+        box = self.js(f"(() => {{ const e = {expression}; if (!e) return null; e.scrollIntoView({{block: 'center'}});"
+                      " const r = e.getBoundingClientRect(); return [r.x + r.width / 2, r.y + r.height / 2]; })()")
+        if not box:
+            return False
+        for kind in ("mousePressed", "mouseReleased"):
+            self.call("Input.dispatchMouseEvent", type=kind, x=box[0], y=box[1], button="left", clickCount=1)
+        return True
+
     def goto(self, url: str) -> None:
         self.call("Page.navigate", url=url)
         self.wait_for("document.readyState === 'complete'")
@@ -157,6 +167,18 @@ def ask_in_page(browser: Browser, question: str) -> str:
     browser.pump(0.5)
     return str(browser.js("(() => { const m = document.querySelectorAll('#chatbot [data-testid=bot]');"
                           " return m.length ? m[m.length - 1].innerText : ''; })()"))
+
+
+def pick_day(browser: Browser, day: str) -> str:
+    """Choose ``day`` in the Last day tab's picker (real clicks) and return the panel's text once it shows it."""
+    if not browser.click("document.querySelector('#day-pick input')"):
+        raise RuntimeError("no day picker")
+    browser.wait_for("document.querySelectorAll('[role=option]').length > 0")
+    option = f"[...document.querySelectorAll('[role=option]')].find(x => x.textContent.trim().endsWith({json.dumps(day)}))"
+    if not browser.click(option):
+        raise RuntimeError(f"no day {day} in the picker")
+    browser.wait_for(f"{_panel_text()}.includes('results/daily/{day}.json')")
+    return str(browser.js(_panel_text()))
 
 
 def walk_tabs(browser: Browser, url: str, tabs: tuple[str, ...], out: Path | None = None,

@@ -1,9 +1,10 @@
 """The Gradio Blocks app of ``tradeagent chat``: a chat tab and dashboard tabs, all read-only.
 
 Contract:
-- ``build_app(home, responder)`` returns the ``gr.Blocks``: tabs Chat, Equity, Positions, Trades, Last day,
-  Guard log, Alerts, Evals. Each dashboard tab is filled by its ``agent.chat.views`` function when it is
-  selected (and again each time), so it always shows the home as it is now.
+- ``build_app(home, responder)`` returns the ``gr.Blocks``: tabs Chat, Equity, Positions, Trades, Last day
+  (with a picker of every day that has a results file), Guard log, Alerts, Evals. Each dashboard tab is
+  filled by its ``agent.chat.views`` function when it is selected (and again each time), so it always shows
+  the home as it is now.
 - The chat's answers come from ``responder(question) -> markdown`` (the offline router or the LLM chat);
   the same function is the API endpoint ``/ask`` (``gradio_client``: ``client.predict(question,
   api_name="/ask")``). A responder that raises is answered with one line, never a traceback.
@@ -91,6 +92,7 @@ def build_app(home: Home, responder: Responder, mode_line: str) -> gr.Blocks:
                 orders_table = gr.Dataframe(label="orders", interactive=False, wrap=True)
                 fills_table = gr.Dataframe(label="fills", interactive=False, wrap=True)
             with gr.Tab("Last day", id="day") as t_day:
+                day_pick = gr.Dropdown(label="day (newest first)", choices=[], interactive=True, elem_id="day-pick")
                 day_status = gr.Markdown()
                 nodes_table = gr.Dataframe(label="each node's scores and rationale", interactive=False, wrap=True)
                 day_orders = gr.Dataframe(label="orders through the guard", interactive=False, wrap=True)
@@ -110,7 +112,13 @@ def build_app(home: Home, responder: Responder, mode_line: str) -> gr.Blocks:
         bind(t_equity, views.equity_tab, [eq_status, eq_plot])
         bind(t_positions, views.positions_tab, [pos_status, pos_table, pend_table])
         bind(t_trades, views.trades_tab, [tr_status, orders_table, fills_table])
-        bind(t_day, views.day_tab, [day_status, nodes_table, day_orders])
+        def last_day() -> tuple[Any, ...]:
+            days = [d.isoformat() for d in reversed(home.days())]
+            return (gr.update(choices=days, value=days[0] if days else None), *views.day_tab(home))
+
+        t_day.select(last_day, None, [day_pick, day_status, nodes_table, day_orders], api_visibility="private")
+        day_pick.input(lambda day: views.day_tab(home, day), day_pick, [day_status, nodes_table, day_orders],
+                       api_visibility="private")
         bind(t_guard, views.guard_tab, [guard_status, guard_table])
         bind(t_alerts, views.alerts_tab, [alerts_status, alerts_table])
         bind(t_evals, views.evals_tab, [evals_status, evals_table])

@@ -1,8 +1,8 @@
 """The dashboard's tabs as plain data: markdown, pandas frames and plotly figures, built from ``Home`` per call.
 
 Contract:
-- One function per tab (``equity_tab``, ``positions_tab``, ``trades_tab``, ``day_tab``, ``guard_tab``,
-  ``alerts_tab``, ``evals_tab``), each taking a ``Home`` and returning a tuple whose first item is the tab's
+- One function per tab (``equity_tab``, ``positions_tab``, ``trades_tab``, ``day_tab`` (any day; the last
+  by default), ``guard_tab``, ``alerts_tab``, ``evals_tab``), each taking a ``Home`` and returning a tuple whose first item is the tab's
   markdown status line. They never raise: a book held by a running job, a missing feature or any other
   failure is the status line ("the book is being updated…", "not available in this install", the error
   in one line), with empty frames, so no tab ever shows a traceback or a console error.
@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -63,14 +64,14 @@ def _cell(value: Any) -> Any:
     return str(value)
 
 
-def _guarded(*empties: Callable[[], Any]) -> Callable[[Callable[[Home], tuple[Any, ...]]], Callable[[Home], tuple[Any, ...]]]:
+def _guarded(*empties: Callable[[], Any]) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Turn any failure of a tab into its status line, with the tab's empty values after it."""
 
-    def wrap(fn: Callable[[Home], tuple[Any, ...]]) -> Callable[[Home], tuple[Any, ...]]:
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
         @functools.wraps(fn)
-        def run(home: Home) -> tuple[Any, ...]:
+        def run(*args: Any) -> Any:
             try:
-                return fn(home)
+                return fn(*args)
             except (BookBusy, Unavailable) as exc:
                 status = esc(exc)
             except Exception as exc:  # a dashboard tab never fails the app; the line says what went wrong
@@ -161,11 +162,12 @@ def trades_tab(home: Home) -> tuple[str, pd.DataFrame, pd.DataFrame]:
 
 
 @_guarded(lambda: _empty(_NODES), lambda: _empty(_DAY_ORDERS))
-def day_tab(home: Home) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+def day_tab(home: Home, day: str | None = None) -> tuple[str, pd.DataFrame, pd.DataFrame]:
+    """Day ``day``'s decision (YYYY-MM-DD; default: the last day with a results file)."""
     days = home.days()
     if not days:
         return _no_book(home), _empty(_NODES), _empty(_DAY_ORDERS)
-    acc = home.day(days[-1])
+    acc = home.day(date.fromisoformat(day) if day else days[-1])
     nodes: list[dict[str, Any]] = []
     for node in acc["nodes"]:
         base = {"node": node["node"], "status": node["status"]}

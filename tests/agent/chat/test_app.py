@@ -90,6 +90,8 @@ def test_each_tab_reads_the_book(book: Home, book_home: Path) -> None:
     last = json.loads((book_home / "results" / "daily" / "2012-03-07.json").read_text())
     assert "2012-03-07" in status and set(nodes["node"]) == set(last["nodes"])
     assert set(stages["stage"]) >= {"proposed", "rejected"}
+    status, nodes, _ = views.day_tab(book, "2012-03-01")
+    assert "results/daily/2012-03-01.json" in status and len(nodes) > 0
     status, guard = views.guard_tab(book)
     assert "rejection" in set(guard["kind"]) and "pf_guard_log" in status
     status, alerts = views.alerts_tab(book)

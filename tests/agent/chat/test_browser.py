@@ -53,7 +53,10 @@ def test_every_tab_opens_without_a_console_error_and_the_chat_answers(driver: Mo
                                                                       book_home: Path) -> None:
     with serve(book_home) as url:
         texts = driver.walk_tabs(browser, url, TABS, None, ("what is my P&L this month?",))
+        driver.walk_tabs(browser, url, ("Last day",))
+        earlier = driver.pick_day(browser, "2012-03-01")  # the picker shows any day with a results file
     assert browser.errors == []  # type: ignore[attr-defined]
+    assert "2012-03-01 · demo" in earlier and "2012-03-07 · demo" not in earlier
     assert "P&L this month" in texts["answer: what is my P&L this month?"]
     assert "Equity" in texts["Equity"] and "GOOG" in texts["Positions"] and "filled" in texts["Trades"]
     assert "2012-03-07" in texts["Last day"] and "max_correlation" in texts["Guard log"]
