@@ -259,6 +259,7 @@ def memory_rows(report: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
         for k in METRIC_COLUMNS:
             rows.append([name, _LABELS[k], _fmt(k, block["off"].get(k)), _fmt(k, block["on"].get(k)),
                          _fmt(k, block["delta"].get(k))])
+        rows.append([name, "ΔSharpe, with − without [95% CI]", "", "", _fmt_interval(block.get("sharpe_difference"))])
     return ["policy", "metric", "without memory", "with memory", "difference"], rows
 
 

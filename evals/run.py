@@ -50,7 +50,7 @@ from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from evals.attribution import why_not_invested, why_traded
 from evals.baselines import BASELINES, Fees, run_baselines
-from evals.metrics import compute_metrics
+from evals.metrics import compute_metrics, sharpe_difference
 from evals.models import PolicyRun
 from evals.replay import (
     MEMORY_SUFFIX,
@@ -173,22 +173,25 @@ def run_eval(settings: Settings, cfg: EvalConfig, *, progress: Callable[[int], C
                 "traded": why_traded(run),
                 "not_invested": why_not_invested(run, symbols, limits.max_position_weight)}
     if cfg.memory:
-        report["memory_ablation"] = memory_ablation(report, graph)
+        report["memory_ablation"] = memory_ablation(report, graph, runs, seed=cfg.seed)
     if cfg.llm_cutoff is not None:
         for run in ordered:
             report["policies"][run.name]["cutoff"] = _split_metrics(run, cfg.llm_cutoff)
     return write_files(cfg.out, report, ordered)
 
 
-def memory_ablation(report: dict[str, Any], graph: Sequence[str]) -> dict[str, Any]:
-    """Per graph policy: its metrics without and with memory, and the difference (with minus without)."""
+def memory_ablation(report: dict[str, Any], graph: Sequence[str], runs: dict[str, PolicyRun], *,
+                    seed: int = 0) -> dict[str, Any]:
+    """Per graph policy: its metrics without and with memory, the difference (with minus without), and the
+    Sharpe difference with a paired bootstrap 95% interval (``sharpe_difference``; None when undefined)."""
     out: dict[str, Any] = {}
     for name in graph:
         off = report["policies"][name]["metrics"]
         on = report["policies"][name + MEMORY_SUFFIX]["metrics"]
         delta = {k: (on[k] - off[k] if isinstance(on.get(k), int | float) and isinstance(off.get(k), int | float)
                      else None) for k in off}
-        out[name] = {"off": off, "on": on, "delta": delta}
+        diff = sharpe_difference(runs[name + MEMORY_SUFFIX].equity, runs[name].equity, seed=seed)
+        out[name] = {"off": off, "on": on, "delta": delta, "sharpe_difference": diff}
     return out
 
 

@@ -104,6 +104,7 @@ def test_eval_with_memory_sets_each_policy_beside_its_memory_run(home: Path) -> 
     ablation = report["memory_ablation"]["agent"]
     assert ablation["off"] == report["policies"]["agent"]["metrics"]
     assert ablation["delta"]["trades"] == ablation["on"]["trades"] - ablation["off"]["trades"]
+    assert ablation["sharpe_difference"] is None  # fewer than 30 returns: no interval rather than a made-up one
     (note,) = report["policies"]["agent+memory"]["notes"]
     assert note.startswith("memory: ") and "with a known outcome" in note and "error" not in note
     assert not any(n.startswith("memory") for n in report["policies"]["agent"]["notes"])
