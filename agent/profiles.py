@@ -39,9 +39,10 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
-        Profile("conservative", vol_target=0.10, entry=0.30, exit=0.0, band=0.25),
-        Profile("balanced", vol_target=0.15, entry=0.15, exit=-0.15, band=0.25),
-        Profile("aggressive", vol_target=0.25, entry=0.05, exit=-0.30, band=0.25),
+        # balanced: the best in-sample Sharpe of scripts/tune_profiles.py's grid (docs/tuning.md)
+        Profile("conservative", vol_target=0.04, entry=0.30, exit=0.0, band=0.25),
+        Profile("balanced", vol_target=0.15, entry=0.30, exit=0.0, band=0.25),
+        Profile("aggressive", vol_target=0.25, entry=0.15, exit=-0.15, band=0.25),
     )
 }
 
