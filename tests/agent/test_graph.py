@@ -84,7 +84,7 @@ def test_scripted_answers_become_guarded_orders_with_one_call_per_node(settings:
     offered = {req.node: {t.name for t in req.tools} for req in llm.requests}
     assert offered == {"analyst": {"get_bars", "get_indicators", "search_memory"},  # the daily run's memory
                        "risk": {"get_portfolio", "get_risk_limits", "search_memory"}}
-    assert r["nodes"]["sentiment"]["status"] == "abstained" and "carries no weight" in r["nodes"]["sentiment"]["abstain_reason"]
+    assert r["nodes"]["sentiment"]["status"] == "abstained" and r["nodes"]["sentiment"]["abstain_reason"] == "no_news"
     quant = r["nodes"]["quant"]  # no model trained before DAY in this home
     assert quant["status"] == "abstained" and quant["abstain_reason"] == "no_models"
     assert "no model usable on 2012-06-01" in quant["abstain_detail"]
