@@ -151,6 +151,10 @@ def _click_tab(name: str) -> str:
             f".find(x => x.textContent.trim() === {json.dumps(name)}); if (b) b.click(); return !!b; }})()")
 
 
+_STATUS_FILLED = ("(() => { const p = [...document.querySelectorAll('[role=tabpanel]')].find(x => x.offsetParent !== null);"
+                  " const s = p && p.querySelector('[id^=status-]'); return !!s && s.innerText.trim().length > 0; })()")
+
+
 def _panel_text() -> str:
     return "(() => { const p = [...document.querySelectorAll('[role=tabpanel]')].find(x => x.offsetParent !== null);" \
            " return p ? p.innerText : ''; })()"
@@ -159,6 +163,7 @@ def _panel_text() -> str:
 def ask_in_page(browser: Browser, question: str) -> str:
     """Type ``question`` into the chat box, press Ask, and return the last answer's text once it arrives."""
     count = "document.querySelectorAll('#chatbot .message-row, #chatbot [data-testid=bot]').length"
+    browser.wait_for("!!document.querySelector('#question textarea') && !!document.querySelector('#ask')")
     before = browser.js(count) or 0
     browser.js("(() => { const t = document.querySelector('#question textarea');"
                f" t.value = {json.dumps(question)}; t.dispatchEvent(new Event('input', {{bubbles: true}})); }})()")
@@ -192,8 +197,8 @@ def walk_tabs(browser: Browser, url: str, tabs: tuple[str, ...], out: Path | Non
     for tab in tabs:
         if not browser.js(_click_tab(tab)):
             raise RuntimeError(f"no tab named {tab!r}")
-        if tab != "Chat":  # a dashboard tab's status line is filled by its select event
-            browser.wait_for(f"{_panel_text()}.replace(/\\s+/g, ' ').length > 80")
+        if tab != "Chat":  # a dashboard tab's status line (#status-…) is filled by its select event
+            browser.wait_for(_STATUS_FILLED)
         browser.pump(1.0)  # plotly draws, tables render; console errors arrive
         texts[tab] = str(browser.js(_panel_text()))
         if out is not None:

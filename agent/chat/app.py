@@ -81,29 +81,29 @@ def build_app(home: Home, responder: Responder, mode_line: str) -> gr.Blocks:
                 box.submit(chat_turn, [box, chatbot], [chatbot, box], api_visibility="private")
                 send.click(chat_turn, [box, chatbot], [chatbot, box], api_visibility="private")
             with gr.Tab("Equity", id="equity") as t_equity:
-                eq_status = gr.Markdown()
+                eq_status = gr.Markdown(elem_id="status-equity")
                 eq_plot = gr.Plot(label="equity and drawdown")
             with gr.Tab("Positions", id="positions") as t_positions:
-                pos_status = gr.Markdown()
+                pos_status = gr.Markdown(elem_id="status-positions")
                 pos_table = gr.Dataframe(label="positions", interactive=False, wrap=True)
                 pend_table = gr.Dataframe(label="pending orders", interactive=False, wrap=True)
             with gr.Tab("Trades", id="trades") as t_trades:
-                tr_status = gr.Markdown()
+                tr_status = gr.Markdown(elem_id="status-trades")
                 orders_table = gr.Dataframe(label="orders", interactive=False, wrap=True)
                 fills_table = gr.Dataframe(label="fills", interactive=False, wrap=True)
             with gr.Tab("Last day", id="day") as t_day:
                 day_pick = gr.Dropdown(label="day (newest first)", choices=[], interactive=True, elem_id="day-pick")
-                day_status = gr.Markdown()
+                day_status = gr.Markdown(elem_id="status-day")
                 nodes_table = gr.Dataframe(label="each node's scores and rationale", interactive=False, wrap=True)
                 day_orders = gr.Dataframe(label="orders through the guard", interactive=False, wrap=True)
             with gr.Tab("Guard log", id="guard") as t_guard:
-                guard_status = gr.Markdown()
+                guard_status = gr.Markdown(elem_id="status-guard")
                 guard_table = gr.Dataframe(label="rejections and clamps", interactive=False, wrap=True)
             with gr.Tab("Alerts", id="alerts") as t_alerts:
-                alerts_status = gr.Markdown()
+                alerts_status = gr.Markdown(elem_id="status-alerts")
                 alerts_table = gr.Dataframe(label="alerts", interactive=False, wrap=True)
             with gr.Tab("Evals", id="evals") as t_evals:
-                evals_status = gr.Markdown()
+                evals_status = gr.Markdown(elem_id="status-evals")
                 evals_table = gr.Dataframe(label="metrics per policy", interactive=False, wrap=True)
 
         def bind(tab: gr.Tab, view: Callable[[Home], tuple[Any, ...]], outputs: list[Any]) -> None:
