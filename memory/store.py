@@ -31,6 +31,8 @@ Deliberate decisions:
   set itself as ``add`` and ``attach`` go (at 25,000 records the filtered read cost ~50 ms a day). A store
   has one writer at a time (the daily run; a replay's own store): another process's writes are seen by the
   next store opened.
+- Exact, not approximate, nearest neighbours (``HNSW``: the index is never built): the same replay recalls the
+  same records whatever the machine's load, and a search costs a scan (~25 ms for 20 queries at 5,000 records).
 - Metadata is flat (Chroma's rule): the filterable keys, plus the record and the outcome as JSON strings.
 - Chroma's anonymous telemetry is switched off: the memory makes no network call.
 """
@@ -60,6 +62,9 @@ from memory.models import (
 )
 
 COLLECTION = "decisions"
+# Exact search: records stay in Chroma's brute-force buffer (sync_threshold) instead of its HNSW graph, whose
+# background build made a replay's recall depend on timing (two identical replays diverged after ~2,000 records)
+HNSW: Any = {"hnsw": {"space": "cosine", "sync_threshold": 10_000_000}}
 OVERFETCH = 4
 PAGE = 5_000
 SCHEMA = 1
@@ -143,7 +148,7 @@ class ChromaMemoryStore:
             # ephemeral clients of one process share their data: a unique name keeps replays apart
             collection = client.create_collection(
                 f"replay-{uuid.uuid4().hex}", embedding_function=None,
-                configuration={"hnsw": {"space": "cosine"}}, metadata={"embedder": embedder.name, "schema": SCHEMA})
+                configuration=HNSW, metadata={"embedder": embedder.name, "schema": SCHEMA})
         return cls(collection, embedder, where="in-process", client=client)
 
     @staticmethod
@@ -153,7 +158,7 @@ class ChromaMemoryStore:
             if embedder is None:
                 return None  # read-only use of a memory nobody wrote yet
             return client.create_collection(COLLECTION, embedding_function=None,
-                                            configuration={"hnsw": {"space": "cosine"}},
+                                            configuration=HNSW,
                                             metadata={"embedder": embedder.name, "schema": SCHEMA})
         collection = client.get_collection(COLLECTION, embedding_function=None)
         stored = (collection.metadata or {}).get("embedder")
