@@ -40,7 +40,7 @@ from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.memory_open import open_user_memory
 from agent.news_inputs import load_for_run
-from agent.profiles import Profile, UnknownProfile, get_profile
+from agent.profiles import LEGACY, Profile, UnknownProfile, resolve
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from portfolio import outbox
@@ -189,7 +189,7 @@ def run_daily(
         results = trade_day(view, uni, book, client, dry_run=dry_run, quant=QuantSetup(settings.models_dir),
                             news=news, memory=memory,
                             configure=(lambda deps: replace(deps, profile=risk_profile)) if risk_profile else None)
-        results["profile"] = risk_profile.name if risk_profile else None
+        results["profile"] = risk_profile.name if risk_profile else LEGACY
         if memory_off is not None:
             results["memory"] = {"status": "off" if not settings.memory else "unavailable", "reason": memory_off}
         results["data"] = {"notes": [*data.notes, *([news_note] if news_note else [])], "errors": dict(data.errors),
@@ -205,10 +205,8 @@ def run_daily(
 
 
 def _profile(name: str | None) -> Profile | None:
-    if name is None:
-        return None
     try:
-        return get_profile(name)
+        return resolve(name)
     except UnknownProfile as exc:
         raise UserError(f"--profile: {exc}") from None
 

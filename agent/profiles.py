@@ -14,8 +14,9 @@ Deliberate decisions:
 - The numbers of ``balanced`` were chosen walk-forward: on 1999–2008 of the demo series only, then reported
   on 2009–2018 untouched (``scripts/results_table.py``, README "Results"). ``conservative`` and
   ``aggressive`` are the neighbours of that choice in the same grid, not tuned on their own.
-- No profile in the context (``None``): the offline rules are those of v3 (rules 1–8), so recorded replays and
-  results written before profiles existed keep their meaning.
+- ``balanced`` is the default (settings ``TRADEAGENT_PROFILE``, ``daily --profile``, eval's plain ``agent``): out of
+  sample it beat the v3 sizing on Sharpe, return and costs (README, "Results"). ``v3`` (no profile in the
+  context) keeps the offline rules of v3 (rules 1–8), so recorded replays and older results keep their meaning.
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+DEFAULT = "balanced"  # what `tradeagent daily` and eval's plain `agent` use unless told otherwise
+LEGACY = "v3"  # no profile: the offline rules' v3 sizing (score x confidence), kept to compare against
+
+
 class UnknownProfile(ValueError):
     """A profile name that is not one of ``PROFILES``; the message lists the known ones."""
 
@@ -55,4 +60,11 @@ def get_profile(name: str) -> Profile:
     try:
         return PROFILES[name.strip().lower()]
     except KeyError:
-        raise UnknownProfile(f"unknown profile {name!r}; known: {', '.join(PROFILES)}") from None
+        raise UnknownProfile(f"unknown profile {name!r}; known: {', '.join([*PROFILES, LEGACY])}") from None
+
+
+def resolve(name: str | None) -> Profile | None:
+    """The profile called ``name``; None for ``v3`` (or None): the risk node gets no profile, rules v3 size."""
+    if name is None or name.strip().lower() == LEGACY:
+        return None
+    return get_profile(name)

@@ -31,7 +31,8 @@ from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_vali
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agent.errors import AgentError
-from agent.profiles import PROFILES
+from agent.profiles import DEFAULT as PROFILE_DEFAULT
+from agent.profiles import LEGACY, PROFILES
 
 DEFAULT_HOME = Path("./data")
 _PREFIX = "TRADEAGENT_"
@@ -64,8 +65,8 @@ class Settings(BaseSettings):
     llm_run_deadline_seconds: float = Field(default=300.0, gt=0, allow_inf_nan=False)
     llm_json_mode: bool = False  # plain-JSON answers for models without tool support (many Ollama models)
 
-    # Risk profile of the risk node (agent.profiles; offline rules rule 9). None: the offline rules v3 sizing.
-    profile: str | None = None
+    # Risk profile of the risk node (agent.profiles; offline rules rule 9); "v3": the offline rules v3 sizing.
+    profile: str = PROFILE_DEFAULT
 
     # Paper broker
     # None: the universe's default (10,000 in its base currency)
@@ -91,10 +92,11 @@ class Settings(BaseSettings):
     @classmethod
     def _known_profile(cls, value: Any) -> Any:
         if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if str(value).strip().lower() not in PROFILES:
-            raise ValueError(f"not a risk profile; known: {', '.join(PROFILES)}")
-        return str(value).strip().lower()
+            return PROFILE_DEFAULT  # blank means the default, as for TRADEAGENT_HOME
+        name = str(value).strip().lower()
+        if name not in PROFILES and name != LEGACY:
+            raise ValueError(f"not a risk profile; known: {', '.join([*PROFILES, LEGACY])}")
+        return name
 
     @field_validator("home", mode="before")
     @classmethod

@@ -35,7 +35,7 @@ import pandas as pd
 
 from agent.day import Book, trade_day
 from agent.llm.base import LLMClient
-from agent.profiles import PROFILES, Profile, UnknownProfile, get_profile
+from agent.profiles import LEGACY, PROFILES, Profile, UnknownProfile, resolve
 from agent.quant_inputs import PREDICTORS, QuantSetup
 from agent.state import DayDeps
 from evals.metrics import realised_pnls
@@ -81,15 +81,19 @@ class ReplayBook:
     slippage_bps: float = 5.0
 
 
-def split_policy(name: str) -> tuple[str, Profile | None]:
-    """``agent@balanced`` → (``agent``, the balanced risk profile); a name without ``@`` has no profile."""
+def split_policy(name: str) -> tuple[str, str | None]:
+    """``agent@balanced`` → (``agent``, ``balanced``); a name without ``@`` → (name, None): the run's default profile.
+
+    ``PolicyUnavailable`` for a profile that does not exist (``agent@v3`` is the rules without a profile).
+    """
     base, sep, profile = name.partition(PROFILE_SEP)
     if not sep:
         return name, None
     try:
-        return base, get_profile(profile)
+        resolve(profile)
     except UnknownProfile as exc:
         raise PolicyUnavailable(f"policy {name!r}: {exc}") from None
+    return base, profile
 
 
 def check_policy(name: str) -> frozenset[str]:
@@ -99,7 +103,7 @@ def check_policy(name: str) -> frozenset[str]:
         raise PolicyUnavailable(UNAVAILABLE[name])
     if name not in POLICY_NODES:
         raise PolicyUnavailable(f"unknown graph policy {name!r}; known: {', '.join([*POLICY_NODES, *UNAVAILABLE])} "
-                                f"(each may take a risk profile: agent@{'|'.join(PROFILES)})")
+                                f"(each may take a risk profile: agent@{'|'.join([*PROFILES, LEGACY])})")
     return POLICY_NODES[name]
 
 
@@ -124,8 +128,11 @@ def replay_policy(
     quant: QuantSetup | None = None,
     news: LoadedNews | None = None,
     memory: bool = False,
+    default_profile: Profile | None = None,
 ) -> PolicyRun:
     """Replay graph policy ``name`` over ``sessions`` (sorted) and return its ``PolicyRun``.
+
+    ``default_profile``: the risk profile of a policy named without ``@PROFILE`` (the user's, as in ``daily``).
 
     ``memory``: the policy with the vector memory of its own past decisions (an in-process Chroma store, empty
     at the first session, filled as the replay goes); its run is named ``name + MEMORY_SUFFIX``.
@@ -134,7 +141,8 @@ def replay_policy(
     stored news of the window; each day reads only what was available by its decision time (agent.news_inputs).
     """
     nodes = check_policy(name)
-    base, profile = split_policy(name)
+    base, suffix = split_policy(name)
+    profile = resolve(suffix) if suffix is not None else default_profile
     if base in MODEL_POLICIES:
         kind = MODEL_POLICIES[base]
         quant = dataclasses.replace(quant, kinds=frozenset({kind})) if quant is not None and kind in quant.kinds else None

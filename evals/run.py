@@ -46,6 +46,7 @@ from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.llm.offline import OfflineRulesClient
 from agent.news_inputs import load_window
+from agent.profiles import resolve
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from evals.attribution import why_not_invested, why_traded
@@ -207,7 +208,7 @@ def _replay_graph(
     if jobs == 1 or client is not None:
         runs = [replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
                               client_for_day=_client_factory(settings, cfg, client), on_day=tick, quant=quant,
-                              news=news, memory=memory)
+                              news=news, memory=memory, default_profile=resolve(settings.profile))
                 for name, memory in specs]
         return {run.name: run for run in runs}
     ctx = multiprocessing.get_context("spawn")  # no fork of a process holding DuckDB and thread pools
@@ -233,7 +234,7 @@ def _worker(name: str, settings: Settings, cfg: EvalConfig, data: UniverseData, 
             news: LoadedNews | None = None, memory: bool = False) -> PolicyRun:
     return replay_policy(name, data, sessions, indicators=indicators, limits=limits, money=money,
                          client_for_day=_client_factory(settings, cfg, None), on_day=lambda: ticks.put(1), quant=quant,
-                         news=news, memory=memory)
+                         news=news, memory=memory, default_profile=resolve(settings.profile))
 
 
 def _train(data: UniverseData, cfg: EvalConfig, sessions: list[date]) -> Trained | None:
@@ -322,6 +323,7 @@ def _config(cfg: EvalConfig, universe: str, sessions: list[date], money: ReplayB
         "universe": universe, "start": sessions[0], "end": sessions[-1], "requested": [cfg.start, cfg.end],
         "sessions": len(sessions), "policies": list(cfg.policies), "llm": cfg.llm, "model": model,
         "llm_cache": cfg.cache_mode, "memory": "on" if cfg.memory else "off", "seed": cfg.seed,
+        "profile": settings.profile,  # of the graph policies named without @PROFILE
         "llm_cutoff": cfg.llm_cutoff, "starting_cash": money.starting_cash,
         "commission_bps": money.commission_bps, "slippage_bps": money.slippage_bps, "limits": limits,
         "fills": "decisions read D's close and fill at the next session's open",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agent.profiles import PROFILES, Profile, UnknownProfile, get_profile
+from agent.cli_common import UserError
+from agent.daily import run_daily
+from agent.profiles import DEFAULT, PROFILES, Profile, UnknownProfile, get_profile, resolve
 from agent.settings import Settings, SettingsError, load_settings
 from evals.replay import PolicyUnavailable, check_policy, split_policy
 from tests.agent.test_llm_offline import LIMITS, risk, sig
@@ -64,7 +68,8 @@ def test_profiles_are_named_and_an_unknown_one_is_refused_in_one_line(monkeypatc
     assert get_profile(" Balanced ") is PROFILES["balanced"]
     with pytest.raises(UnknownProfile, match="known: conservative, balanced, aggressive"):
         get_profile("yolo")
-    assert split_policy("agent@aggressive") == ("agent", PROFILES["aggressive"])
+    assert split_policy("agent@aggressive") == ("agent", "aggressive") and split_policy("agent") == ("agent", None)
+    assert split_policy("agent@v3") == ("agent", "v3") and resolve("v3") is None
     assert check_policy("analyst@conservative") == check_policy("analyst")
     with pytest.raises(PolicyUnavailable, match="unknown profile 'yolo'"):
         check_policy("agent@yolo")
@@ -73,7 +78,24 @@ def test_profiles_are_named_and_an_unknown_one_is_refused_in_one_line(monkeypatc
         load_settings()
     monkeypatch.setenv("TRADEAGENT_PROFILE", "AGGRESSIVE")
     assert load_settings().profile == "aggressive"
-    assert Settings(profile="").profile is None
+    monkeypatch.delenv("TRADEAGENT_PROFILE")
+    assert load_settings().profile == DEFAULT == "balanced" and Settings(profile="").profile == DEFAULT
+
+
+def test_the_daily_run_sizes_with_the_default_profile_and_records_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("TRADEAGENT_PROFILE")  # tests/conftest.py pins v3 for the scenario tests
+    settings = Settings(home=tmp_path)
+    day = date(2013, 2, 28)
+    default = run_daily(settings, universe="demo", run_date=day, llm="offline", dry_run=True).results
+    legacy = run_daily(settings, universe="demo", run_date=day, llm="offline", dry_run=True, profile="v3").results
+
+    assert default["profile"] == "balanced" and legacy["profile"] == "v3"
+    assert "profile balanced" in default["nodes"]["risk"]["output"]["comment"]
+    assert "profile" not in legacy["nodes"]["risk"]["output"]["comment"]
+    with pytest.raises(UserError, match="unknown profile 'yolo'"):
+        run_daily(settings, universe="demo", run_date=day, llm="offline", dry_run=True, profile="yolo")
 
 
 def test_the_profiles_are_ordered_by_the_risk_they_take() -> None:
