@@ -6,6 +6,8 @@ Contract:
   ``--auth user:pass`` or ``TRADEAGENT_CHAT_AUTH=user:pass``; without one the command refuses to start with
   one line (exit 2). A value that is not ``user:pass`` with both parts non-empty is refused the same way,
   and the password is never printed.
+- IPv6 works: ``--host ::1`` and ``--host '[::1]'`` are the same address; the server and the printed URL
+  get it bracketed (``http://[::1]:7860/``).
 - ``--llm``: ``openai`` when ``OPENAI_API_KEY`` is set, else ``offline`` (the intent router, which says it is
   the offline mode), as for the daily run (``agent.llm.factory.make_client``).
 
@@ -45,6 +47,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def bare_host(host: str) -> str:
+    """``host`` without spaces and IPv6 brackets: ``[::1]`` → ``::1``."""
+    host = host.strip()
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
+
+
+def url_host(host: str) -> str:
+    """``host`` as it goes in a URL (and to Gradio's server): an IPv6 address bracketed."""
+    return f"[{host}]" if ":" in host else host
+
+
 def parse_auth(value: str | None, source: str) -> tuple[str, str] | None:
     """``user:pass`` as a pair; None for no value; ``UserError`` (never echoing the value) otherwise."""
     if value is None or not value.strip():
@@ -80,6 +93,7 @@ def chat_cmd(host: HostOpt = "127.0.0.1", port: PortOpt = 7860, auth: AuthOpt = 
     login = parse_auth(auth, "--auth") if auth is not None else parse_auth(os.environ.get(AUTH_ENV), AUTH_ENV)
     if llm not in (None, "offline", "openai"):
         raise UserError(f"unknown --llm {llm!r}; use offline or openai")
+    host = bare_host(host)
     check_bind(host, port, login)
     settings = load_settings()
     from agent.chat.serve import make_responder  # gradio and the LLM client only now
@@ -91,10 +105,10 @@ def chat_cmd(host: HostOpt = "127.0.0.1", port: PortOpt = 7860, auth: AuthOpt = 
 
     home = Home(settings)
     app = build_app(home, responder, mode_line)
-    shown = f"[{host}]" if ":" in host else host
+    shown = url_host(host)
     console.print(f"tradeagent chat on http://{shown}:{port}/ · {mode_line} · read-only · Ctrl-C stops it"
                   + (" · login required" if login else ""))
-    launch(app, host, port, login, [settings.home / "evals"])  # served even if written after the start
+    launch(app, shown, port, login, [settings.home / "evals"])  # served even if written after the start
 
 
 def register(app: typer.Typer) -> None:

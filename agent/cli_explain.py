@@ -6,7 +6,8 @@ Contract:
 - The account, in order: status and hold reason; each node (analyst, sentiment, quant, risk, then any other)
   with its status, abstain reason and, per symbol, score/confidence/rationale (``signals``) or target weight
   and rationale (``targets``); the proposed orders; what the guard approved, clamped and rejected (codes);
-  the fills the day settled; cancellations and expiries; data problems; the risk mode; the portfolio at D's
+  the fills the day settled (a delisting cash-out says so, with its recorded reason: ``delisted``);
+  cancellations and expiries; data problems; the risk mode; the portfolio at D's
   close. ``--json`` prints that account (``account()``) instead of the text.
 - ``--symbol S`` (case-insensitive) keeps only that symbol's lines; day-level lines (status, hold, node
   status, the risk plan's comment, equity and cash) stay as context. A symbol the day never mentions is an
@@ -148,6 +149,7 @@ def account(results: dict[str, Any], path: Path, symbol: str | None = None) -> d
         "fills": [f for f in _list(results.get("fills")) if _matches(f, symbol)],
         "cancelled": [c for c in _list(results.get("cancelled")) if _matches(c, symbol)],
         "expired": [e for e in _list(results.get("expired")) if _matches(e, symbol)],
+        "delisted": [d for d in _list(results.get("delisted")) if _matches(d, symbol)],
         "data": {"untradeable": _by_symbol(data.get("untradeable"), symbol),
                  "errors": _by_symbol(data.get("errors"), symbol), "notes": list(data.get("notes") or [])},
         "risk": {"state": _dict(risk.get("state")), "notes": list(risk.get("notes") or [])},
@@ -161,7 +163,7 @@ def _symbols(results: dict[str, Any]) -> set[str]:
     found: set[str] = set()
     for node in full["nodes"]:
         found.update(str(x.get("symbol")) for x in node["signals"] + node["targets"])
-    for key in ("proposed", "approved", "rejected", "fills", "cancelled", "expired"):
+    for key in ("proposed", "approved", "rejected", "fills", "cancelled", "expired", "delisted"):
         found.update(str(x.get("symbol")) for x in full[key] if x.get("symbol"))
     found.update(str(p.get("symbol")) for p in full["portfolio"]["positions"])
     found.update(str(s) for s in (*full["data"]["untradeable"], *full["data"]["errors"]))
@@ -209,9 +211,13 @@ def _guard_lines(acc: dict[str, Any]) -> Iterator[Text]:
 
 
 def _event_lines(acc: dict[str, Any]) -> Iterator[Text]:
+    delisted = {str(d.get("symbol")): d for d in acc.get("delisted", [])}
     for f in acc["fills"]:
-        yield _line("  filled ", "green", f"{f.get('side')} {_num(f.get('quantity'), 'g')} {f.get('symbol')} @ "
-                    f"{_num(f.get('price'), '.4f')} on {f.get('fill_date')} (commission {_num(f.get('commission'), '.2f')})")
+        gone = delisted.get(str(f.get("symbol"))) if str(f.get("order_id", "")).endswith("-delisting") else None
+        label, why = ("  delisted ", f" · forced close: {gone.get('reason')}") if gone else ("  filled ", "")
+        yield _line(label, "yellow" if gone else "green", f"{f.get('side')} {_num(f.get('quantity'), 'g')} "
+                    f"{f.get('symbol')} @ {_num(f.get('price'), '.4f')} on {f.get('fill_date')} "
+                    f"(commission {_num(f.get('commission'), '.2f')}){why}")
     for label, items in (("cancelled", acc["cancelled"]), ("expired", acc["expired"])):
         for c in items:  # the recorded reason starts with the label: "expired: no GOOG session …"
             why = str(c.get("reason")).removeprefix(f"{label}: ")

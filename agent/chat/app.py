@@ -10,7 +10,12 @@ Contract:
   api_name="/ask")``). A responder that raises is answered with one line, never a traceback.
 - ``launch(app, host, port, auth, allowed)`` serves it: ``share=False``, analytics off, the eval reports'
   folder the only extra path it serves, ``auth`` as Gradio's login when given. Host policy (loopback unless
-  ``--auth``) is the CLI's (``agent.cli_chat``).
+  ``--auth``) is the CLI's (``agent.cli_chat``); an IPv6 host is given bracketed (``[::1]``).
+- Uploads are refused: no component takes a file, so ``POST /gradio_api/upload`` answers 403 before Gradio's
+  handler runs (nothing is written under the temp folder), from any origin; ``max_file_size`` is 1 byte
+  as a second fence.
+- ``/ask`` returns the same markdown the chat shows: recorded text escaped (``agent.chat.text.esc``), so a
+  client may render it safely; ``agent.chat.text.plain`` turns it back into the text as recorded.
 
 Deliberate decisions:
 - No component is editable by the user except the question box: tables are ``interactive=False``; the
@@ -29,6 +34,9 @@ from typing import Any
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is imported: no telemetry thread
 
 import gradio as gr
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
 
 from agent.chat import views
 from agent.chat.reader import Home
@@ -36,7 +44,7 @@ from agent.chat.text import code, esc
 
 Responder = Callable[[str], str]
 TITLE = "tradeagent"
-EXAMPLES = ["why did you buy GOOG on 2012-03-01?", "what is my P&L this month?",
+EXAMPLES = ["why did you buy GOOG on 2013-02-28?", "what is my P&L this month?",
             "which orders did the guard reject last week?", "what do I hold?", "risk status"]
 TABS = ("Chat", "Equity", "Positions", "Trades", "Last day", "Guard log", "Alerts", "Evals")
 
@@ -124,7 +132,7 @@ def build_app(home: Home, responder: Responder, mode_line: str) -> gr.Blocks:
         bind(t_evals, views.evals_tab, [evals_status, evals_table])
 
         def ask_api(question: str) -> str:
-            """Answer one question about the book (read-only); markdown with its sources."""
+            """Answer one question about the book (read-only): the chat's markdown, recorded text escaped."""
             return ask(question)
 
         gr.api(ask_api, api_name="ask")
@@ -136,5 +144,17 @@ def launch(app: gr.Blocks, host: str, port: int, auth: tuple[str, str] | None, a
     """Serve ``app`` on ``host:port`` (never shared); ``block=False`` returns once it listens (tests)."""
     app.queue(default_concurrency_limit=4)
     app.launch(server_name=host, server_port=port, share=False, auth=auth, inbrowser=False, show_error=False,
-               quiet=True, allowed_paths=[str(p) for p in allowed], prevent_thread_lock=not block,
-               footer_links=[], run_history=False, enable_monitoring=False, mcp_server=False, ssr_mode=False)
+               quiet=True, allowed_paths=[str(p) for p in allowed], prevent_thread_lock=True,
+               footer_links=[], run_history=False, enable_monitoring=False, mcp_server=False, ssr_mode=False,
+               max_file_size=MAX_UPLOAD_BYTES)
+    # routes are matched in order at each request: this one answers before Gradio's own upload handler
+    app.server_app.router.routes.insert(0, Route("/gradio_api/upload", _refuse_upload, methods=["POST"]))
+    if block:
+        app.block_thread()
+
+
+MAX_UPLOAD_BYTES = 1
+
+
+async def _refuse_upload(request: Request) -> Response:
+    return PlainTextResponse("uploads are not accepted: this app is read-only", status_code=403)

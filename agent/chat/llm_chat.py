@@ -130,7 +130,10 @@ def chat_tools(home: Home) -> dict[str, BoundTool]:
 
     def get_guard_log(args: PeriodInput) -> Records:
         """The risk guard's rejections and clamps (run_date, kind, symbol, code, detail) in a period."""
-        rows = [r for r in home.book().guard_log if _within(r["run_date"], args) and _sym(r.get("symbol"), args)]
+        book = home.book()
+        by_order = {o["order_id"]: o["symbol"] for o in book.orders}  # a clamp records only its order id
+        rows = [r for r in book.guard_log if _within(r["run_date"], args)
+                and _sym(r.get("symbol") or by_order.get(r.get("order_id")), args)]
         return Records(sources=["ledger pf_guard_log"], data=rows)
 
     def get_equity(args: PeriodInput) -> Records:

@@ -59,7 +59,7 @@ def explain(ctx: Ctx) -> str:
         day = _decision_day(ctx, side, period)
         if day is None:
             what = f"{side} of {esc(ctx.symbol)}" if side and ctx.symbol else esc(ctx.symbol or "decision")
-            where = f" in {esc(period.label)}" if period else ""
+            where = f" {esc(period.phrase)}" if period else ""
             return f"I don't know: I find no {what}{where} in the book. Name a day (YYYY-MM-DD) to see its decision."
     else:
         day = period.start
@@ -136,8 +136,19 @@ def _day_account(ctx: Ctx, acc: dict[str, Any], side: str | None) -> str:
                      f"{num(c.get('from_quantity'))} to {num(c.get('to_quantity'))}: {code(c.get('code'))} "
                      f"({esc(c.get('detail'))})")
     for r in acc["rejected"]:
-        lines.append(f"- the guard rejected {esc(r.get('symbol') or '?')}: {code(r.get('code'))} ({esc(r.get('detail'))})")
+        if side and _rejected_side(r) not in (None, side):
+            continue  # a rejected buy does not explain a sell
+        what = f"{_rejected_side(r)} of " if _rejected_side(r) else ""
+        lines.append(f"- the guard rejected a {what}{esc(r.get('symbol') or '?')}: {code(r.get('code'))} "
+                     f"({esc(r.get('detail'))})")
+    delisted = {str(d.get("symbol")): d for d in acc.get("delisted", [])}
     for f in acc["fills"]:
+        gone = delisted.get(str(f.get("symbol"))) if str(f.get("order_id", "")).endswith("-delisting") else None
+        if gone is not None:
+            lines.append(f"- **forced close (delisting cash-out)**: {esc(f.get('side'))} {num(f.get('quantity'))} "
+                         f"{esc(f.get('symbol'))} at {num(f.get('price'), ',.4f')} (order {code(f.get('order_id'))}), "
+                         f"not a decision of the agents: {esc(gone.get('reason'))}")
+            continue
         lines.append(f"- filled at this day's open: {esc(f.get('side'))} {num(f.get('quantity'))} {esc(f.get('symbol'))} "
                      f"at {num(f.get('price'), ',.4f')} (order {code(f.get('order_id'))})")
     if sym and not (approved or acc["rejected"] or acc["fills"] or acc["proposed"]):
@@ -146,6 +157,14 @@ def _day_account(ctx: Ctx, acc: dict[str, Any], side: str | None) -> str:
     for node in acc["nodes"]:
         lines.extend(_node_lines(node))
     return "\n".join(lines)
+
+
+def _rejected_side(rejection: dict[str, Any]) -> str | None:
+    """The side of a rejected order: its ``side``, else the one in its recorded raw proposal."""
+    if rejection.get("side") in ("buy", "sell"):
+        return str(rejection["side"])
+    match = re.search(r"""['"]side['"]\s*:\s*['"](buy|sell)['"]""", str(rejection.get("raw") or ""))
+    return match.group(1) if match else None
 
 
 def _fate(ctx: Ctx, order_id: str) -> list[str]:
@@ -198,13 +217,16 @@ def guard(ctx: Ctx) -> str:
                 ctx.cite(acc["source"])
                 rows += [{"run_date": d, "kind": "rejection", **r} for r in acc["rejected"]]
                 rows += [{"run_date": d, "kind": "clamp", **c} for c in acc["clamps"]]
+    by_order = {o["order_id"]: o["symbol"] for o in ctx.book.orders} if ctx.book is not None else {}
+    rows = [{**r, "symbol": _guard_symbol(r, by_order)} for r in rows]
     rows = [r for r in rows if (period is None or r["run_date"] in period) and (want is None or r["kind"] == want)
             and (ctx.symbol is None or r.get("symbol") == ctx.symbol)]
     what = {"clamp": "clamps", "rejection": "rejections", None: "rejections and clamps"}[want]
-    span = esc(period.label) if period else "the whole book"
+    span = esc(period.phrase) if period else "in the whole book"
+    sym = f" for {esc(ctx.symbol)}" if ctx.symbol else ""
     if not rows:
-        return f"The guard recorded no {what} in {span}" + (f" for {esc(ctx.symbol)}." if ctx.symbol else ".")
-    lines = [f"The guard's {what} in {span}:"]
+        return f"The guard recorded no {what}{sym} {span}."
+    lines = [f"The guard's {what}{sym} {span}:"]
     for r in rows:
         who = esc(r.get("symbol") or r.get("order_id") or "?")
         if r["kind"] == "clamp":
@@ -217,6 +239,17 @@ def guard(ctx: Ctx) -> str:
     return "\n".join(_capped(lines))
 
 
+def _guard_symbol(row: dict[str, Any], by_order: dict[str, str]) -> str | None:
+    """A guard row's symbol: recorded, else its order's (a clamp records only the order id)."""
+    if row.get("symbol"):
+        return str(row["symbol"])
+    order_id = str(row.get("order_id") or "")
+    if order_id in by_order:
+        return by_order[order_id]
+    match = re.match(r"^\d{8}-(.+)-(?:buy|sell)-", order_id)
+    return match.group(1) if match else None
+
+
 # ------------------------------------------------------------------ P&L
 
 
@@ -224,12 +257,16 @@ def pnl(ctx: Ctx) -> str:
     book = ctx.book
     assert book is not None
     ccy, curve = book.base_currency, book.curve
+    if ctx.symbol is not None:
+        return (f"I can only answer P&L for the whole book, not for {esc(ctx.symbol)} alone (the ledger marks the "
+                f"book's equity, not each symbol's). Ask \"what trades did I make in {esc(ctx.symbol)}?\" for its "
+                "orders and fills, or \"what do I hold?\" for its position now.")
     if not curve:
         return "I don't know: the book has no equity marks yet (the first daily run writes one)."
     period = ctx.period or Period(curve[0][0], curve[-1][0], f"since the start ({curve[0][0]} to {curve[-1][0]})")
     inside = [(d, v) for d, v in curve if d in period]
     if not inside:
-        return (f"I don't know: the book has no equity mark in {esc(period.label)}; its marks run from "
+        return (f"I don't know: the book has no equity mark {esc(period.phrase)}; its marks run from "
                 f"{curve[0][0]} to {curve[-1][0]}.")
     before = [(d, v) for d, v in curve if d < period.start]
     start_value = before[-1][1] if before else float(book.summary["starting_cash"])
@@ -243,7 +280,7 @@ def pnl(ctx: Ctx) -> str:
         peak = max(peak, v)
         worst = min(worst, v / peak - 1.0) if peak > 0 else worst
     ctx.cite(f"ledger pf_equity ({inside[0][0]} to {end_day})", "ledger pf_fills")
-    lines = [f"**P&L {esc(period.label)}: {signed(change, ccy)} ({pct(change / start_value if start_value else None, True)})**",
+    lines = [f"**P&L {esc(period.phrase)}: {signed(change, ccy)} ({pct(change / start_value if start_value else None, True)})**",
              f"- from {money(start_value, ccy)} ({start_what}) to {money(end_value, ccy)} at the close of {end_day}",
              f"- {len(fills)} fill(s) in the period, commission {money(fees, ccy)}; deepest drawdown in the period "
              f"{pct(worst)}"]
@@ -259,7 +296,10 @@ def pnl(ctx: Ctx) -> str:
 
 def risk(ctx: Ctx) -> str:
     info = ctx.home.risk(book_exists=ctx.book is None or ctx.book.exists)
-    ctx.cite("risk_state.json", "risk.toml (if any)")
+    settings = ctx.home.settings
+    ctx.cite(*(ctx.home.relative(p) for p in (settings.risk_state_path, settings.risk_config_path) if p.exists()))
+    if not settings.risk_state_path.exists():
+        ctx.cite("the defaults (no risk_state.json yet: the kill switch was never used)")
     state = info["state"]
     since = f" since {esc(state['since'])}" if state.get("since") else ""
     lines = [f"Risk mode **{esc(state['mode'])}**{since} (set by {esc(state['changed_by'])}): {esc(state['reason'])}"]
@@ -339,17 +379,17 @@ def trades(ctx: Ctx) -> str:
               and (ctx.symbol is None or o["symbol"] == ctx.symbol)]
     fills = [f for f in book.fills if (period is None or f["fill_date"] in period)
              and (ctx.symbol is None or f["symbol"] == ctx.symbol)]
-    span = esc(period.label) if period else "the whole book"
+    span = esc(period.phrase) if period else "in the whole book"
     ctx.cite("ledger pf_orders", "ledger pf_fills")
     if not orders and not fills:
-        return f"No orders or fills in {span}" + (f" for {esc(ctx.symbol)}." if ctx.symbol else ".")
-    lines = [f"Orders decided in {span}:" if orders else f"No orders decided in {span}."]
+        return f"No orders or fills {span}" + (f" for {esc(ctx.symbol)}." if ctx.symbol else ".")
+    lines = [f"Orders decided {span}:" if orders else f"No orders decided {span}."]
     for o in orders:
         note = esc(o.get("status_reason") or o.get("clamped") or "")
         lines.append(f"- {o['run_date']} · {esc(o['side'])} {num(o['quantity'])} {esc(o['symbol'])} · {esc(o['status'])}"
                      f"{' (' + note + ')' if note else ''} · {code(o['order_id'])}")
     if fills:
-        lines.append(f"Fills in {span}:")
+        lines.append(f"Fills {span}:")
         lines += [f"- {f['fill_date']} · {esc(f['side'])} {num(f['quantity'])} {esc(f['symbol'])} at "
                   f"{num(f['price'], ',.4f')}, commission {money(f['commission'], ccy)}" for f in fills]
     return "\n".join(_capped(lines))

@@ -8,7 +8,9 @@ Contract:
 - ``code(value)`` is an identifier (order id, guard code, path) in a code span, where markdown is inert.
 - ``fenced_data(items)`` wraps untrusted records for an LLM prompt the way the sentiment node's prompt does:
   a labelled JSON block that the system prompt declares to be data, never instructions.
-- ``plain(markdown)`` undoes ``esc`` (for tests and for the JSON API, which carries the text as recorded).
+- ``plain(markdown)`` undoes ``esc``: the recorded text back, for tests, logs and API clients that want text.
+  The ``/ask`` API returns the chat's markdown as shown (escaped, safe to render), not plain text: a client
+  that renders it gets no live link or HTML from recorded text, and one that wants the text calls ``plain``.
 
 Deliberate decisions:
 - Escaping happens where the text is put into markdown (here), not in the components: Gradio's chatbot
@@ -41,7 +43,7 @@ def code(value: object) -> str:
 
 
 def plain(markdown: str) -> str:
-    """The text ``esc`` was given (entities and backslash escapes undone), for comparisons and logs."""
+    """The text ``esc`` was given (entities and backslash escapes undone): for comparisons, logs and API clients."""
     return html.unescape(_UNESCAPE.sub(r"\1", markdown))
 
 
