@@ -1,5 +1,8 @@
 """A book built by five offline daily runs (demo universe, 2012-03-01 … 2012-03-07), and the real app serving it.
 
+The runs use the ``v3`` risk profile (the offline rules v3 sizing): its book has what the chat's tests ask
+about (guard rejections, a sell, pending orders), and it does not move when the default profile is retuned.
+
 The book is built once per session through the real CLI (``tradeagent daily``), in-process. Tests only read
 it; a test that changes a home works on its own copy (``copy_home``). ``serve`` launches the real Gradio app
 on a free loopback port.
@@ -43,7 +46,7 @@ def free_port() -> int:
 def book_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("chat_book") / "home"
     for day in BOOK_DAYS:
-        code, _, err = run_cli(home, "daily", "--universe", "demo", "--date", day)
+        code, _, err = run_cli(home, "daily", "--universe", "demo", "--date", day, "--profile", "v3")
         assert code == 0, err
     return home
 
