@@ -20,7 +20,7 @@ Deliberate decisions:
 - One universe per home: a ``TRADEAGENT_HOME`` holds ONE paper book, and two universes' daily runs on one book
   would be one book traded twice a day (the second run of a session would only report the first's orders).
   Several universes are several homes, each with its own ``tradeagent serve``.
-- A missing file or table means the defaults; an unknown key, a crontab APScheduler cannot read or a threshold
+- A missing file or table means the defaults; an unknown table (``[schedul]``) or key, a crontab APScheduler cannot read or a threshold
   outside (0, 1) is a one-line ``UserError`` naming the key: a typo must not silently leave a job at its default.
 - The daily default follows the universe's calendars: weekdays for exchanges, every day when every instrument
   trades 24/7. An explicit ``daily`` is used as written for every universe; the session check
@@ -43,6 +43,7 @@ DAILY_WEEKDAYS = "30 22 * * mon-fri"
 DAILY_EVERY_DAY = "30 22 * * *"
 _SCHEDULE_KEYS = {"universe", "timezone", "daily", "monitor", "retrain", "deliver", "daily_grace_minutes"}
 _MONITOR_KEYS = {"position_move", "index_move", "portfolio_drop"}
+_TABLES = {"schedule", "monitor"}  # every table this file may hold; anything else is a typo
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,11 @@ def load_config(home: Path) -> ScheduleConfig:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UserError(f"cannot read {path}: {' '.join(str(exc).split())}") from None
+    unknown = sorted(set(raw) - _TABLES)
+    if unknown:
+        name = unknown[0]
+        what = f"unknown table [{name}]" if isinstance(raw[name], dict) else f"unknown top-level key {name}"
+        raise UserError(f"{path}: {what}; known tables: {', '.join(f'[{t}]' for t in sorted(_TABLES))}")
     sched, mon = _table(raw, "schedule", path), _table(raw, "monitor", path)
     _known(sched, _SCHEDULE_KEYS, "schedule", path)
     _known(mon, _MONITOR_KEYS, "monitor", path)
