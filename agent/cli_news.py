@@ -7,7 +7,8 @@
   "reddit", "stored"}``. Exit 0 when the run completed (skipped sources included, each with its reason).
 - ``show SYMBOL [--universe U] [--as-of D] [--limit N] [--json]`` prints what the sentiment node would read for
   SYMBOL on D (default: today, UTC): the reading (score, bullish/neutral/bearish counts, item ids) over the
-  window before D's decision time, and the newest items available by then. ``--json`` prints ``{"symbol",
+  window before D's decision time, and the newest items available by then. SYMBOL must be one of U's (default
+  ``demo``), spelled as U spells it; else one line naming U's symbols (and "did you mean GOOG?"), exit 2. ``--json`` prints ``{"symbol",
   "as_of", "decision_time", "window_hours", "reading", "items": [...]}``.
 
 News text is shown through ``printable`` as plain text: it is untrusted, never markup.
@@ -99,6 +100,17 @@ def fetch(universe: UniverseOpt = "demo", json_out: JsonOpt = False) -> None:
     console.print(f"{stored} items stored in {settings.db_path}")
 
 
+def _check_symbol(symbol: str, universe: str) -> None:
+    """An unknown symbol is a one-line error naming the known ones (no guessing: ``goog`` is not ``GOOG``)."""
+    known = sorted(load_universe(universe).symbols)
+    if symbol in known:
+        return
+    close = [k for k in known if k.casefold() == symbol.casefold()]
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise UserError(f"{symbol!r} is not in universe {universe!r}{hint} (known: {', '.join(known)}; "
+                    "another universe: --universe U)")
+
+
 def _item_json(item: NewsItem) -> dict[str, Any]:
     return {**item.model_dump(mode="json"), "available_at": item.available_at.isoformat() if item.available_at else None,
             "label": item.label}
@@ -108,15 +120,14 @@ def _item_json(item: NewsItem) -> dict[str, Any]:
 @cli_errors
 def show(
     symbol: Annotated[str, typer.Argument(help="instrument symbol, e.g. GOOG, MC.PA, BTC/EUR")],
-    universe: Annotated[str | None, typer.Option("--universe", "-u", help="check SYMBOL belongs to it")] = None,
+    universe: Annotated[str, typer.Option("--universe", "-u", help="the universe SYMBOL belongs to")] = "demo",
     as_of: Annotated[str | None, typer.Option("--as-of", help="the day whose decision reads the news (YYYY-MM-DD)")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="items to list")] = 20,
     json_out: JsonOpt = False,
 ) -> None:
     """What the sentiment node reads about SYMBOL on --as-of: its score, counts, item ids and the items."""
     day: date = parse_date(as_of, "--as-of") or _now().date()
-    if universe is not None and symbol not in load_universe(universe).symbols:
-        raise UserError(f"{symbol!r} is not in universe {universe!r}")
+    _check_symbol(symbol, universe)
     settings = load_settings()
     cutoff = decision_time(day)
     if not news_table_exists(settings.db_path):
