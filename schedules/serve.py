@@ -51,7 +51,7 @@ from apscheduler.triggers.base import BaseTrigger
 from agent.cli_common import UserError
 from schedules import jobs
 from schedules.config import DAILY_EVERY_DAY, DAILY_WEEKDAYS
-from schedules.sessions import SessionTrigger, universe_calendars
+from schedules.sessions import SEARCH_DAYS, SessionTrigger, universe_calendars
 from tools.calendars import ALWAYS
 from tools.universe import load_universe
 
@@ -75,8 +75,12 @@ def job_specs(ctx: jobs.Context) -> list[JobSpec]:
     uni = load_universe(cfg.universe)
     calendars = universe_calendars(uni)
     daily = cfg.daily or (DAILY_EVERY_DAY if set(calendars) == {ALWAYS} else DAILY_WEEKDAYS)
+    trigger = SessionTrigger(cfg.cron(daily), calendars)
+    if trigger.get_next_fire_time(None, ctx.clock()) is None:
+        raise UserError(f"[schedule] daily = {daily!r} never fires within {SEARCH_DAYS} days at a time when a session "
+                        f"of {uni.name} closed in the previous 24 h; use a time after the close, e.g. {DAILY_WEEKDAYS!r}")
     return [
-        JobSpec("daily", SessionTrigger(cfg.cron(daily), calendars), ("daily", cfg.universe),
+        JobSpec("daily", trigger, ("daily", cfg.universe),
                 cfg.daily_grace_minutes * 60, f"daily run of {uni.name} ({'+'.join(calendars)} sessions)"),
         JobSpec("monitor", cfg.cron(cfg.monitor), ("monitor", cfg.universe), GRACE_SECONDS["monitor"],
                 f"intraday monitor of {uni.name}"),

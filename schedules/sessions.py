@@ -34,7 +34,7 @@ from tools.models import Universe
 
 LOOKBACK_DAYS = 10  # the longest run of days without a session (a long holiday weekend) is far shorter
 NEW_SESSION_WINDOW = timedelta(hours=24)
-_MAX_SKIPS = 400  # a trigger never loops for ever over a calendar with no sessions at all
+SEARCH_DAYS = 400  # how far ahead the trigger looks for a fire time with a new session (a yearly cron still fits)
 
 
 def universe_calendars(universe: Universe) -> tuple[str, ...]:
@@ -88,6 +88,17 @@ def has_new_session(calendars: Sequence[str], at: datetime) -> bool:
     return ready is not None and at.astimezone(UTC) - ready[1] < NEW_SESSION_WINDOW
 
 
+def next_close_after(calendars: Sequence[str], at: datetime) -> datetime | None:
+    """The first time after ``at`` at which a new session of the universe is done (``ready_session`` changes)."""
+    gate = gating(calendars)
+    utc = at.astimezone(UTC)
+    for ahead in range(-1, SEARCH_DAYS + 1):  # a later day closes later: the first one found is the next
+        close = _day_closed_at(gate, utc.date() + timedelta(days=ahead))
+        if close is not None and close > utc:
+            return close
+    return None
+
+
 class SessionTrigger(BaseTrigger):
     """A cron trigger that skips fire times with no new session of the universe (holidays, weekends)."""
 
@@ -97,10 +108,16 @@ class SessionTrigger(BaseTrigger):
 
     def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
         candidate: datetime | None = self.cron.get_next_fire_time(previous_fire_time, now)
-        for _ in range(_MAX_SKIPS):
-            if candidate is None or has_new_session(self.calendars, candidate):
+        limit = now + timedelta(days=SEARCH_DAYS)
+        while candidate is not None and candidate <= limit:
+            if has_new_session(self.calendars, candidate):
                 return candidate
-            candidate = self.cron.get_next_fire_time(candidate, candidate + timedelta(seconds=1))
+            # bounded by time, not by a count of fire times: jump to the next close (a frequent cron on a
+            # weekend would otherwise test every minute of it)
+            close = next_close_after(self.calendars, candidate)
+            if close is None:
+                return None
+            candidate = self.cron.get_next_fire_time(None, close)
         return None
 
     def __getstate__(self) -> dict[str, Any]:

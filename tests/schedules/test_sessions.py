@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from apscheduler.triggers.cron import CronTrigger
 
@@ -65,3 +66,27 @@ def test_the_trigger_survives_the_job_store() -> None:
     again = pickle.loads(pickle.dumps(trigger))
     assert str(again) == str(trigger)
     assert again.get_next_fire_time(None, at(2026, 11, 25, 23, 0)) == at(2026, 11, 26)
+
+
+def test_a_frequent_cron_on_a_sunday_still_finds_mondays_close() -> None:
+    for expr in ("*/5 * * * *", "* * * * *"):
+        trigger = SessionTrigger(CronTrigger.from_crontab(expr, timezone=UTC), ("XNYS",))
+        # Sunday 29 November 2026: Friday's early close is > 24 h old; Monday closes at 21:00 UTC
+        assert trigger.get_next_fire_time(None, at(2026, 11, 29, 10, 0)) == at(2026, 11, 30, 21, 0)
+
+
+def test_a_daily_cron_that_never_meets_a_new_session_is_one_line_not_never(tmp_path: Path) -> None:
+    import pytest
+
+    from agent.cli_common import UserError
+    from agent.settings import Settings
+    from schedules.config import ScheduleConfig
+    from schedules.jobs import Context
+    from schedules.serve import list_jobs
+
+    settings = Settings(home=tmp_path, openai_api_key=None, discord_webhook_url=None)
+    sunday = Context(settings=settings, config=ScheduleConfig(daily="*/5 * * * *"), clock=lambda: at(2026, 11, 29, 10, 0))
+    assert {j["id"]: j["next_run"] for j in list_jobs(sunday)}["daily"] == "2026-11-30T21:00:00+00:00"
+    never = Context(settings=settings, config=ScheduleConfig(daily="30 22 * * sun"), clock=lambda: at(2026, 11, 29, 10, 0))
+    with pytest.raises(UserError, match="never fires within 400 days"):
+        list_jobs(never)
