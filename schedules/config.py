@@ -5,6 +5,7 @@
 universe = "demo"                 # the book's universe (a built-in name or a TOML path)
 timezone = "UTC"                  # the zone the times below are read in
 daily = "30 22 * * mon-fri"       # crontab; unset: 22:30 on weekdays, every day for a 24/7 (crypto) universe
+news = "0 22 * * mon-fri"         # `news fetch` for the universe's feeds, before the daily run (unset: as daily's days)
 monitor = "0 8-20/2 * * mon-fri"  # the intraday monitor, every universe
 retrain = "0 4 * * sat"           # weekly retrain of the quant models that exist
 deliver = "0 7 * * *"             # a delivery pass over the alert outbox (every job also delivers after it runs)
@@ -41,7 +42,9 @@ from agent.cli_common import UserError
 
 DAILY_WEEKDAYS = "30 22 * * mon-fri"
 DAILY_EVERY_DAY = "30 22 * * *"
-_SCHEDULE_KEYS = {"universe", "timezone", "daily", "monitor", "retrain", "deliver", "daily_grace_minutes"}
+_SCHEDULE_KEYS = {"universe", "timezone", "daily", "news", "monitor", "retrain", "deliver", "daily_grace_minutes"}
+NEWS_WEEKDAYS = "0 22 * * mon-fri"
+NEWS_EVERY_DAY = "0 22 * * *"
 _MONITOR_KEYS = {"position_move", "index_move", "portfolio_drop"}
 _TABLES = {"schedule", "monitor"}  # every table this file may hold; anything else is a typo
 
@@ -58,6 +61,7 @@ class ScheduleConfig:
     universe: str = "demo"
     timezone: str = "UTC"
     daily: str | None = None  # None: DAILY_WEEKDAYS, or DAILY_EVERY_DAY for a 24/7 universe
+    news: str | None = None  # None: NEWS_WEEKDAYS, or NEWS_EVERY_DAY for a 24/7 universe
     monitor: str = "0 8-20/2 * * mon-fri"
     retrain: str = "0 4 * * sat"
     deliver: str = "0 7 * * *"
@@ -95,7 +99,7 @@ def load_config(home: Path) -> ScheduleConfig:
     if not isinstance(grace, int) or isinstance(grace, bool) or not 1 <= grace <= 24 * 60:
         raise UserError(f"{path} [schedule] daily_grace_minutes must be a whole number of minutes, 1 to 1440")
     config = ScheduleConfig(
-        universe=_text(sched, "universe", "demo", path), timezone=_text(sched, "timezone", "UTC", path), daily=sched.get("daily"),
+        universe=_text(sched, "universe", "demo", path), timezone=_text(sched, "timezone", "UTC", path), daily=sched.get("daily"), news=sched.get("news"),
         monitor=_text(sched, "monitor", ScheduleConfig.monitor, path), retrain=_text(sched, "retrain", ScheduleConfig.retrain, path),
         deliver=_text(sched, "deliver", ScheduleConfig.deliver, path), daily_grace_minutes=grace, thresholds=thresholds,
         source=path,
@@ -104,7 +108,7 @@ def load_config(home: Path) -> ScheduleConfig:
         config.tz  # noqa: B018 - validates the zone name
     except (ZoneInfoNotFoundError, ValueError):
         raise UserError(f"{path} [schedule] timezone {config.timezone!r} is not a time zone name (UTC, Europe/Paris…)") from None
-    for key in ("daily", "monitor", "retrain", "deliver"):
+    for key in ("daily", "news", "monitor", "retrain", "deliver"):
         expr = getattr(config, key)
         if expr is None:
             continue

@@ -1,4 +1,4 @@
-"""The scheduler's jobs: the daily run, the intraday monitor, the weekly retrain, the outbox delivery pass.
+"""The scheduler's jobs: the daily run, the news fetch, the intraday monitor, the weekly retrain, the outbox delivery pass.
 
 Each job is a plain function of a ``Context`` (settings, schedule config, clock) that returns a ``JobOutcome``
 and never raises: a failure is an outcome (``failed``) and an ``error`` alert. Each calls what the CLI calls
@@ -18,6 +18,9 @@ Deliberate decisions:
   at 22:30 is a person's problem (``tradeagent daily --date D`` runs it by hand). A day that ran and HELD is
   done too: the scheduler never re-decides it (a person may, with ``tradeagent daily --date D``).
 - The scheduler holds no DuckDB connection between jobs: each step opens and closes the file.
+- The news job runs what ``tradeagent news fetch`` runs; a universe without feeds (or with only subreddits and
+  no Reddit credentials) is a ``skipped`` outcome with its reason, not a failure. It fails (an ``error``
+  alert) when it raises or when every source was skipped; some sources skipped is a ``ran`` that counts them.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from agent.cli_news import reddit_client
 from agent.daily import run_daily
 from agent.settings import Settings
 from portfolio import outbox
@@ -39,6 +43,8 @@ from schedules.config import ScheduleConfig
 from schedules.discord_delivery import deliver
 from schedules.monitor import run_monitor
 from schedules.sessions import ready_session, universe_calendars
+from tools.news.ingest import fetch_news
+from tools.news.store import NewsStore
 from tools.quant.registry import list_artefacts
 from tools.universe import load_universe
 
@@ -153,6 +159,33 @@ def daily_job(ctx: Context, universe: str) -> JobOutcome:
         text = f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}"
         outcome = JobOutcome("daily", "failed", text, session)
         _error_alert(ctx, f"daily run failed · {universe} · {session or '?'}", text, f"daily:{universe}:{session}", session)
+    _log_quietly(ctx, outcome, universe)
+    return JobOutcome(outcome.job, outcome.status, outcome.detail + _deliver(ctx), outcome.session)
+
+
+def news_job(ctx: Context, universe: str) -> JobOutcome:
+    """``tradeagent news fetch`` for the universe's feeds (and subreddits, with Reddit credentials)."""
+    try:
+        uni = load_universe(universe)
+        reddit, reddit_status = reddit_client(ctx.settings) if uni.news.subreddits else (None, "")
+        if not uni.news.feeds and reddit is None:
+            why = f"no [news] feeds or subreddits in {uni.name}" if not uni.news.subreddits else f"reddit {reddit_status}"
+            outcome = JobOutcome("news", "skipped", f"nothing to fetch: {why}")
+        else:
+            ctx.settings.ensure_home()
+            with NewsStore(ctx.settings.db_path) as store:
+                outcomes = fetch_news(uni, store, now=lambda: ctx.clock().astimezone(UTC).replace(tzinfo=None),
+                                      reddit=reddit)  # fmt: skip
+            ok = [o for o in outcomes if o.status == "ok"]
+            skipped = [o for o in outcomes if o.status != "ok"]
+            detail = f"{len(ok)} source(s) read, {sum(o.new for o in ok)} new item(s)"
+            detail += f"; {len(skipped)} skipped: " + "; ".join(f"{o.source} ({o.reason})" for o in skipped) if skipped else ""
+            if not ok:
+                raise RuntimeError(f"every source was skipped: {detail}")
+            outcome = JobOutcome("news", "ran", detail)
+    except Exception as exc:
+        outcome = JobOutcome("news", "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())[:400]}")
+        _error_alert(ctx, f"news fetch failed · {universe}", outcome.detail, f"news:{universe}:{ctx.clock().date()}", None)
     _log_quietly(ctx, outcome, universe)
     return JobOutcome(outcome.job, outcome.status, outcome.detail + _deliver(ctx), outcome.session)
 

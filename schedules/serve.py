@@ -2,7 +2,8 @@
 
 Contract:
 - Jobs (times from ``[schedule]`` in ``TRADEAGENT_HOME/config.toml``, UTC by default): ``daily`` (22:30 on
-  days with a new closed session of the universe: ``schedules.sessions.SessionTrigger``), ``monitor`` (every
+  days with a new closed session of the universe: ``schedules.sessions.SessionTrigger``), ``news`` (22:00 on
+  weekdays, every day for a 24/7 universe: ``news fetch``, before the daily run reads it), ``monitor`` (every
   2 hours 08:00–20:00 on weekdays), ``retrain`` (Saturday 04:00), ``deliver`` (07:00 every day).
 - One ``serve`` per home: an exclusive ``flock`` on ``TRADEAGENT_HOME/serve.lock`` (holding the PID); a
   second one exits 2 with one line naming that PID. The lock goes with the process, however it ends.
@@ -15,8 +16,9 @@ Contract:
 
 Misfire rules (deliberate): ``coalesce=True`` everywhere (a machine off for three days runs each job once,
 not three times: a stale daily decision is not worth three), ``max_instances=1`` and ONE worker thread (jobs
-never overlap: one DuckDB writer at a time). Grace: daily ``daily_grace_minutes`` (360: 22:30 + 6 h is
-still before the European open, so a decision on D's close is still in time for D+1's open); monitor 15
+never overlap: one DuckDB writer at a time). Grace: news 6 hours (late news still serves a late daily run);
+daily ``daily_grace_minutes`` (360: 22:30 + 6 h is still before the European open, so a decision on D's close
+is still in time for D+1's open); monitor 15
 minutes (an old snapshot is worth nothing); retrain 24 hours; deliver 12 hours. A missed run is a line in the
 log and the scheduler's log table; the next fire goes on (the daily job trades the session ready then).
 
@@ -50,12 +52,12 @@ from apscheduler.triggers.base import BaseTrigger
 
 from agent.cli_common import UserError
 from schedules import jobs
-from schedules.config import DAILY_EVERY_DAY, DAILY_WEEKDAYS
+from schedules.config import DAILY_EVERY_DAY, DAILY_WEEKDAYS, NEWS_EVERY_DAY, NEWS_WEEKDAYS
 from schedules.sessions import SEARCH_DAYS, SessionTrigger, universe_calendars
 from tools.calendars import ALWAYS
 from tools.universe import load_universe
 
-GRACE_SECONDS = {"monitor": 15 * 60, "retrain": 24 * 3600, "deliver": 12 * 3600}
+GRACE_SECONDS = {"news": 6 * 3600, "monitor": 15 * 60, "retrain": 24 * 3600, "deliver": 12 * 3600}
 _log = logging.getLogger("tradeagent.serve")
 _CONTEXT: jobs.Context | None = None
 
@@ -74,7 +76,9 @@ def job_specs(ctx: jobs.Context) -> list[JobSpec]:
     cfg = ctx.config
     uni = load_universe(cfg.universe)
     calendars = universe_calendars(uni)
-    daily = cfg.daily or (DAILY_EVERY_DAY if set(calendars) == {ALWAYS} else DAILY_WEEKDAYS)
+    always = set(calendars) == {ALWAYS}
+    daily = cfg.daily or (DAILY_EVERY_DAY if always else DAILY_WEEKDAYS)
+    news = cfg.news or (NEWS_EVERY_DAY if always else NEWS_WEEKDAYS)
     trigger = SessionTrigger(cfg.cron(daily), calendars)
     if trigger.get_next_fire_time(None, ctx.clock()) is None:
         raise UserError(f"[schedule] daily = {daily!r} never fires within {SEARCH_DAYS} days at a time when a session "
@@ -82,6 +86,8 @@ def job_specs(ctx: jobs.Context) -> list[JobSpec]:
     return [
         JobSpec("daily", trigger, ("daily", cfg.universe),
                 cfg.daily_grace_minutes * 60, f"daily run of {uni.name} ({'+'.join(calendars)} sessions)"),
+        JobSpec("news", cfg.cron(news), ("news", cfg.universe), GRACE_SECONDS["news"],
+                f"fetch the news of {uni.name} (its [news] feeds and subreddits)"),
         JobSpec("monitor", cfg.cron(cfg.monitor), ("monitor", cfg.universe), GRACE_SECONDS["monitor"],
                 f"intraday monitor of {uni.name}"),
         JobSpec("retrain", cfg.cron(cfg.retrain), ("retrain", cfg.universe), GRACE_SECONDS["retrain"],
@@ -109,6 +115,7 @@ def run_job(name: str, arg: str) -> str:
         return "no context"
     outcome = {
         "daily": lambda: jobs.daily_job(ctx, arg),
+        "news": lambda: jobs.news_job(ctx, arg),
         "monitor": lambda: jobs.monitor_job(ctx, arg),
         "retrain": lambda: jobs.retrain_job(ctx, arg),
         "deliver": lambda: jobs.deliver_job(ctx),

@@ -33,6 +33,10 @@ def test_an_unknown_table_or_key_is_refused_in_one_line(tmp_path: Path, monkeypa
 
 
 def test_the_documented_tables_are_accepted(tmp_path: Path) -> None:
-    (tmp_path / "config.toml").write_text('[schedule]\nuniverse = "demo"\n[monitor]\nindex_move = 0.05\n', encoding="utf-8")
+    (tmp_path / "config.toml").write_text('[schedule]\nuniverse = "demo"\nnews = "0 21 * * mon-fri"\n'
+                                          '[monitor]\nindex_move = 0.05\n', encoding="utf-8")  # fmt: skip
     config = load_config(tmp_path)
-    assert config.universe == "demo" and config.thresholds.index_move == 0.05
+    assert config.universe == "demo" and config.thresholds.index_move == 0.05 and config.news == "0 21 * * mon-fri"
+    (tmp_path / "config.toml").write_text('[schedule]\nnews = "at ten"\n', encoding="utf-8")
+    with pytest.raises(UserError, match="news = 'at ten' is not a crontab"):
+        load_config(tmp_path)

@@ -80,7 +80,7 @@ def test_a_run_missed_while_asleep_is_caught_up_within_its_grace_and_declared_mi
     # deliver only on 1 January (so no fire time of the cron itself falls in the windows below); monitor every 5 min
     ctx = _context(tmp_path / "home", deliver="0 7 1 1 *", monitor="*/5 * * * *")
     seen = _serve_until(ctx, lambda: True)  # first start: the jobs are stored with their next run times
-    assert {j["id"] for j in seen} == {"daily", "monitor", "retrain", "deliver"}
+    assert {j["id"] for j in seen} == {"daily", "news", "monitor", "retrain", "deliver"}
     assert _outcomes(ctx, "deliver") == []
 
     _set_next_run(ctx.settings.home, "deliver", datetime.now(UTC) - timedelta(minutes=30))  # grace is 12 h
@@ -187,7 +187,8 @@ def test_serve_list_prints_jobs_and_next_runs_without_starting_anything(tmp_path
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     by_id = {j["id"]: j for j in data["jobs"]}
-    assert set(by_id) == {"daily", "monitor", "retrain", "deliver"}
+    assert set(by_id) == {"daily", "news", "monitor", "retrain", "deliver"}
+    assert "hour='22'" in by_id["news"]["trigger"] and "day_of_week='*'" in by_id["news"]["trigger"]  # crypto: every day
     assert "day_of_week='*'" in by_id["daily"]["trigger"] and "24/7" in by_id["daily"]["trigger"]  # crypto: every day
     assert "minute='15'" in by_id["monitor"]["trigger"] and by_id["monitor"]["misfire_grace_seconds"] == 900
     assert all(j["coalesce"] for j in data["jobs"]) and all(j["next_run"] for j in data["jobs"])
