@@ -36,7 +36,7 @@ def serve_cmd(
     list_: Annotated[bool, typer.Option("--list", help="print the jobs and their next run times; start nothing")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Run the daily run, the intraday monitor, the weekly retrain and alert delivery on schedule (until SIGTERM)."""
+    """Run the daily run, the news fetch, the intraday monitor, the weekly retrain and alert delivery on schedule (until SIGTERM)."""
     ctx = _context()
     if list_:
         rows = list_jobs(ctx)

@@ -143,3 +143,13 @@ def test_a_mark_that_cannot_be_written_is_kept_and_never_sent_twice(tmp_path: Pa
         second = deliver(_with_webhook(settings, fake.base))
     assert len(fake.requests) == 2  # the first alert was not sent again; the second went out once
     assert len(second.delivered) == 1 and second.pending == 0  # the first was recorded from the journal
+
+
+def test_a_second_pass_on_the_same_home_sends_nothing_while_the_first_runs(tmp_path: Path) -> None:
+    from schedules.discord_delivery import _one_pass
+
+    settings = _home(tmp_path, n=2)
+    with fake_discord() as fake, _one_pass(settings.home) as holder:
+        assert holder is None
+        report = deliver(_with_webhook(settings, fake.base))
+    assert fake.requests == [] and report.pending == 2 and "another delivery pass" in (report.stopped or "")
