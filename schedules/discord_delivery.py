@@ -60,6 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import discord
+import duckdb
 import requests
 import urllib3
 from discord.http import Route
@@ -392,8 +393,8 @@ def deliver(
                 with _redacted_logs(redact), session:
                     _send_all(settings, webhook, pending, report, redact)
         report.pending = len(_pending(db_path))
-    except StorageError as exc:
-        report.stopped = report.stopped or redact(f"outbox unavailable: {exc}")
+    except (StorageError, duckdb.Error) as exc:
+        report.stopped = report.stopped or redact(f"outbox unavailable: {' '.join(str(exc).split())}")
     return report
 
 
@@ -468,7 +469,7 @@ def _record(settings: Settings, aid: str, report: DeliveryReport) -> bool:
             marked = outbox.mark_delivered(con, aid)
         finally:
             con.close()
-    except StorageError as exc:
+    except (StorageError, duckdb.Error) as exc:
         report.stopped = (f"alert {aid} was sent but the outbox is busy ({exc}); it is recorded on the next pass, "
                           "never sent again")  # fmt: skip
         return False
