@@ -31,12 +31,22 @@ Deliberate decisions:
   set itself as ``add`` and ``attach`` go (at 25,000 records the filtered read cost ~50 ms a day). A store
   has one writer at a time (the daily run; a replay's own store): another process's writes are seen by the
   next store opened.
-- Determinism, a known limit: Chroma keeps the newest records (up to its ``sync_threshold``, 1,000) in an exact
-  buffer and moves them into an approximate HNSW graph in the background. Two identical replays recall the
-  same records while the store is small (verified to 1,515 records across processes), but beyond that recall
-  can depend on timing: two runs of the 2008-2012 demo ablation diverged after ~2,250 records (total return
-  +3.41% vs +3.38%). Keeping everything in the exact buffer (a huge ``sync_threshold``) made them agree but
-  made a day's write cost ~0.3 s at 10,000 records, so it is not done.
+- Determinism: Chroma 1.5.9 (local, Rust) has no exact buffer: every write goes straight into the HNSW graph,
+  synchronously, and the records of ONE write call are inserted in parallel (rayon threads over a hash map
+  with a per-process random order), so a graph built from many-record upserts depends on thread timing and
+  differs between runs; beyond ~2,000 records its approximate recall (and which of several tied records come
+  back) then differed: two runs of the 2008-2012 demo ablation recalled differently for GOOG on 2012-09-07
+  (confidence 0.69 vs 0.35; an earlier pair ended at +3.41% vs +3.38%). ``num_threads`` is stored but not
+  used by the local index; ``sync_threshold`` only says how often the index is saved (and each write re-reads
+  Chroma's log since the last save). So an in-process store (replays) upserts ONE record per call, in id
+  order, and saves after every record (``sync_threshold`` 1: in memory that is one bookmark row, no file):
+  the graph is built the same way in every run (hnswlib's level generator is seeded). Verified: two demo
+  replays 2008-2012 (3,777 records) agree in every figure across processes, memory time 50 s against 110 s
+  before. The price (benchmarks/bench_memory.py, 10,000 records, loaded machine): a 20-record day's write
+  p50 45–59 ms against ~41 ms, but p95 0.3–0.6 s (spikes on the same days in every run, cause not found;
+  queries spike too: p95 117 ms+). Reproducible replays are the product's promise; the spikes are a cost.
+  A persistent store keeps one call per day (a day's records all there or none when a daily run is killed) and Chroma's defaults (a save
+  writes the whole index): its graph is not bit-identical across machines, which only replays promise.
 - Metadata is flat (Chroma's rule): the filterable keys, plus the record and the outcome as JSON strings.
 - Chroma's anonymous telemetry is switched off: the memory makes no network call.
 """
@@ -66,7 +76,8 @@ from memory.models import (
 )
 
 COLLECTION = "decisions"
-HNSW: Any = {"hnsw": {"space": "cosine"}}  # Chroma's defaults otherwise (see "Determinism" in the module doc)
+HNSW: Any = {"hnsw": {"space": "cosine"}}  # persistent: Chroma's defaults otherwise ("Determinism", module doc)
+EPHEMERAL_HNSW: Any = {"hnsw": {"space": "cosine", "sync_threshold": 1, "batch_size": 1}}  # in-process: idem
 OVERFETCH = 4
 PAGE = 5_000
 SCHEMA = 1
@@ -150,7 +161,7 @@ class ChromaMemoryStore:
             # ephemeral clients of one process share their data: a unique name keeps replays apart
             collection = client.create_collection(
                 f"replay-{uuid.uuid4().hex}", embedding_function=None,
-                configuration=HNSW, metadata={"embedder": embedder.name, "schema": SCHEMA})
+                configuration=EPHEMERAL_HNSW, metadata={"embedder": embedder.name, "schema": SCHEMA})
         return cls(collection, embedder, where="in-process", client=client)
 
     @staticmethod
@@ -204,8 +215,12 @@ class ChromaMemoryStore:
             return 0
         vectors = [_vector(v, r.situation) for v, r in zip(embedder.embed([r.text for r in todo]), todo, strict=True)]
         with _chroma("write"):
-            col.upsert(ids=[r.id for r in todo], embeddings=vectors, documents=[r.text for r in todo],
-                       metadatas=[_metadata(r) for r in todo])
+            if self.where == "in-process":  # one record per call, in id order ("Determinism", module doc)
+                for r, v in sorted(zip(todo, vectors, strict=True), key=lambda rv: rv[0].id):
+                    col.upsert(ids=[r.id], embeddings=[v], documents=[r.text], metadatas=[_metadata(r)])
+            else:  # one call: a day's records are all written or none (a killed daily run)
+                col.upsert(ids=[r.id for r in todo], embeddings=vectors, documents=[r.text for r in todo],
+                           metadatas=[_metadata(r) for r in todo])
         self._nonempty = True
         if self._pending is not None:
             self._pending.update((r.id, r) for r in todo)
