@@ -173,6 +173,8 @@ class PaperBroker:
     def _cancel_cascading(self, doomed: Mapping[str, str]) -> list[dict[str, str]]:
         """Cancel ``doomed`` (id → reason) in one transaction, plus every buy held back for a cancelled sell."""
         cancelled: list[dict[str, str]] = []
+        if not doomed:  # nothing cancelled, so no sell died and no buy waits on one
+            return cancelled
         dead_sells: list[date] = []  # decision days of sells cancelled just now
         how = "was cancelled"
         with self.ledger.transaction():

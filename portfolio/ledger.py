@@ -10,6 +10,14 @@ Contract:
   (or it expires), so one instrument without bars never blocks the others.
 - Every change runs in ONE transaction (BEGIN/COMMIT, ROLLBACK on any error): a crash leaves the ledger as it
   was before the change or after it, never half-way.
+- The books live in memory; the DuckDB file is their durable copy. Opening a ledger reads every ``pf_*`` table
+  once; every read answers from memory; a change is made in memory at once and written to the file just
+  before its transaction's COMMIT, one statement per changed table. A rollback (an error, ``scratch``) or a
+  failed write restores the books in memory as they were at BEGIN. A ledger at ``:memory:`` (a replay's
+  private book, a dry run without a book) keeps its books in memory only: the same code books every change,
+  and no later reader exists. Hence one open ``Ledger`` must be the only writer of its file while it is open:
+  DuckDB lets one process write a file, and within a process the daily run, the CLI and the scheduler's
+  one-at-a-time jobs each open their own and close it when done.
 - Base currency and starting cash are stored when the ledger is created; reopening it with another base
   currency raises ``LedgerError``. (A different starting cash on reopen is ignored: the stored one holds.)
 - Order ids are deterministic (see ``portfolio.risk.order_id_for``) and the primary key: storing an existing
@@ -33,12 +41,13 @@ Contract:
 from __future__ import annotations
 
 import contextlib
-import functools
+import dataclasses
 import math
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import duckdb
 
@@ -103,39 +112,109 @@ def _check_schema(con: duckdb.DuckDBPyConnection, db_path: Path) -> None:
                           "(use another TRADEAGENT_HOME, or an older tradeagent to read it)")
 
 
+class _Lot(NamedTuple):
+    """One row of ``pf_positions`` (a closed position keeps its row, with quantity 0)."""
+
+    quantity: float
+    avg_price: float
+    avg_cost_base: float
+    currency: str
+    mark_base: float | None
+    mark_date: date | None
+
+
+class _GuardRow(NamedTuple):
+    seq: int
+    run_date: date
+    kind: str
+    symbol: str | None
+    order_id: str | None
+    code: str
+    detail: str
+    raw: str | None
+    from_quantity: float | None
+    to_quantity: float | None
+
+
+_LOG_COLUMNS = ("run_date", "kind", "symbol", "order_id", "code", "detail", "raw", "from_quantity", "to_quantity")
+_FILL_KEYS = ("order_id", "symbol", "side", "quantity", "price", "commission", "slippage", "fill_date", "currency",
+              "fx_rate")
+_ORDER_NAMES = [c.strip() for c in _ORDER_COLS.split(",")]
+
+
+@dataclass
+class _Books:
+    """Everything the ledger holds, in memory: what every read answers from, and what a commit writes."""
+
+    base_currency: str
+    starting_cash: float
+    cash: float
+    realised: float
+    fees: float
+    positions: dict[str, _Lot]
+    orders: dict[str, tuple[int, OrderRecord]]  # id → (seq, order), in seq order
+    fills: list[tuple[int, Fill]]  # (seq, fill), in seq order
+    equity: dict[date, tuple[float, float, float]]  # day → (equity, cash, market value)
+    guard: list[_GuardRow]
+    meta: dict[str, str]
+
+    def copy(self) -> _Books:
+        """A restore point: the containers copied (their items are immutable), so a rollback is an assignment."""
+        return dataclasses.replace(self, positions=dict(self.positions), orders=dict(self.orders),
+                                   fills=list(self.fills), equity=dict(self.equity), guard=list(self.guard),
+                                   meta=dict(self.meta))
+
+
+@dataclass
+class _Changes:
+    """What a transaction changed: written to DuckDB, one statement per table, when it commits."""
+
+    fills_from: int
+    guard_from: int
+    account: bool = False
+    positions: set[str] = dataclasses.field(default_factory=set)
+    orders: set[str] = dataclasses.field(default_factory=set)
+    equity: set[date] = dataclasses.field(default_factory=set)
+    meta: set[str] = dataclasses.field(default_factory=set)
+
+
 class Ledger:
-    """The paper portfolio's books in a DuckDB file (``Path(':memory:')`` works for tests)."""
+    """The paper portfolio's books in a DuckDB file (``Path(':memory:')``: a book that lives in this process)."""
 
     def __init__(self, db_path: Path, *, base_currency: str, starting_cash: float) -> None:
         if not isinstance(base_currency, str) or not base_currency.strip():
             raise LedgerError("base currency must be a non-empty code such as 'USD'")
         if not math.isfinite(starting_cash) or starting_cash <= 0:
             raise LedgerError(f"starting cash must be positive and finite, got {starting_cash}")
-        self.path = Path(db_path)
         try:
-            self._con = connect(db_path)
+            con = connect(db_path)
         except StorageError as exc:
             raise LedgerError(f"cannot open the ledger: {exc}") from None
-        self._in_tx = False
         if str(db_path) == ":memory:":
-            # A replay's private book: only tiny statements, where DuckDB's thread pool costs ~30% of each one.
-            # (A file ledger shares its database instance with the market cache, whose scans use the threads.)
-            self._con.execute("SET threads = 1")
-        tables = {r[0] for r in self._con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "pf_account" in tables:
+            # The outbox (a test's) may still run statements here: DuckDB's thread pool costs ~30% of tiny ones.
+            con.execute("SET threads = 1")
+        try:
+            tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+            if "pf_account" in tables:
+                _check_schema(con, Path(db_path))
+            con.begin()
             try:
-                _check_schema(self._con, self.path)
-            except LedgerError:
-                self.close()
+                for ddl in _SCHEMA:
+                    con.execute(ddl)
+                if con.execute("SELECT base_currency FROM pf_account WHERE id = 1").fetchone() is None:
+                    con.execute("INSERT INTO pf_account VALUES (1, ?, ?, ?, 0, 0)",
+                                [base_currency.strip().upper(), float(starting_cash), float(starting_cash)])
+                    con.execute("INSERT OR REPLACE INTO pf_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            except BaseException:
+                with contextlib.suppress(duckdb.Error):
+                    con.rollback()
                 raise
-        with self.transaction():
-            for ddl in _SCHEMA:
-                self._con.execute(ddl)
-            row = self._con.execute("SELECT base_currency FROM pf_account WHERE id = 1").fetchone()
-            if row is None:
-                self._con.execute("INSERT INTO pf_account VALUES (1, ?, ?, ?, 0, 0)",
-                                  [base_currency.strip().upper(), float(starting_cash), float(starting_cash)])
-                self._con.execute("INSERT OR REPLACE INTO pf_meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            con.commit()
+        except BaseException:
+            with contextlib.suppress(duckdb.Error):
+                con.close()
+            raise
+        self._attach(con, Path(db_path))
         stored = self.base_currency
         if stored != base_currency.strip().upper():
             self.close()
@@ -164,8 +243,49 @@ class Ledger:
             con.close()
             raise
         ledger = cls.__new__(cls)
-        ledger.path, ledger._con, ledger._in_tx = Path(db_path), con, False
+        ledger._attach(con, Path(db_path))
         return ledger
+
+    def _attach(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        """Read the whole book into memory (one query per table): every later read answers from there."""
+        self.path, self._con, self._in_tx = path, con, False
+        self._persist = str(path) != ":memory:"
+        self._changes: _Changes | None = None
+        base, start, cash, realised, fees = con.execute(
+            "SELECT base_currency, starting_cash, cash, realised_pnl, fees FROM pf_account WHERE id = 1").fetchone()  # type: ignore[misc]
+        positions = {r[0]: _Lot(float(r[1]), float(r[2]), float(r[3]), r[4], None if r[5] is None else float(r[5]), r[6])
+                     for r in con.execute("SELECT symbol, quantity, avg_price, avg_cost_base, currency, mark_base, "
+                                          "mark_date FROM pf_positions ORDER BY symbol").fetchall()}
+        orders = {r[1]: (int(r[0]), OrderRecord(**dict(zip(_ORDER_NAMES, r[1:], strict=True))))
+                  for r in con.execute(f"SELECT seq, {_ORDER_COLS} FROM pf_orders ORDER BY seq").fetchall()}
+        fills = [(int(r[0]), Fill(**dict(zip(_FILL_KEYS, r[1:], strict=True))))
+                 for r in con.execute(f"SELECT seq, {', '.join(_FILL_KEYS)} FROM pf_fills ORDER BY seq").fetchall()]
+        equity = {d: (float(e), float(c), float(m))
+                  for d, e, c, m in con.execute("SELECT day, equity, cash, market_value FROM pf_equity ORDER BY day").fetchall()}
+        guard = [_GuardRow(int(r[0]), *r[1:]) for r in con.execute(
+            f"SELECT seq, {', '.join(_LOG_COLUMNS)} FROM pf_guard_log ORDER BY seq").fetchall()]
+        meta = dict(con.execute("SELECT key, value FROM pf_meta").fetchall())
+        self._books = _Books(base_currency=str(base), starting_cash=float(start), cash=float(cash),
+                             realised=float(realised), fees=float(fees), positions=positions, orders=orders,
+                             fills=fills, equity=equity, guard=guard, meta=meta)
+        self._index()
+
+    def _index(self) -> None:
+        """Derived views of ``_books`` (pending orders, orders by day, the latest dates): rebuilt after a rollback."""
+        b = self._books
+        self._pending: dict[str, None] = {i: None for i, (_, o) in b.orders.items() if o.status == "pending"}
+        self._by_day: dict[date, list[str]] = {}
+        self._last_order: dict[str, date] = {}
+        for i, (_, o) in b.orders.items():
+            self._note_order(i, o)
+        self._max_fill: date | None = max((f.fill_date for _, f in b.fills), default=None)
+        self._max_equity: date | None = max(b.equity, default=None)
+
+    def _note_order(self, order_id: str, order: OrderRecord) -> None:
+        self._by_day.setdefault(order.run_date, []).append(order_id)
+        last = self._last_order.get(order.symbol)
+        if last is None or order.run_date > last:
+            self._last_order[order.symbol] = order.run_date
 
     # ------------------------------------------------------------ plumbing
 
@@ -178,36 +298,68 @@ class Ledger:
         """
         if self._in_tx:
             raise LedgerError("a scratch block cannot start inside a transaction")
-        self._con.begin()
-        self._in_tx = True
+        saved = self._begin()
         try:
             yield self
         finally:
-            with contextlib.suppress(duckdb.Error):
-                self._con.rollback()
-            self._in_tx = False
+            self._rollback(saved)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """One BEGIN/COMMIT around the block (ROLLBACK on error); nested use joins the outer transaction."""
+        """One BEGIN/COMMIT around the block (ROLLBACK on error); nested use joins the outer transaction.
+
+        The block's changes are made in memory at once and written to DuckDB just before COMMIT, one statement
+        per table; on any error (in the block or in that write) the books in memory are restored as well.
+        """
         if self._in_tx:
             yield self._con
             return
-        self._con.begin()
-        self._in_tx = True
+        saved = self._begin()
         try:
             yield self._con
-        except BaseException:
-            with contextlib.suppress(duckdb.Error):
-                self._con.rollback()
-            raise
-        else:
+            self._write()
             self._con.commit()
-        finally:
-            self._in_tx = False
+        except BaseException:
+            self._rollback(saved)
+            raise
+        self._in_tx, self._changes = False, None
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        return self._con.execute(sql, list(params)).fetchall()
+    def _begin(self) -> _Books:
+        self._con.begin()
+        self._in_tx = True
+        self._changes = _Changes(fills_from=len(self._books.fills), guard_from=len(self._books.guard))
+        return self._books.copy()
+
+    def _rollback(self, saved: _Books) -> None:
+        with contextlib.suppress(duckdb.Error):
+            self._con.rollback()
+        self._books = saved
+        self._index()
+        self._in_tx, self._changes = False, None
+
+    def _changed(self) -> _Changes:
+        if self._changes is None:
+            raise LedgerError("the ledger changes only inside Ledger.transaction()")
+        return self._changes
+
+    def _write(self) -> None:
+        """Write the transaction's changes to DuckDB (a file ledger; an in-memory one keeps its books in memory only)."""
+        ch, b = self._changes, self._books
+        if ch is None or not self._persist:
+            return
+        con = self._con
+        if ch.account:
+            con.execute("UPDATE pf_account SET cash = ?, realised_pnl = ?, fees = ? WHERE id = 1",
+                        [b.cash, b.realised, b.fees])
+        _insert(con, "INSERT OR REPLACE INTO pf_positions VALUES", 7,
+                [(s, *b.positions[s]) for s in sorted(ch.positions)])
+        _insert(con, f"INSERT OR REPLACE INTO pf_orders (seq, {_ORDER_COLS}) VALUES", 17,
+                [(b.orders[i][0], *(getattr(b.orders[i][1], n) for n in _ORDER_NAMES)) for i in ch.orders])
+        _insert(con, "INSERT INTO pf_fills VALUES", 11,
+                [(f.order_id, seq, *(getattr(f, k) for k in _FILL_KEYS[1:])) for seq, f in b.fills[ch.fills_from:]])
+        _insert(con, "INSERT OR REPLACE INTO pf_equity VALUES", 4, [(d, *b.equity[d]) for d in sorted(ch.equity)])
+        _insert(con, "INSERT INTO pf_guard_log VALUES", 10, [tuple(r) for r in b.guard[ch.guard_from:]])
+        _insert(con, "INSERT OR REPLACE INTO pf_meta VALUES", 2, [(k, b.meta[k]) for k in sorted(ch.meta)])
 
     def close(self) -> None:
         with contextlib.suppress(duckdb.Error):
@@ -219,72 +371,64 @@ class Ledger:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # ------------------------------------------------------------ reads
+    # ------------------------------------------------------------ reads (from memory)
 
-    @functools.cached_property
-    def base_currency(self) -> str:  # fixed when the ledger is created: read once
-        return str(self._rows("SELECT base_currency FROM pf_account WHERE id = 1")[0][0])
+    @property
+    def base_currency(self) -> str:
+        return self._books.base_currency
 
     @property
     def starting_cash(self) -> float:
-        return float(self._rows("SELECT starting_cash FROM pf_account WHERE id = 1")[0][0])
+        return self._books.starting_cash
 
     def account(self) -> dict[str, float]:
-        cash, realised, fees = self._rows("SELECT cash, realised_pnl, fees FROM pf_account WHERE id = 1")[0]
-        return {"cash": float(cash), "realised_pnl": float(realised), "fees": float(fees)}
+        b = self._books
+        return {"cash": b.cash, "realised_pnl": b.realised, "fees": b.fees}
+
+    def _open_lots(self) -> list[tuple[str, _Lot]]:
+        return sorted((s, lot) for s, lot in self._books.positions.items() if lot.quantity != 0)
 
     def positions(self) -> list[Position]:
-        rows = self._rows("SELECT symbol, quantity, avg_price, currency FROM pf_positions "
-                          "WHERE quantity <> 0 ORDER BY symbol")
-        return [Position(symbol=s, quantity=q, avg_price=a, currency=c) for s, q, a, c in rows]
+        return [Position(symbol=s, quantity=lot.quantity, avg_price=lot.avg_price, currency=lot.currency)
+                for s, lot in self._open_lots()]
 
     def position_costs(self) -> dict[str, tuple[float, float, float | None]]:
         """symbol → (signed quantity, average cost in base per unit, last mark in base per unit or None)."""
-        rows = self._rows("SELECT symbol, quantity, avg_cost_base, mark_base FROM pf_positions WHERE quantity <> 0")
-        return {s: (float(q), float(c), None if m is None else float(m)) for s, q, c, m in rows}
+        return {s: (lot.quantity, lot.avg_cost_base, lot.mark_base) for s, lot in self._open_lots()}
 
     def orders(self, status: str | None = None) -> list[OrderRecord]:
-        sql = f"SELECT {_ORDER_COLS} FROM pf_orders"
-        params: list[Any] = []
-        if status is not None:
-            sql += " WHERE status = ?"
-            params.append(status)
-        names = [c.strip() for c in _ORDER_COLS.split(",")]
-        return [OrderRecord(**dict(zip(names, row, strict=True)))
-                for row in self._rows(sql + " ORDER BY seq", params)]
+        if status == "pending":
+            return [self._books.orders[i][1] for i in self._pending]
+        return [o for _, o in self._books.orders.values() if status is None or o.status == status]
 
     def fills(self, *, after: date | None = None, until: date | None = None) -> list[Fill]:
         """Fills in booking order; ``after`` < fill date <= ``until`` when given."""
-        rows = self._rows("SELECT f.order_id, f.symbol, f.side, f.quantity, f.price, f.commission, f.slippage, "
-                          "f.fill_date, f.currency, f.fx_rate FROM pf_fills f "
-                          "WHERE (? IS NULL OR f.fill_date > ?) AND (? IS NULL OR f.fill_date <= ?) ORDER BY f.seq",
-                          [after, after, until, until])
-        keys = ("order_id", "symbol", "side", "quantity", "price", "commission", "slippage", "fill_date",
-                "currency", "fx_rate")
-        return [Fill(**dict(zip(keys, r, strict=True))) for r in rows]
+        return [f for _, f in self._books.fills
+                if (after is None or f.fill_date > after) and (until is None or f.fill_date <= until)]
 
     def equity_curve(self) -> list[tuple[date, float]]:
-        return [(d, float(v)) for d, v in self._rows("SELECT day, equity FROM pf_equity ORDER BY day")]
+        return [(d, v[0]) for d, v in sorted(self._books.equity.items())]
 
     def history(self, run_date: date) -> TradingHistory:
         """Orders stored for ``run_date``, each symbol's last order date, the last active day, pending orders."""
-        ids = [r[0] for r in self._rows("SELECT order_id FROM pf_orders WHERE run_date = ? ORDER BY seq",
-                                        [run_date])]
-        last = dict(self._rows("SELECT symbol, max(run_date) FROM pf_orders WHERE run_date <= ? GROUP BY symbol",
-                               [run_date]))
-        decided = [r[0] for r in self._rows("SELECT DISTINCT strategy FROM pf_orders WHERE run_date = ? "
-                                            "ORDER BY strategy", [run_date])]
-        return TradingHistory(run_date=run_date, order_ids_today=ids, last_trade=last,
-                              latest_activity=self.last_activity(), decided_strategies=decided,
+        orders = self._books.orders
+        today = [orders[i][1] for i in self._by_day.get(run_date, [])]
+        last = {s: d for s, d in self._last_order.items() if d <= run_date}
+        for s in self._last_order.keys() - last.keys():  # a look back from before the symbol's last order
+            earlier = [o.run_date for _, o in orders.values() if o.symbol == s and o.run_date <= run_date]
+            if earlier:
+                last[s] = max(earlier)
+        return TradingHistory(run_date=run_date, order_ids_today=[o.order_id for o in today], last_trade=last,
+                              latest_activity=self.last_activity(),
+                              decided_strategies=sorted({o.strategy for o in today}),
                               pending=self.orders(status="pending"))
 
     def last_activity(self) -> date | None:
         """The last day with an order, a fill or an equity mark: where an interrupted run resumes."""
-        return self._rows("SELECT max(d) FROM (SELECT max(run_date) AS d FROM pf_orders UNION ALL "
-                          "SELECT max(day) FROM pf_equity UNION ALL SELECT max(fill_date) FROM pf_fills)")[0][0]
+        return _latest(max(self._by_day, default=None), self._max_equity, self._max_fill)
 
     def last_fill_date(self) -> date | None:
-        return self._rows("SELECT max(fill_date) FROM pf_fills")[0][0]
+        return self._max_fill
 
     def settled_through(self) -> date | None:
         """The last session whose opens settlement has processed (every later session is still to settle).
@@ -293,49 +437,55 @@ class Ledger:
         watermark existed falls back to its last equity mark or fill: a run marks equity only after it has
         settled every session up to its own date.
         """
-        rows = self._rows("SELECT value FROM pf_meta WHERE key = 'settled_through'")
-        if rows:
-            return date.fromisoformat(rows[0][0])
-        return self._rows("SELECT max(d) FROM (SELECT max(day) AS d FROM pf_equity UNION ALL "
-                          "SELECT max(fill_date) FROM pf_fills)")[0][0]
+        stored = self._books.meta.get("settled_through")
+        if stored is not None:
+            return date.fromisoformat(stored)
+        return _latest(self._max_equity, self._max_fill)
 
     def guard_log(self, run_date: date | None = None) -> list[dict[str, Any]]:
-        sql = ("SELECT run_date, kind, symbol, order_id, code, detail, raw, from_quantity, to_quantity "
-               "FROM pf_guard_log")
-        params: list[Any] = []
-        if run_date is not None:
-            sql += " WHERE run_date = ?"
-            params.append(run_date)
-        keys = ("run_date", "kind", "symbol", "order_id", "code", "detail", "raw", "from_quantity", "to_quantity")
-        return [dict(zip(keys, r, strict=True)) for r in self._rows(sql + " ORDER BY seq", params)]
+        return [dict(zip(_LOG_COLUMNS, r[1:], strict=True)) for r in self._books.guard
+                if run_date is None or r.run_date == run_date]
 
     def snapshot(self, market: MarketSnapshot | None = None) -> PortfolioSnapshot:
         """Value the book: at ``market``'s quotes where usable, else at the last stored marks (see module doc)."""
-        acct = self.account()
-        lots = self._rows("SELECT symbol, quantity, avg_price, avg_cost_base, mark_base, mark_date "
-                          "FROM pf_positions WHERE quantity <> 0 ORDER BY symbol")
+        b = self._books
         values: list[tuple[str, float, float, float]] = []
         unrealised = 0.0
-        for symbol, qty, avg_price, avg_cost, mark, _ in lots:
+        for symbol, lot in self._open_lots():
             unit = _quote_unit(market, symbol)
             if unit is None:
-                unit = float(mark) if mark is not None else float(avg_cost)
-            values.append((symbol, float(qty), float(avg_price), qty * unit))  # negative for a short
-            unrealised += qty * (unit - avg_cost)  # signed quantity: a short gains when the price falls
-        equity = acct["cash"] + sum(v for *_, v in values)
+                unit = lot.mark_base if lot.mark_base is not None else lot.avg_cost_base
+            values.append((symbol, lot.quantity, lot.avg_price, lot.quantity * unit))  # negative for a short
+            unrealised += lot.quantity * (unit - lot.avg_cost_base)  # a short gains when the price falls
+        equity = b.cash + sum(v for *_, v in values)
         positions = [PositionView(symbol=s, quantity=q, avg_price=a, market_value=v,
                                   weight=v / equity if equity > 0 else 0.0) for s, q, a, v in values]
         return PortfolioSnapshot(as_of=market.as_of if market is not None else self._last_mark_date(),
-                                 base_currency=self.base_currency, cash=acct["cash"], equity=equity,
-                                 positions=positions, realised_pnl=acct["realised_pnl"],
-                                 unrealised_pnl=unrealised, fees=acct["fees"])
+                                 base_currency=b.base_currency, cash=b.cash, equity=equity, positions=positions,
+                                 realised_pnl=b.realised, unrealised_pnl=unrealised, fees=b.fees)
 
     def _last_mark_date(self) -> date:
-        row = self._rows("SELECT max(d) FROM (SELECT max(day) AS d FROM pf_equity UNION ALL "
-                         "SELECT max(mark_date) FROM pf_positions UNION ALL SELECT max(fill_date) FROM pf_fills)")
-        return row[0][0] if row and row[0][0] is not None else date.min
+        marks = (lot.mark_date for lot in self._books.positions.values() if lot.mark_date is not None)
+        return _latest(self._max_equity, max(marks, default=None), self._max_fill) or date.min
 
-    # ------------------------------------------------------------ writes
+    # ------------------------------------------------------------ writes (in memory at once, to DuckDB at commit)
+
+    def _put_order(self, order_id: str, order: OrderRecord, seq: int | None = None) -> None:
+        b, ch = self._books, self._changed()
+        if seq is None:  # a change of a stored order: it keeps its seq
+            seq = b.orders[order_id][0]
+        else:
+            self._note_order(order_id, order)
+        b.orders[order_id] = (seq, order)
+        if order.status == "pending":
+            self._pending[order_id] = None
+        else:
+            self._pending.pop(order_id, None)
+        ch.orders.add(order_id)
+
+    def _next_order_seq(self) -> int:
+        orders = self._books.orders  # in seq order: the last one holds the largest
+        return next(reversed(orders.values()))[0] + 1 if orders else 1
 
     def add_orders(self, orders: Sequence[ApprovedOrder]) -> list[str]:
         """Store approved orders as pending, in one transaction; an id already stored is left as it is.
@@ -349,26 +499,26 @@ class Ledger:
             raise LedgerError(f"order(s) {', '.join(stale[:3])} decided before the book's last activity ({last})")
         if not orders:
             return []
-        with self.transaction() as con:
-            seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM pf_orders").fetchone()[0])  # type: ignore[index]
-            # One multi-row statement: submit order is the seq order, a stored id keeps its row (and its seq).
-            rows = ", ".join("(?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?, 'pending', NULL, ?)" for _ in orders)
-            params = [x for n, o in enumerate(orders, start=seq + 1)
-                      for x in (n, o.order_id, o.run_date, o.symbol, o.side, o.quantity, o.reference_price,
-                                o.currency, o.fx_rate, o.notional_base, o.strategy, o.reason, o.clamped,
-                                o.opens_short)]
-            con.execute(f"INSERT INTO pf_orders (seq, {_ORDER_COLS}) VALUES {rows} ON CONFLICT DO NOTHING", params)
+        with self.transaction():
+            for o in orders:  # submit order is the seq order; a stored id keeps its row (and its seq)
+                if o.order_id in self._books.orders:
+                    continue
+                record = OrderRecord(order_id=o.order_id, run_date=o.run_date, symbol=o.symbol, side=o.side,
+                                     quantity=o.quantity, filled_quantity=0.0, reference_price=o.reference_price,
+                                     currency=o.currency, fx_rate=o.fx_rate, notional_base=o.notional_base,
+                                     strategy=o.strategy, reason=o.reason, clamped=o.clamped, status="pending",
+                                     status_reason=None, opens_short=o.opens_short)
+                self._put_order(o.order_id, record, seq=self._next_order_seq())
         return [o.order_id for o in orders]
 
     def cancel(self, order_id: str, reason: str) -> bool:
         """Cancel a pending order; False when it is not pending."""
-        with self.transaction() as con:
-            n = con.execute("SELECT count(*) FROM pf_orders WHERE order_id = ? AND status = 'pending'",
-                            [order_id]).fetchone()[0]  # type: ignore[index]
-            if n:
-                con.execute("UPDATE pf_orders SET status = 'cancelled', status_reason = ? WHERE order_id = ?",
-                            [reason, order_id])
-        return bool(n)
+        if order_id not in self._pending:
+            return False
+        with self.transaction():
+            order = self._books.orders[order_id][1]
+            self._put_order(order_id, order.model_copy(update={"status": "cancelled", "status_reason": reason}))
+        return True
 
     def close_delisted(self, symbol: str, day: date, price: float, fx_rate: float, reason: str) -> Fill | None:
         """Close the whole position in ``symbol`` at ``price`` (its last close) because its data ended.
@@ -377,72 +527,75 @@ class Ledger:
         commission or slippage, booked on ``day`` (the ledger never goes back in time) as a filled order of
         strategy ``delisting``. Its pending orders are cancelled with ``reason``. None when nothing was held.
         """
-        held = {s: q for s, (q, _, _) in self.position_costs().items()}.get(symbol, 0.0)
-        with self.transaction() as con:
+        lot = self._books.positions.get(symbol)
+        held = lot.quantity if lot is not None else 0.0
+        with self.transaction():
             for o in self.pending_before(date.max):
                 if o.symbol == symbol:
                     self.cancel(o.order_id, reason)
-            if held == 0.0:
+            if held == 0.0 or lot is None:
                 return None
             side: Literal["buy", "sell"] = "sell" if held > 0 else "buy"
             qty = abs(held)
             order_id = f"{day:%Y%m%d}-{symbol}-{side}-delisting"
-            currency = con.execute("SELECT currency FROM pf_positions WHERE symbol = ?", [symbol]).fetchone()[0]  # type: ignore[index]
-            seq = int(con.execute("SELECT coalesce(max(seq), 0) + 1 FROM pf_orders").fetchone()[0])  # type: ignore[index]
-            con.execute(
-                f"INSERT INTO pf_orders (seq, {_ORDER_COLS}) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, 'delisting', ?,"
-                " NULL, 'pending', NULL, FALSE)",
-                [seq, order_id, day, symbol, side, qty, price, currency, fx_rate, qty * price * fx_rate, reason],
-            )
+            record = OrderRecord(order_id=order_id, run_date=day, symbol=symbol, side=side, quantity=qty,
+                                 filled_quantity=0.0, reference_price=price, currency=lot.currency, fx_rate=fx_rate,
+                                 notional_base=qty * price * fx_rate, strategy="delisting", reason=reason,
+                                 clamped=None, status="pending", status_reason=None, opens_short=False)
+            self._put_order(order_id, record, seq=self._next_order_seq())
             fill = Fill(order_id=order_id, symbol=symbol, side=side, quantity=qty, price=price, commission=0.0,
-                        slippage=0.0, fill_date=day, currency=currency, fx_rate=fx_rate)
+                        slippage=0.0, fill_date=day, currency=lot.currency, fx_rate=fx_rate)
             self.apply_fill(fill, mark_base=price * fx_rate, note=reason, allow_short=False)
         return fill
 
     def mark_settled(self, session: date) -> None:
         """Move the settlement watermark to ``session`` (never backwards); part of the settling transaction."""
-        rows = self._rows("SELECT value FROM pf_meta WHERE key = 'settled_through'")
-        if rows and session <= date.fromisoformat(rows[0][0]):  # the stored mark only: never the fallback
+        stored = self._books.meta.get("settled_through")
+        if stored is not None and session <= date.fromisoformat(stored):  # the stored mark only: never the fallback
             return
-        with self.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO pf_meta VALUES ('settled_through', ?)", [session.isoformat()])
+        with self.transaction():
+            self._books.meta["settled_through"] = session.isoformat()
+            self._changed().meta.add("settled_through")
 
     def record_equity(self, day: date, snapshot: PortfolioSnapshot) -> None:
         """Store the day's equity (replacing a re-run's) and each position's mark, in one transaction."""
         mv = sum(p.market_value for p in snapshot.positions)
         marks = [(p.symbol, p.market_value / p.quantity) for p in snapshot.positions  # value / signed qty > 0
                  if p.quantity != 0 and math.isfinite(p.market_value)]
-        with self.transaction() as con:
-            con.execute("INSERT OR REPLACE INTO pf_equity VALUES (?, ?, ?, ?)",
-                        [day, snapshot.equity, snapshot.cash, mv])
-            if marks:  # one statement for every position (a DuckDB statement costs ~0.5 ms, a replay marks daily)
-                rows = ", ".join("(?, ?)" for _ in marks)
-                con.execute(f"UPDATE pf_positions SET mark_base = m.mark, mark_date = ? FROM (VALUES {rows}) "
-                            "AS m(symbol, mark) WHERE pf_positions.symbol = m.symbol "
-                            "AND (pf_positions.mark_date IS NULL OR pf_positions.mark_date <= ?)",
-                            [day, *(x for pair in marks for x in pair), day])
+        with self.transaction():
+            b, ch = self._books, self._changed()
+            b.equity[day] = (snapshot.equity, snapshot.cash, mv)
+            ch.equity.add(day)
+            if self._max_equity is None or day > self._max_equity:
+                self._max_equity = day
+            for symbol, mark in marks:
+                lot = b.positions.get(symbol)
+                if lot is not None and (lot.mark_date is None or lot.mark_date <= day):
+                    b.positions[symbol] = lot._replace(mark_base=mark, mark_date=day)
+                    ch.positions.add(symbol)
 
     def record_guard(self, run_date: date, result: GuardResult) -> None:
         """Append every rejection and clamp of a guard run to the guard log, in one transaction."""
-        with self.transaction() as con:
-            seq = int(con.execute("SELECT coalesce(max(seq), 0) FROM pf_guard_log").fetchone()[0])  # type: ignore[index]
+        with self.transaction():
+            log = self._books.guard
+            self._changed()
+            seq = log[-1].seq if log else 0
             for r in result.rejections:
                 seq += 1
-                con.execute("INSERT INTO pf_guard_log VALUES (?, ?, 'rejection', ?, NULL, ?, ?, ?, NULL, NULL)",
-                            [seq, run_date, r.symbol, r.code, r.detail, r.raw])
+                log.append(_GuardRow(seq, run_date, "rejection", r.symbol, None, r.code, r.detail, r.raw, None, None))
             for c in result.clamps:
                 seq += 1
-                con.execute("INSERT INTO pf_guard_log VALUES (?, ?, 'clamp', NULL, ?, ?, ?, NULL, ?, ?)",
-                            [seq, run_date, c.order_id, c.code, c.detail, c.from_quantity, c.to_quantity])
+                log.append(_GuardRow(seq, run_date, "clamp", None, c.order_id, c.code, c.detail, None,
+                                     c.from_quantity, c.to_quantity))
 
     # ------------------------------------------------------------ used by the broker inside a transaction
 
     def pending_before(self, session: date) -> list[OrderRecord]:
         """Pending orders decided before ``session``: by decision date, sells first, then in submit order."""
-        names = [c.strip() for c in _ORDER_COLS.split(",")]
-        rows = self._rows(f"SELECT {_ORDER_COLS} FROM pf_orders WHERE status = 'pending' AND run_date < ? "
-                          "ORDER BY run_date, side = 'buy', seq", [session])
-        return [OrderRecord(**dict(zip(names, r, strict=True))) for r in rows]
+        orders = self._books.orders
+        waiting = [orders[i] for i in self._pending if orders[i][1].run_date < session]
+        waiting.sort(key=lambda so: (so[1].run_date, so[1].side == "buy", so[0]))
+        return [o for _, o in waiting]
 
     def apply_fill(self, fill: Fill, mark_base: float, note: str | None, *, allow_short: bool = False) -> None:
         """Book one fill: cash, signed position (average entry), realised P&L, fees, the order's status.
@@ -451,35 +604,41 @@ class Ledger:
         """
         if not self._in_tx:
             raise LedgerError("apply_fill must run inside Ledger.transaction()")
-        con = self._con
+        b, ch = self._books, self._changed()
         gross = fill.quantity * fill.price * fill.fx_rate
-        # cash and the position in one statement (no position: NULLs)
-        cash, *lot = con.execute("SELECT a.cash, p.quantity, p.avg_price, p.avg_cost_base FROM pf_account a "
-                                 "LEFT JOIN pf_positions p ON p.symbol = ? WHERE a.id = 1", [fill.symbol]).fetchone()  # type: ignore[misc]
-        held = lot[0] is not None
-        qty, avg_price, avg_cost = (float(lot[0]), float(lot[1]), float(lot[2])) if held else (0.0, 0.0, 0.0)
-        cash = float(cash)
+        lot = b.positions.get(fill.symbol)
+        qty, avg_price, avg_cost = (lot.quantity, lot.avg_price, lot.avg_cost_base) if lot else (0.0, 0.0, 0.0)
         if fill.side == "sell" and fill.quantity > qty + _DUST and not allow_short:
             raise LedgerError(f"sell of {fill.quantity} {fill.symbol} exceeds the {qty} held")
         direction = 1.0 if fill.side == "buy" else -1.0
-        cash_after = cash - direction * gross - fill.commission
+        cash_after = b.cash - direction * gross - fill.commission
         (new_qty, avg_price, avg_cost), realised = _book_lot(qty, avg_price, avg_cost, direction, fill)
         if cash_after < -1e-6:
             raise LedgerError(f"fill {fill.order_id} would leave cash at {cash_after:.2f}")
-        if held:
-            con.execute("UPDATE pf_positions SET quantity = ?, avg_price = ?, avg_cost_base = ?, mark_base = ?, "
-                        "mark_date = ? WHERE symbol = ?",
-                        [new_qty, avg_price, avg_cost, mark_base, fill.fill_date, fill.symbol])
-        else:
-            con.execute("INSERT INTO pf_positions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [fill.symbol, new_qty, avg_price, avg_cost, fill.currency, mark_base, fill.fill_date])
-        con.execute("UPDATE pf_account SET cash = ?, realised_pnl = realised_pnl + ?, fees = fees + ? WHERE id = 1",
-                    [max(cash_after, 0.0), realised, fill.commission])
-        con.execute("INSERT INTO pf_fills SELECT ?, coalesce(max(seq), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM pf_fills",
-                    [fill.order_id, fill.symbol, fill.side, fill.quantity, fill.price, fill.commission,
-                     fill.slippage, fill.fill_date, fill.currency, fill.fx_rate])
-        con.execute("UPDATE pf_orders SET status = 'filled', filled_quantity = ?, status_reason = ? "
-                    "WHERE order_id = ?", [fill.quantity, note, fill.order_id])
+        b.positions[fill.symbol] = _Lot(new_qty, avg_price, avg_cost, lot.currency if lot else fill.currency,
+                                        mark_base, fill.fill_date)
+        b.cash, b.realised, b.fees = max(cash_after, 0.0), b.realised + realised, b.fees + fill.commission
+        b.fills.append(((b.fills[-1][0] if b.fills else 0) + 1, fill))
+        if self._max_fill is None or fill.fill_date > self._max_fill:
+            self._max_fill = fill.fill_date
+        ch.account = True
+        ch.positions.add(fill.symbol)
+        stored = b.orders.get(fill.order_id)
+        if stored is not None:
+            self._put_order(fill.order_id, stored[1].model_copy(
+                update={"status": "filled", "filled_quantity": fill.quantity, "status_reason": note}))
+
+
+def _latest(*days: date | None) -> date | None:
+    return max((d for d in days if d is not None), default=None)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, head: str, width: int, rows: Sequence[Sequence[Any]]) -> None:
+    """``head`` + one multi-row VALUES list per chunk of ``rows`` (a DuckDB statement costs ~1 ms: one per table)."""
+    one = "(" + ", ".join("?" * width) + ")"
+    for start in range(0, len(rows), 500):
+        chunk = rows[start:start + 500]
+        con.execute(f"{head} {', '.join(one for _ in chunk)}", [x for row in chunk for x in row])
 
 
 def _book_lot(qty: float, avg_price: float, avg_cost: float, direction: float,
