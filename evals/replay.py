@@ -41,7 +41,8 @@ from agent.state import DayDeps
 from evals.metrics import realised_pnls
 from evals.models import LLMUsage, PolicyRun, Trade
 from memory.embeddings import local_embedder
-from memory.store import ChromaMemoryStore, memory_stats
+from memory.exact import ExactMemoryStore
+from memory.store import MemoryStore, memory_stats
 from portfolio.breakers import MemoryRiskStore
 from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
@@ -147,7 +148,7 @@ def replay_policy(
         kind = MODEL_POLICIES[base]
         quant = dataclasses.replace(quant, kinds=frozenset({kind})) if quant is not None and kind in quant.kinds else None
     uni = data.universe
-    store = ChromaMemoryStore.ephemeral(local_embedder()) if memory else None
+    store = ExactMemoryStore(local_embedder()) if memory else None  # exact, reproducible (memory.exact)
     ledger = Ledger(":memory:", base_currency=uni.base_currency, starting_cash=money.starting_cash)  # type: ignore[arg-type]
     try:
         book = Book(ledger=ledger, risk_store=MemoryRiskStore(), limits=limits,
@@ -237,7 +238,7 @@ class _Log:
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
             self.decisions.append({"date": when, "symbol": "*", "action": "hold-all", "reason": hold["reason"]})
 
-    def memory_notes(self, store: ChromaMemoryStore) -> list[str]:
+    def memory_notes(self, store: MemoryStore) -> list[str]:
         stats = memory_stats(store)
         m = self.memory
         errors = m["errors"]

@@ -9,7 +9,8 @@ Contract:
   records with ``decision_date < D``; a record's outcome comes back only when ``known_at <= D`` (else the
   record comes back without it). An empty store returns empty lists: nothing is invented.
 - ``ChromaMemoryStore.persistent(path, embedder)`` (the user's ``TRADEAGENT_HOME/memory``) and
-  ``ChromaMemoryStore.ephemeral(embedder)`` (in-process, for replays; a collection of its own per store).
+  ``ChromaMemoryStore.ephemeral(embedder)`` (in-process, a collection of its own per store). Replays use
+  ``memory.exact.ExactMemoryStore`` instead: exact, reproducible and ~100x cheaper a day (its module doc).
 - A store remembers its embedding model's name; opening it with another model is refused with one line
   (vectors of two models are not comparable). Every failure is a one-line ``MemoryStoreError``.
 
@@ -32,21 +33,20 @@ Deliberate decisions:
   has one writer at a time (the daily run; a replay's own store): another process's writes are seen by the
   next store opened.
 - Determinism: Chroma 1.5.9 (local, Rust) has no exact buffer: every write goes straight into the HNSW graph,
-  synchronously, and the records of ONE write call are inserted in parallel (rayon threads over a hash map
-  with a per-process random order), so a graph built from many-record upserts depends on thread timing and
-  differs between runs; beyond ~2,000 records its approximate recall (and which of several tied records come
-  back) then differed: two runs of the 2008-2012 demo ablation recalled differently for GOOG on 2012-09-07
-  (confidence 0.69 vs 0.35; an earlier pair ended at +3.41% vs +3.38%). ``num_threads`` is stored but not
-  used by the local index; ``sync_threshold`` only says how often the index is saved (and each write re-reads
-  Chroma's log since the last save). So an in-process store (replays) upserts ONE record per call, in id
-  order, and saves after every record (``sync_threshold`` 1: in memory that is one bookmark row, no file):
-  the graph is built the same way in every run (hnswlib's level generator is seeded). Verified: two demo
-  replays 2008-2012 (3,777 records) agree in every figure across processes, memory time 50 s against 110 s
-  before. The price (benchmarks/bench_memory.py, 10,000 records, loaded machine): a 20-record day's write
-  p50 45–59 ms against ~41 ms, but p95 0.3–0.6 s (spikes on the same days in every run, cause not found;
-  queries spike too: p95 117 ms+). Reproducible replays are the product's promise; the spikes are a cost.
-  A persistent store keeps one call per day (a day's records all there or none when a daily run is killed) and Chroma's defaults (a save
-  writes the whole index): its graph is not bit-identical across machines, which only replays promise.
+  synchronously, and the records of ONE write call are inserted in parallel (``apply_log_chunk`` in
+  rust/segment/src/local_hnsw.rs: rayon's global pool over a ``HashMap`` whose order is random per process,
+  so even one thread would not fix the order), so a graph built from many-record upserts differs between
+  runs; beyond ~2,000 records its approximate recall (and which of several tied records come back) then
+  differed: two runs of the 2008-2012 demo ablation recalled differently for GOOG on 2012-09-07. The
+  collection's ``num_threads`` is stored but not read by the local index; ``batch_size`` neither;
+  ``sync_threshold`` says how often the index is saved, and every write re-reads Chroma's log since the last
+  save (``BackfillMessage``), so a write costs more the longer ago the last save was. So the in-process
+  Chroma store upserts ONE record per call, in id order, and saves after every record (``sync_threshold`` 1:
+  in memory that is one bookmark row, no file): the graph is built the same way in every run (hnswlib's level
+  generator is seeded). Each such call costs ~3 ms, a 20-record day ~50-70 ms: replays use
+  ``memory.exact``. A persistent store keeps one call per day (a day's records all there or none when a
+  daily run is killed) and Chroma's defaults (a save, every 1,000 records, writes the whole index): its
+  graph is not bit-identical across runs, which only replays promise.
 - Metadata is flat (Chroma's rule): the filterable keys, plus the record and the outcome as JSON strings.
 - Chroma's anonymous telemetry is switched off: the memory makes no network call.
 """
@@ -60,6 +60,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
 from pydantic import ValidationError
 
 from memory.embeddings import Embedder
@@ -213,13 +214,13 @@ class ChromaMemoryStore:
         todo = [r for i, r in by_id.items() if i not in done]
         if not todo:
             return 0
-        vectors = [_vector(v, r.situation) for v, r in zip(embedder.embed([r.text for r in todo]), todo, strict=True)]
+        rows = vectors(embedder.embed([r.text for r in todo]), [r.situation for r in todo])
         with _chroma("write"):
             if self.where == "in-process":  # one record per call, in id order ("Determinism", module doc)
-                for r, v in sorted(zip(todo, vectors, strict=True), key=lambda rv: rv[0].id):
+                for r, v in sorted(zip(todo, rows, strict=True), key=lambda rv: rv[0].id):
                     col.upsert(ids=[r.id], embeddings=[v], documents=[r.text], metadatas=[_metadata(r)])
             else:  # one call: a day's records are all written or none (a killed daily run)
-                col.upsert(ids=[r.id for r in todo], embeddings=vectors, documents=[r.text for r in todo],
+                col.upsert(ids=[r.id for r in todo], embeddings=list(rows), documents=[r.text for r in todo],
                            metadatas=[_metadata(r) for r in todo])
         self._nonempty = True
         if self._pending is not None:
@@ -273,10 +274,10 @@ class ChromaMemoryStore:
         extra = list(situations) if situations is not None else [None] * len(texts)
         if len(extra) != len(texts):
             raise MemoryStoreError(f"{len(texts)} texts but {len(extra)} situations")
-        vectors = [_vector(v, s) for v, s in zip(self._embedder.embed(list(texts)), extra, strict=True)]
+        queries = vectors(self._embedder.embed(list(texts)), extra)
         where = self._where(as_of, symbol)
         with _chroma("search"):
-            got = self._col.query(query_embeddings=vectors, n_results=k * OVERFETCH, where=where,
+            got = self._col.query(query_embeddings=list(queries), n_results=k * OVERFETCH, where=where,
                                   include=["metadatas", "distances"])
         out: list[list[MemoryHit]] = []
         for metas, dists in zip(got["metadatas"] or [], got["distances"] or [], strict=True):
@@ -316,6 +317,18 @@ class ChromaMemoryStore:
                 break
             offset += PAGE
         return sorted(out, key=lambda ro: (ro[0].decision_date, ro[0].symbol))
+
+
+def vectors(embeddings: Sequence[Sequence[float]], situations: Sequence[Situation | None]) -> np.ndarray:
+    """``_vector`` for a batch, as float32 rows (what Chroma stores, and what ``memory.exact`` searches)."""
+    if not embeddings:
+        return np.zeros((0, 0), dtype=np.float32)
+    numbers = np.array([[NUMERIC_WEIGHT * x for x in readings(s)] if s is not None else [0.0] * 5 for s in situations],
+                       dtype=np.float64)
+    v = np.hstack([np.asarray(embeddings, dtype=np.float64), numbers])
+    norm = np.sqrt(np.einsum("ij,ij->i", v, v))
+    norm[norm == 0.0] = 1.0
+    return (v / norm[:, None]).astype(np.float32)
 
 
 def _vector(embedding: Sequence[float], situation: Situation | None) -> list[float]:

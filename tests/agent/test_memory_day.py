@@ -2,8 +2,9 @@
 to D, dry runs write nothing, a failing memory never fails the day, the nodes' context and tool.
 
 Days run through the real ``agent.day.trade_day`` (graph, guard, paper broker, DuckDB ledger in memory) on the
-demo universe with the offline rules, and a real Chroma store (in-process). The embedder is the small
-deterministic one of ``tests.memory.helpers`` (MiniLM is exercised by the CLI, daily and eval tests).
+demo universe with the offline rules, and a real store: the exact in-process store replays use, and for the
+point-in-time tests a Chroma store (in-process) too. The embedder is the small deterministic one of
+``tests.memory.helpers`` (MiniLM is exercised by the CLI, daily and eval tests).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agent.memory_day import HORIZON
 from agent.memory_inputs import DayMemory, SearchMemoryInput, search_memory
 from evals.replay import sessions_between
 from memory.errors import MemoryStoreError
+from memory.exact import ExactMemoryStore
 from memory.models import MemoryHit, MemoryRecord, Outcome, Situation, date_int
 from memory.store import ChromaMemoryStore
 from portfolio.breakers import MemoryRiskStore
@@ -70,8 +72,10 @@ class RecordingRules(OfflineRulesClient):
 class SpyStore:
     """A real store that keeps every search it answered, and can garble outcomes known after ``garble_after``."""
 
-    def __init__(self, garble_after: int | None = None) -> None:
-        self.inner = ChromaMemoryStore.ephemeral(WordsEmbedder())
+    def __init__(self, garble_after: int | None = None, kind: str = "exact") -> None:
+        self.kind = kind
+        self.inner: ExactMemoryStore | ChromaMemoryStore = (
+            ExactMemoryStore(WordsEmbedder()) if kind == "exact" else ChromaMemoryStore.ephemeral(WordsEmbedder()))
         self.searches: list[tuple[int, list[list[MemoryHit]]]] = []
         self.garble_after = garble_after
 
@@ -133,10 +137,10 @@ def _decided(r: Mapping[str, Any]) -> Any:
     return r["date"], risk, [(o["symbol"], o["side"], o["quantity"]) for o in r["approved"]]
 
 
-@pytest.fixture(scope="module")
-def honest(demo: Any) -> tuple[Seen, SpyStore, list[dict[str, Any]]]:
-    """The window replayed with memory, every search and every node's context kept."""
-    seen, store = Seen(), SpyStore()
+@pytest.fixture(scope="module", params=["exact", "chroma"])
+def honest(demo: Any, request: pytest.FixtureRequest) -> tuple[Seen, SpyStore, list[dict[str, Any]]]:
+    """The window replayed with memory (on each store), every search and every node's context kept."""
+    seen, store = Seen(), SpyStore(kind=request.param)
     return seen, store, replay(demo, store, RecordingRules(seen))
 
 
@@ -176,8 +180,8 @@ def test_every_day_every_recalled_record_and_outcome_is_point_in_time(demo: Any,
 def test_garbled_outcomes_known_after_d_change_nothing_decided_up_to_d(demo: Any, honest: Any) -> None:
     sessions = demo[2]
     cut = sessions[25]
-    honest = honest[2]
-    garbled = replay(demo, SpyStore(garble_after=date_int(cut)))
+    kind, honest = honest[1].kind, honest[2]
+    garbled = replay(demo, SpyStore(garble_after=date_int(cut), kind=kind))
     upto = [i for i, d in enumerate(sessions) if d <= cut]
     assert [_decided(honest[i]) for i in upto] == [_decided(garbled[i]) for i in upto]
     # not vacuous: the made-up future does change later decisions (offline rule 8 reads the outcomes)

@@ -1,7 +1,8 @@
-"""The Chroma memory store: point-in-time search, outcomes, persistence across processes and a killed writer.
+"""The memory stores: point-in-time search, outcomes, persistence across processes and a killed writer.
 
-Every test uses a real Chroma store (in-process or on disk); the embedder is the small deterministic one
-from ``tests.memory.helpers`` (the MiniLM model has its own tests).
+The contract tests run on both stores: Chroma (the user's memory; in-process here) and the exact in-process
+store the replays use (``memory.exact``). Persistence tests use a Chroma store on disk. The embedder is the
+small deterministic one from ``tests.memory.helpers`` (the MiniLM model has its own tests).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from memory.errors import MemoryStoreError
+from memory.exact import ExactMemoryStore
 from memory.models import MemoryRecord, Outcome, is_hit
-from memory.store import ChromaMemoryStore, _vector, memory_stats
+from memory.store import ChromaMemoryStore, MemoryStore, _vector, memory_stats
 from tests.memory.helpers import WordsEmbedder, outcome, record, situation_text
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +29,7 @@ SYMBOLS = ("AAA", "BBB", "CCC")
 DAYS = [20200100 + i for i in range(1, 21)]  # 2020-01-01 … 2020-01-20 as integers
 
 
-def _filled(store: ChromaMemoryStore) -> dict[str, tuple[MemoryRecord, Outcome]]:
+def _filled(store: MemoryStore) -> dict[str, tuple[MemoryRecord, Outcome]]:
     """20 days x 3 symbols; each outcome becomes known 5 days after its decision."""
     everything = {}
     for i, day in enumerate(DAYS):
@@ -43,14 +46,14 @@ def _cos(a: list[float], b: list[float]) -> float:
     return sum(x * y for x, y in zip(a, b, strict=True))
 
 
-@pytest.fixture
-def store() -> ChromaMemoryStore:
-    s = ChromaMemoryStore.ephemeral(WordsEmbedder())
+@pytest.fixture(params=["chroma", "exact"])
+def store(request: pytest.FixtureRequest) -> Iterator[ChromaMemoryStore | ExactMemoryStore]:
+    s = ChromaMemoryStore.ephemeral(WordsEmbedder()) if request.param == "chroma" else ExactMemoryStore(WordsEmbedder())
     yield s
     s.close()
 
 
-def test_search_sees_only_decisions_before_d_and_outcomes_known_by_d(store: ChromaMemoryStore) -> None:
+def test_search_sees_only_decisions_before_d_and_outcomes_known_by_d(store: MemoryStore) -> None:
     everything = _filled(store)
     embed = WordsEmbedder().embed
     queries = [situation_text(i) for i in range(6)]
@@ -77,7 +80,7 @@ def test_search_sees_only_decisions_before_d_and_outcomes_known_by_d(store: Chro
     assert with_outcome > 0 and stripped > 0  # both sides of the outcome rule were exercised
 
 
-def test_exact_ties_come_back_newest_first_and_the_same_every_time(store: ChromaMemoryStore) -> None:
+def test_exact_ties_come_back_newest_first_and_the_same_every_time(store: MemoryStore) -> None:
     # identical records (same words, same readings), fewer than the over-fetch: all are ranked, newest first
     store.add([record(day, "AAA", text="uptrend, RSI neutral") for day in DAYS[:8]])
     first = store.search(["uptrend, RSI neutral"], as_of=20200107, k=3)[0]
@@ -85,7 +88,7 @@ def test_exact_ties_come_back_newest_first_and_the_same_every_time(store: Chroma
     assert store.search(["uptrend, RSI neutral"], as_of=20200107, k=3)[0] == first
 
 
-def test_readings_tell_apart_situations_described_by_the_same_words(store: ChromaMemoryStore) -> None:
+def test_readings_tell_apart_situations_described_by_the_same_words(store: MemoryStore) -> None:
     calm, wild = (record(20200102, s, text="uptrend, RSI firm").situation.model_copy(update={"vol_20": v})
                   for s, v in (("AAA", 0.10), ("BBB", 0.60)))
     store.add([record(20200102, "AAA", text="uptrend, RSI firm").model_copy(update={"situation": calm}),
@@ -95,20 +98,20 @@ def test_readings_tell_apart_situations_described_by_the_same_words(store: Chrom
     assert near_calm.record.symbol == "AAA" and near_wild.record.symbol == "BBB"
 
 
-def test_a_symbol_filter_returns_only_that_symbol(store: ChromaMemoryStore) -> None:
+def test_a_symbol_filter_returns_only_that_symbol(store: MemoryStore) -> None:
     _filled(store)
     hits = store.search(["uptrend"], as_of=20200112, k=5, symbol="BBB")[0]
     assert hits and {h.record.symbol for h in hits} == {"BBB"} and all(h.record.decision_date < 20200112 for h in hits)
 
 
-def test_an_empty_memory_returns_nothing(store: ChromaMemoryStore) -> None:
+def test_an_empty_memory_returns_nothing(store: MemoryStore) -> None:
     assert store.search(["uptrend", "downtrend"], as_of=20200110, k=3) == [[], []]
     assert store.pending(20200110) == [] and memory_stats(store)["records"] == 0
     store.add([record(20200110, "AAA")])
     assert store.search(["uptrend"], as_of=20200110, k=3) == [[]]  # decided on D itself: not visible on D
 
 
-def test_pending_lists_records_without_outcome_and_a_rewritten_day_keeps_its_outcome(store: ChromaMemoryStore) -> None:
+def test_pending_lists_records_without_outcome_and_a_rewritten_day_keeps_its_outcome(store: MemoryStore) -> None:
     store.add([record(20200102, "AAA"), record(20200102, "BBB"), record(20200103, "AAA")])
     assert [r.id for r in store.pending(20200103)] == ["20200102:AAA", "20200102:BBB"]
     store.attach({"20200102:AAA": outcome(20200109)})
@@ -119,7 +122,7 @@ def test_pending_lists_records_without_outcome_and_a_rewritten_day_keeps_its_out
     assert rows["20200102:BBB"][0].action == "sell" and store.count() == 3
 
 
-def test_stats_give_the_hit_rate_per_action_against_the_benchmark(store: ChromaMemoryStore) -> None:
+def test_stats_give_the_hit_rate_per_action_against_the_benchmark(store: MemoryStore) -> None:
     store.add([record(20200102, "AAA", "buy"), record(20200102, "BBB", "buy"), record(20200102, "CCC", "sell"),
                record(20200102, "DDD", "hold", weight_before=0.1), record(20200103, "AAA", "buy")])
     store.attach({"20200102:AAA": outcome(20200109, 0.05, 0.01), "20200102:BBB": outcome(20200109, 0.0, 0.01),
@@ -197,7 +200,7 @@ def test_a_writer_killed_mid_write_leaves_a_memory_the_next_run_opens_and_extend
     assert store.search(["uptrend"], as_of=20300102, k=2)[0]
 
 
-def test_similarity_is_cosine(store: ChromaMemoryStore) -> None:
+def test_similarity_is_cosine(store: MemoryStore) -> None:
     rec = record(20200102, "AAA", text="uptrend, momentum rising")
     store.add([rec])
     (hit,) = store.search([rec.text], as_of=20200103, k=1, situations=[rec.situation])[0]
