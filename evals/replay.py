@@ -8,7 +8,9 @@ Contract:
 - The view of D is ``MarketView.build(data, D, indicators=…)``: bars and indicators cut at D. Indicators are
   computed once over the whole history and sliced (every indicator is causal; tests/tools/test_indicators.py
   proves the slice equals a recomputation on data cut at D, and tests/evals/test_point_in_time.py replaces every
-  bar after D with garbage and finds every decision up to D unchanged).
+  bar after D with garbage and finds every decision up to D unchanged). The validation gate too, once per
+  replay (``precompute_validation``; tests/tools/test_validation_timeline.py proves each day's verdict equals
+  the gate run on the data truncated at that day).
 - A policy is a graph configuration (``POLICY_NODES``): which signal nodes may speak, and (``quant``) which
   trained models the quant node may read. ``xgb`` and ``ppo`` are the quant node with that model alone; a model
   kind that is not built is refused (``PolicyUnavailable``), never replaced by another.
@@ -49,7 +51,7 @@ from portfolio.ledger import Ledger
 from portfolio.models import RiskLimits
 from tools.data import UniverseData
 from tools.news.store import LoadedNews
-from tools.view import MarketView
+from tools.view import MarketView, precompute_validation
 
 # Graph policies and the signal nodes each lets speak. ``agent`` is every signal node that has inputs.
 POLICY_NODES: dict[str, frozenset[str]] = {
@@ -155,8 +157,9 @@ def replay_policy(
                     broker=PaperBroker(ledger, commission_bps=money.commission_bps, slippage_bps=money.slippage_bps,
                                        collar=limits.max_price_deviation))
         log = _Log()
+        validation = precompute_validation(data)
         for day in sessions:
-            view = MarketView.build(data, day, indicators=indicators)
+            view = MarketView.build(data, day, indicators=indicators, validation=validation)
             results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes, profile), quant=quant,
                                 news=news, memory=store)
             log.add(day, results)

@@ -34,11 +34,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import date
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tools import calendars
+from tools.indicators import cut_at
 from tools.market_data.base import conflicting_days
 from tools.models import ValidationResult
 
@@ -68,9 +70,8 @@ def _sessions_behind(
     return calendars.sessions_between(calendar, last, as_of)
 
 
-def _conflicting(days: set[date], bars: pd.DataFrame, as_of: date, jump_window: int) -> list[str]:
-    """The ``conflicting_duplicate`` reason for conflicted days within the jump window, if any."""
-    since = bars.index[-(jump_window + 1) :][0].date()
+def _conflicting(days: set[date], since: date, as_of: date) -> list[str]:
+    """The ``conflicting_duplicate`` reason for conflicted days from ``since`` (the jump window's start) to as_of."""
     recent = sorted(d for d in days if since <= d <= as_of)
     if not recent:
         return []
@@ -115,7 +116,7 @@ def validate_bars(
         if len(repeats):
             reasons.append(f"duplicate: {len(repeats)} repeated timestamps (first {repeats[0].date()})")
         bars = bars[~bars.index.duplicated(keep="last")]
-    reasons.extend(_conflicting(conflicted, bars, as_of, jump_window))
+    reasons.extend(_conflicting(conflicted, bars.index[-(jump_window + 1) :][0].date(), as_of))
 
     last = bars.index[-1].date()
     behind = _sessions_behind(last, as_of, sessions_per_week, calendar, max_stale_sessions)
@@ -135,21 +136,38 @@ def _price_checks(bars: pd.DataFrame, recent_window: int) -> list[str]:
     prices = np.vstack([o, h, lo, c])
     with np.errstate(invalid="ignore"):
         bad = ~np.isfinite(prices).all(axis=0) | (prices <= 0).any(axis=0)
+    bad, torn = _bad_and_torn(o, h, lo, c)
     if bad.any():
-        reasons.append(
-            f"bad_price: NaN, infinite or non-positive OHLC on {int(bad.sum())} of the last {len(recent)} bars"
-            f" (first {recent[np.flatnonzero(bad)[0]].date()})"
-        )
+        reasons.append(_bad_price_reason(int(bad.sum()), len(recent), recent[np.flatnonzero(bad)[0]].date()))
+    if torn.any():
+        reasons.append(_torn_reason(int(torn.sum()), len(recent), recent[np.flatnonzero(torn)[0]].date()))
+    return reasons
+
+
+def _bad_and_torn(o: np.ndarray, h: np.ndarray, lo: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar: a NaN, infinite or non-positive price (bad); high/low not containing open and close (torn)."""
+    prices = np.vstack([o, h, lo, c])
+    with np.errstate(invalid="ignore"):
+        bad = ~np.isfinite(prices).all(axis=0) | (prices <= 0).any(axis=0)
     ok = ~bad
     tol = 1e-6  # relative: vendors round each price on its own
     # high >= max(open, close) and low <= min(open, close) together also mean high >= low
     torn = ok & ((h < np.maximum(o, c) * (1 - tol)) | (lo > np.minimum(o, c) * (1 + tol)))
-    if torn.any():
-        reasons.append(
-            f"inconsistent: high below open/close or low above them on {int(torn.sum())} of the last"
-            f" {len(recent)} bars (first {recent[np.flatnonzero(torn)[0]].date()})"
-        )
-    return reasons
+    return bad, torn
+
+
+def _bad_price_reason(count: int, window: int, first: date) -> str:
+    return f"bad_price: NaN, infinite or non-positive OHLC on {count} of the last {window} bars (first {first})"
+
+
+def _torn_reason(count: int, window: int, first: date) -> str:
+    return (f"inconsistent: high below open/close or low above them on {count} of the last {window} bars"
+            f" (first {first})")
+
+
+def _jump_reason(move: float, day: date, hits: int) -> str:
+    more = f" (+{hits - 1} more)" if hits > 1 else ""
+    return f"jump: close moved {move:+.0%} on {day} with no recorded split{more}"
 
 
 def _jumps(closes: np.ndarray, index: pd.DatetimeIndex, jump_window: int, max_jump: float,
@@ -166,5 +184,106 @@ def _jumps(closes: np.ndarray, index: pd.DatetimeIndex, jump_window: int, max_ju
     if not len(hits):
         return []
     last = hits[-1]
-    more = f" (+{len(hits) - 1} more)" if len(hits) > 1 else ""
-    return [f"jump: close moved {float(moves[last]):+.0%} on {days[last].date()} with no recorded split{more}"]
+    return [_jump_reason(float(moves[last]), days[last].date(), len(hits))]
+
+
+class ValidationTimeline:
+    """``validate_bars`` of one symbol on every day, from one pass over its whole history (a replay's gate).
+
+    ``as_of(D)`` equals ``validate_bars(symbol, bars cut at D, D, …)`` with the same settings, day by day
+    (tests/tools/test_validation_timeline.py recomputes it on data truncated at each D). The per-bar checks are
+    causal, so they are computed once over the whole series: for the window ending at bar ``e`` (the bars on
+    or before D), prefix sums count the bad, torn and jumping bars among the last ``recent_window`` or
+    ``jump_window`` of them, and only windows that fail are turned into reasons. What depends on D itself
+    (empty, stale, upstream conflicts up to D) is decided per call.
+
+    A series with repeated timestamps, an unsorted or time-zoned index, or ``splits`` is not precomputed: each
+    call runs ``validate_bars`` on the cut frame (exact by definition, at today's cost).
+    """
+
+    def __init__(
+        self,
+        symbol: str,
+        df: pd.DataFrame,
+        *,
+        max_stale_sessions: int = 5,
+        max_jump: float = 0.5,
+        sessions_per_week: int = 5,
+        recent_window: int = 20,
+        jump_window: int = 260,
+        calendar: str | None = None,
+        conflicts: Iterable[date] | None = None,
+    ) -> None:
+        self.symbol = symbol
+        self.max_stale_sessions = max_stale_sessions
+        self._df = df
+        self._kw: dict[str, Any] = {"max_stale_sessions": max_stale_sessions, "max_jump": max_jump,
+                                    "sessions_per_week": sessions_per_week, "recent_window": recent_window,
+                                    "jump_window": jump_window, "calendar": calendar}
+        self._conflicts = set(conflicts or ())
+        idx = df.index
+        self._fast = (isinstance(idx, pd.DatetimeIndex) and idx.tz is None and idx.is_monotonic_increasing
+                      and idx.is_unique)
+        self._index = idx
+        self._times = idx.to_numpy() if self._fast else None
+        self._bar_reasons = self._precompute(df, recent_window, jump_window, max_jump) if self._fast else {}
+
+    @staticmethod
+    def _precompute(df: pd.DataFrame, recent_window: int, jump_window: int, max_jump: float) -> dict[int, list[str]]:
+        """End position ``e`` (bars ``[0, e)`` are known) → its bad_price, inconsistent and jump reasons, when any."""
+        n = len(df)
+        if n == 0:
+            return {}
+        o, h, lo, c = (df[col].to_numpy(dtype="float64") for col in _PRICE_COLUMNS)
+        bad, torn = _bad_and_torn(o, h, lo, c)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            moves = np.concatenate([[np.nan], c[1:] / c[:-1] - 1.0])  # moves[j]: close j against close j - 1
+        big = np.abs(moves) > max_jump
+        ends = np.arange(1, n + 1)
+        # validate_bars looks at the last 2 × (jump_window + 1) bars, and at the last recent_window of those
+        recent_from = ends - np.minimum(recent_window, np.minimum(ends, 2 * (jump_window + 1)))
+        jumps_from = np.maximum(1, ends - jump_window)  # moves inside the last jump_window + 1 closes
+        counts = {}
+        for name, flags, start in (("bad", bad, recent_from), ("torn", torn, recent_from), ("jump", big, jumps_from)):
+            total = np.concatenate([[0], np.cumsum(flags)])
+            counts[name] = total[ends] - total[start]
+        failing = np.flatnonzero((counts["bad"] > 0) | (counts["torn"] > 0) | (counts["jump"] > 0))
+        if not len(failing):
+            return {}
+        bad_at, torn_at, big_at = np.flatnonzero(bad), np.flatnonzero(torn), np.flatnonzero(big)
+        out: dict[int, list[str]] = {}
+        for k in failing:
+            e, first = int(ends[k]), int(recent_from[k])
+            reasons: list[str] = []
+            if counts["bad"][k]:
+                at = bad_at[np.searchsorted(bad_at, first)]
+                reasons.append(_bad_price_reason(int(counts["bad"][k]), e - first, df.index[at].date()))
+            if counts["torn"][k]:
+                at = torn_at[np.searchsorted(torn_at, first)]
+                reasons.append(_torn_reason(int(counts["torn"][k]), e - first, df.index[at].date()))
+            if counts["jump"][k]:
+                at = big_at[np.searchsorted(big_at, e) - 1]  # the last jump before e
+                reasons.append(_jump_reason(float(moves[at]), df.index[at].date(), int(counts["jump"][k])))
+            out[e] = reasons
+        return out
+
+    def as_of(self, as_of: date) -> ValidationResult:
+        """The verdict of ``validate_bars`` on the bars on or before ``as_of``."""
+        if self._times is None or type(as_of) is not date:  # a datetime's time of day: the exact path
+            return validate_bars(self.symbol, cut_at(self._df, as_of), as_of, conflicts=self._conflicts or None,
+                                 **self._kw)
+        # validate_bars reads the bars at or before D's midnight (within the view's cut, all of day D)
+        end = int(np.searchsorted(self._times, np.datetime64(as_of, "D"), side="right"))
+        if end == 0:
+            return ValidationResult(symbol=self.symbol, tradeable=False, reasons=[f"empty: no bars on or before {as_of}"])
+        reasons: list[str] = []
+        if self._conflicts:
+            reasons.extend(_conflicting(self._conflicts, self._index[max(0, end - self._kw["jump_window"] - 1)].date(),
+                                        as_of))
+        last = self._index[end - 1].date()
+        stale = self._kw["max_stale_sessions"]
+        behind = _sessions_behind(last, as_of, self._kw["sessions_per_week"], self._kw["calendar"], stale)
+        if behind > stale:
+            reasons.append(f"stale: last bar {last} is {behind} sessions before {as_of}")
+        reasons.extend(self._bar_reasons.get(end, ()))
+        return ValidationResult(symbol=self.symbol, tradeable=not reasons, reasons=reasons)

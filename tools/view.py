@@ -8,6 +8,8 @@ Deliberate decisions:
 - Indicators may be passed in precomputed (``precompute_indicators`` on the whole replay span, once):
   every indicator is causal, so slicing a full-series computation at D equals computing on data cut at D
   (tested in tests/tools/test_indicators.py). A replay then pays one computation per symbol, not per day.
+  The validation gate likewise (``precompute_validation``: ``tools.validation.ValidationTimeline``, whose
+  verdict on D equals ``validate_bars`` on the bars truncated at D, tested in tests/tools/test_validation_timeline.py).
 - Settlement reads the view too: ``sessions(after)`` lists the days to settle, ``opens(session)`` their opening
   prices and ``fx_before(session)`` the FX rate a fill at that open gets (the last FX close before the day).
 - A symbol that failed to load is still present in ``validation`` (not tradeable, reason ``no_data``) so
@@ -34,12 +36,21 @@ from tools.errors import UnknownSymbolError
 from tools.fx import fx_rates_as_of
 from tools.indicators import compute_indicators, cut_at
 from tools.models import ValidationResult
-from tools.validation import validate_bars
+from tools.validation import ValidationTimeline, validate_bars
 
 
 def precompute_indicators(data: UniverseData) -> dict[str, pd.DataFrame]:
     """Indicators of every loaded symbol over its whole loaded span (cut at ``data.as_of`` already)."""
     return {symbol: compute_indicators(bars) for symbol, bars in data.bars.items()}
+
+
+def precompute_validation(data: UniverseData, *, max_stale_sessions: int = 5) -> dict[str, ValidationTimeline]:
+    """The validation gate of every loaded symbol on every day, from one pass over its history (for ``build``)."""
+    return {
+        inst.symbol: ValidationTimeline(inst.symbol, data.bars[inst.symbol], max_stale_sessions=max_stale_sessions,
+                                        calendar=calendar_for(inst), conflicts=data.conflicts.get(inst.symbol))
+        for inst in data.universe.instruments if inst.symbol in data.bars
+    }
 
 
 @dataclass(frozen=True)
@@ -60,8 +71,11 @@ class MarketView:
         as_of: date,
         *,
         indicators: Mapping[str, pd.DataFrame] | None = None,
+        validation: Mapping[str, ValidationTimeline] | None = None,
         max_stale_sessions: int = 5,
     ) -> MarketView:
+        """The view of ``as_of``. ``indicators`` and ``validation``: precomputed over the whole history
+        (``precompute_indicators``, ``precompute_validation`` with the same ``max_stale_sessions``), sliced at D."""
         bars: dict[str, pd.DataFrame] = {}
         inds: dict[str, pd.DataFrame] = {}
         checks: dict[str, ValidationResult] = {}
@@ -77,7 +91,11 @@ class MarketView:
             bars[symbol] = cut
             pre = indicators.get(symbol) if indicators is not None else None
             inds[symbol] = cut_at(pre, as_of) if pre is not None else compute_indicators(cut)
-            checks[symbol] = validate_bars(
+            timeline = validation.get(symbol) if validation is not None else None
+            if timeline is not None and timeline.max_stale_sessions != max_stale_sessions:
+                raise ValueError(f"{symbol}: validation precomputed with max_stale_sessions="
+                                 f"{timeline.max_stale_sessions}, view built with {max_stale_sessions}")
+            checks[symbol] = timeline.as_of(as_of) if timeline is not None else validate_bars(
                 symbol,
                 cut,
                 as_of,
