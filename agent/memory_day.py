@@ -78,24 +78,28 @@ def reflection(record: MemoryRecord, outcome: Outcome) -> str:
 def due_outcomes(records: list[MemoryRecord], view: MarketView, horizon: int = HORIZON) -> dict[str, Outcome]:
     """Outcomes of ``records`` that ``view`` (day D) already knows (module doc)."""
     out: dict[str, Outcome] = {}
+    if not records:
+        return out
     closes = _Closes(view)
     for record in records:
         if record.symbol not in closes.days:
             continue
         decided = int_date(record.decision_date)
         days = closes.days[record.symbol]
-        first_after = int(np.searchsorted(days, np.datetime64(decided), side="right"))
-        start = closes.on_or_before(record.symbol, decided)
-        if len(days) - first_after < horizon or start is None or start <= 0:
+        first_after = int(np.searchsorted(days, np.datetime64(decided), side="right"))  # = on_or_before's index
+        if len(days) - first_after < horizon or first_after == 0:
+            continue
+        start = float(closes.closes[record.symbol][first_after - 1])
+        if start <= 0:
             continue
         exit_day = pd.Timestamp(days[first_after + horizon - 1]).date()
         realised = float(closes.closes[record.symbol][first_after + horizon - 1]) / start - 1.0
         bench = closes.benchmark(decided, exit_day)
         if bench is None:
             continue
-        draft = Outcome(realised_return=round(realised, 6), benchmark_return=round(bench, 6), horizon=horizon,
-                        known_at=date_int(exit_day), reflection="-")
-        out[record.id] = draft.model_copy(update={"reflection": reflection(record, draft)})
+        draft = Outcome.model_construct(realised_return=round(realised, 6), benchmark_return=round(bench, 6),
+                                        horizon=horizon, known_at=date_int(exit_day), reflection="-")
+        out[record.id] = Outcome.model_validate({**draft.__dict__, "reflection": reflection(record, draft)})
     return out
 
 

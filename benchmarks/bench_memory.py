@@ -150,7 +150,8 @@ def bench_replay(sessions: int) -> None:
         seconds[memory] = time.perf_counter() - t0
         print(f"synthetic-20 agent replay, memory {'on' if memory else 'off'}: {len(days)} sessions in "
               f"{seconds[memory]:.1f} s ({seconds[memory] / len(days) * 1000:.0f} ms a session)"
-              + (f"; {run.notes[-1]}; {cache.misses} distinct texts embedded" if memory and run.notes else ""))
+              + (f"; {run.notes[-1]}; {cache.misses} distinct texts embedded in {cache.seconds:.1f} s (the model "
+                 "was loaded before)" if memory and run.notes else ""))
     added = (seconds[True] - seconds[False]) / len(days) * 1000
     print(f"the memory adds {added:.0f} ms a session ({seconds[True] - seconds[False]:.1f} s over {len(days)} "
           f"sessions; target: memory on < 60 s for 1,260)")

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
@@ -157,6 +158,7 @@ class CachedEmbedder:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.seconds = 0.0  # spent in ``inner`` (the cache's misses)
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         # One lock around the whole call: the model is one per process anyway, and a half-filled cache
@@ -164,7 +166,9 @@ class CachedEmbedder:
         with self._lock:
             missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
             if missing:
+                started = time.perf_counter()
                 self._cache.update(zip(missing, self.inner.embed(missing), strict=True))
+                self.seconds += time.perf_counter() - started
             out = [self._cache[t] for t in texts]
             for text in texts:
                 self._cache.move_to_end(text)
@@ -180,6 +184,7 @@ class CachedEmbedder:
         with self._lock:
             self._cache.clear()
             self.hits = self.misses = 0
+            self.seconds = 0.0
 
 
 _shared: dict[str, CachedEmbedder] = {}
