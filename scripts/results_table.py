@@ -9,6 +9,10 @@ buy-and-hold, on:
 - out of sample, 2009-01-01 … 2018-12-31 — never looked at while choosing;
 - the 2000–2002 bear market (inside the in-sample span), replayed from a flat book.
 
+``--models``: the same spans for the quant policies (``xgb``, ``ppo``: each model alone in the graph, trained
+walk-forward inside the span) and for the default agent without and with the vector memory of its own
+decisions (``agent@balanced+memory``), against buy-and-hold.
+
 Prints a markdown table (and writes it to ``--out``/results.md). Costs are commission + slippage (the
 notional traded × the slippage rate) as a share of the profit before costs; "—" when that profit is not
 positive.
@@ -24,7 +28,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from agent.profiles import PROFILES
+from agent.profiles import DEFAULT, PROFILES
 from agent.settings import Settings
 from evals.run import EvalConfig, run_eval
 
@@ -34,6 +38,8 @@ SPANS = (
     ("bear 2000-03 … 2002-10 (in sample)", date(2000, 3, 24), date(2002, 10, 9)),
 )
 POLICIES = ("agent@v3", *(f"agent@{p}" for p in PROFILES), "buyhold")
+MODEL_POLICIES = ("xgb", "ppo", "buyhold")  # --models: each quant model alone in the graph, trained walk-forward
+MEMORY_POLICIES = (f"agent@{DEFAULT}", "buyhold")  # --models: the default agent without and with its memory (+memory)
 
 
 def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
@@ -48,10 +54,12 @@ def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
     return f"{(commission + slippage) / gross:.0%}" if gross > 0 else "—"
 
 
-def rows_for(label: str, report: dict[str, Any], slippage_bps: float) -> list[str]:
+def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tuple[str, ...] = ()) -> list[str]:
     out = []
     bh = report["policies"].get("buyhold", {}).get("metrics", {})
     for name, block in report["policies"].items():
+        if name in skip:
+            continue
         m = block["metrics"]
         vs = "" if name == "buyhold" or not bh else f" ({m['sharpe'] - bh['sharpe']:+.2f})"
         out.append(f"| {label} | {name} | {m['total_return']:+.1%} | {m['sharpe']:.2f}{vs} | {m['max_drawdown']:.1%} | "
@@ -64,17 +72,22 @@ def main() -> None:
     parser.add_argument("--universe", default="demo")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="results-")))
+    parser.add_argument("--models", action="store_true",
+                        help="the quant policies instead (xgb, ppo: trained walk-forward inside each span) and the "
+                             "default agent with the vector memory of its own decisions (+memory), against buy-and-hold")
     args = parser.parse_args()
     settings = Settings(home=args.out / "home")
     lines = ["| span | policy | total return | Sharpe (vs B&H) | max drawdown | exposure | fills | costs / profit before costs |",
              "|---|---|---|---|---|---|---|---|"]
+    runs = [(MODEL_POLICIES, False), (MEMORY_POLICIES, True)] if args.models else [(POLICIES, False)]
     for label, start, end in SPANS:
-        cfg = EvalConfig(universe=args.universe, start=start, end=end, out=args.out / f"{start}-{end}",
-                         policies=POLICIES, jobs=args.jobs)
-        report = run_eval(settings, cfg).report
-        lines += rows_for(f"{label} {start.year}–{end.year}" if "bear" not in label else label, report,
-                          settings.slippage_bps)
-        print(f"{label}: {cfg.out}/report.html", flush=True)
+        for policies, memory in runs:
+            cfg = EvalConfig(universe=args.universe, start=start, end=end, policies=policies, jobs=args.jobs,
+                             memory=memory, out=args.out / f"{start}-{end}{'-memory' if memory else ''}")
+            report = run_eval(settings, cfg).report
+            lines += rows_for(f"{label} {start.year}–{end.year}" if "bear" not in label else label, report,
+                              settings.slippage_bps, skip=("buyhold",) if memory else ())
+            print(f"{label}: {cfg.out}/report.html", flush=True)
     table = "\n".join(lines)
     (args.out / "results.md").write_text(table + "\n", encoding="utf-8")
     print(table)
