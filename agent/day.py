@@ -92,8 +92,11 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
         )
     closes = {s: b["close"] for s, b in view.bars.items() if len(b) > 1}
     corr = correlation_matrix(closes, view.as_of) if len(closes) > 1 else pd.DataFrame()
+    # numpy rows, not ``to_dict``: the same floats (NaN is the only value unequal to itself), a replay does this daily
+    columns = [str(b) for b in corr.columns]
     correlations = {
-        a: {b: float(v) for b, v in row.items() if a != b and pd.notna(v)} for a, row in corr.to_dict("index").items()
+        str(a): {b: float(v) for b, v in zip(columns, row, strict=True) if a != b and v == v}
+        for a, row in zip(corr.index, corr.to_numpy(dtype="float64"), strict=True)
     }
     return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
 

@@ -12,9 +12,11 @@ broker, and the guard is the only way to the broker (``ApprovedOrder`` is built 
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from typing import Any, Literal, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -118,9 +120,38 @@ def _compiled() -> Any:
     return graph.compile()
 
 
+# LangGraph runs the nodes of one superstep (analyst, sentiment, quant) in a thread pool it makes per invocation.
+# A real LLM needs that (three network calls at once); the offline rules make no call, and there the pool's
+# thread starts and hand-offs cost more than the three nodes (~3 ms a replayed day, far more on a busy machine).
+# So with a client that does no I/O the superstep's tasks run inline, one after the other, through the runner's
+# own submit hook (the config key LangGraph uses to hand a subgraph its parent's runner). The state is the same:
+# LangGraph applies a superstep's writes in task order, never in completion order.
+RUNNER_SUBMIT = "__pregel_runner_submit"  # langgraph._internal._constants.CONFIG_KEY_RUNNER_SUBMIT (a test checks)
+INLINE_PROVIDERS = frozenset({"offline-rules"})  # clients that make no network call
+
+
+def _inline_submit(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+    """``BackgroundExecutor.submit`` without the thread: run now, in a copy of the context, as a done future."""
+    for flag in ("__name__", "__cancel_on_exit__", "__reraise_on_exit__", "__next_tick__"):
+        kwargs.pop(flag, None)
+    future: Future[Any] = Future()
+    try:
+        future.set_result(contextvars.copy_context().run(fn, *args, **kwargs))
+    except BaseException as exc:  # as a pool's worker does: the runner re-raises it from the future
+        future.set_exception(exc)
+    return future
+
+
+def _inline_runner() -> Callable[..., Future[Any]]:
+    return _inline_submit  # the runner calls the hook for its submit function (a WeakMethod's interface)
+
+
 def run_day_graph(deps: DayDeps) -> dict[str, Any]:
     """Invoke the (once-compiled) graph for one day with ``deps``; returns the final state."""
-    return dict(_compiled().invoke({"nodes": {}, "timings": {}}, config={"configurable": {"deps": deps}}))
+    configurable: dict[str, Any] = {"deps": deps}
+    if getattr(deps.client, "provider", None) in INLINE_PROVIDERS:
+        configurable[RUNNER_SUBMIT] = _inline_runner
+    return dict(_compiled().invoke({"nodes": {}, "timings": {}}, config={"configurable": configurable}))
 
 
 def topology() -> str:

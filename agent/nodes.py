@@ -25,6 +25,7 @@ Deliberate decisions:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
@@ -93,10 +94,11 @@ def context_node(state: DayState, deps: DayDeps) -> DayState:
     for symbol in deps.universe.symbols:
         ind = deps.view.indicators.get(symbol)
         row = indicators_as_of(ind, deps.run_date) if ind is not None else {}
-        closes = deps.view.bars[symbol]["close"] if symbol in deps.view.bars else None
+        bars = deps.view.bars.get(symbol)
         ret_20d = None
-        if closes is not None and len(closes) > 20:
-            ret_20d = closes.iloc[-1] / closes.iloc[-21] - 1.0
+        if bars is not None and len(bars) > 20:
+            closes = bars["close"].to_numpy()  # numpy scalars, as ``iloc`` gives, without its cost
+            ret_20d = closes[-1] / closes[-21] - 1.0
         feats = {name: _round(row.get(name)) for name in FEATURES}
         feats["ret_20d"] = _round(ret_20d)
         validation = deps.view.validation.get(symbol)
@@ -114,7 +116,19 @@ def context_node(state: DayState, deps: DayDeps) -> DayState:
 
 
 def _bind(name: str, fn: Callable[..., BaseModel], input_model: type[BaseModel], bound: Any) -> BoundTool:
-    return BoundTool(spec=tool_spec(name, fn, input_model), input_model=input_model, fn=partial(_call, fn, bound))
+    return BoundTool(spec=_tool_spec(name, fn, input_model), input_model=input_model, fn=partial(_call, fn, bound))
+
+
+# A spec and a schema depend on the code only; pydantic takes ~1 ms to build each, and a replay binds every
+# tool and asks every node once per session. Built once per process, shared read-only.
+_tool_spec = functools.cache(tool_spec)
+
+
+@functools.cache
+def _schema(output_model: type[BaseModel]) -> tuple[dict[str, Any], str]:
+    """``output_model``'s JSON schema and its sorted JSON text (what the prompt shows)."""
+    schema = output_model.model_json_schema()
+    return schema, json.dumps(schema, sort_keys=True)
 
 
 class ToolError(BaseModel):
@@ -156,7 +170,7 @@ def _ask_node(
     """Render the node's prompt, run the tool loop, and return (output or None, NodeOutcome dump)."""
     started = time.perf_counter()
     system, template = load_prompt("system"), load_prompt(node)
-    schema = output_model.model_json_schema()
+    schema, schema_json = _schema(output_model)
     context_json = json.dumps(context, sort_keys=True, separators=(",", ":"))
     messages = [
         {"role": "system", "content": system.text},
@@ -166,7 +180,7 @@ def _ask_node(
                 template,
                 as_of=deps.run_date.isoformat(),
                 context_json=context_json,
-                schema_json=json.dumps(schema, sort_keys=True),
+                schema_json=schema_json,
             ),
         },
     ]

@@ -110,22 +110,33 @@ def _compute(df: pd.DataFrame, idx: pd.Index) -> pd.DataFrame:
     return frame.astype("float64")
 
 
+def rows_through(index: pd.Index, as_of: date) -> int:
+    """How many rows of the sorted ``index`` are on or before day ``as_of`` (before the next midnight).
+
+    Equals ``index.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1))``; for a ``date`` and a
+    time-zone-naive index it searches the index's datetime64 array directly (numpy converts the day to the
+    index's unit exactly, and orders NaT as pandas does), ~5× cheaper: a replay cuts every frame every day.
+    """
+    if type(as_of) is date and isinstance(index, pd.DatetimeIndex) and index.tz is None:
+        return int(np.searchsorted(index.values, np.datetime64(as_of, "D") + 1, side="left"))
+    return int(index.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1), side="left"))
+
+
 def cut_at(frame: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
     """Rows on or before ``as_of`` (binary search on the sorted index; a view, no copy)."""
     if as_of is None:
         return frame
-    end = frame.index.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1), side="left")
-    return frame.iloc[:end]
+    return frame.iloc[: rows_through(frame.index, as_of)]
 
 
 def indicators_as_of(ind: pd.DataFrame, as_of: date | None) -> dict[str, float | None]:
     """The last row on or before ``as_of`` as a dict; NaN → None; all None when no row qualifies."""
-    end = len(ind) if as_of is None else int(ind.index.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1)))
+    end = len(ind) if as_of is None else rows_through(ind.index, as_of)
     if end == 0:
         return dict.fromkeys(ind.columns, None)
     # numpy, not ``iloc[-1]``: the context node and the market snapshot read every symbol's row every day
-    last = ind.to_numpy(dtype="float64", copy=False)[end - 1]
-    return {str(k): (float(val) if math.isfinite(val) else None) for k, val in zip(ind.columns, last, strict=True)}
+    last = ind.to_numpy(dtype="float64", copy=False)[end - 1].tolist()  # Python floats, as float() makes them
+    return {str(k): (val if math.isfinite(val) else None) for k, val in zip(ind.columns.tolist(), last, strict=True)}
 
 
 def correlation_matrix(closes: Mapping[str, pd.Series], as_of: date | None, window: int = 60) -> pd.DataFrame:
@@ -157,7 +168,7 @@ def _same_days_correlation(closes: Mapping[str, pd.Series], as_of: date | None, 
     days: np.ndarray | None = None
     for symbol, series in closes.items():
         idx = series.index
-        end = len(idx) if as_of is None else int(idx.searchsorted(pd.Timestamp(as_of) + pd.Timedelta(days=1)))
+        end = len(idx) if as_of is None else rows_through(idx, as_of)
         if end < window + 1:
             return None
         these = idx.asi8[end - window - 1 : end]

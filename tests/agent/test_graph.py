@@ -232,3 +232,42 @@ def test_buys_held_back_by_a_sell_that_never_fills_are_cancelled_with_it(setting
     assert reasons["NASDAQ"] == "cancelled: a sell decided on 2013-03-01 that this buy was sized on expired"
     statuses = {o.order_id: o.status for o in ledger_orders(settings)}
     assert statuses[nasdaq[0]] == "cancelled" and not [s for s in statuses.values() if s == "pending"]
+
+
+def test_the_offline_rules_run_the_signal_nodes_inline_to_the_same_day(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    from langgraph._internal._constants import CONFIG_KEY_RUNNER_SUBMIT
+
+    import agent.graph as graph
+    from agent.llm.offline import OfflineRulesClient
+
+    assert graph.RUNNER_SUBMIT == CONFIG_KEY_RUNNER_SUBMIT  # LangGraph still reads the hook under that name
+    threads: dict[str, set[int]] = {}
+    for name in nodes.SIGNAL_NODES:
+        real = getattr(nodes, f"{name}_node")
+
+        def on_thread(state: object, deps: object, _real: object = real, _name: str = name) -> object:
+            threads.setdefault(_name, set()).add(threading.get_ident())
+            return _real(state, deps)  # type: ignore[operator]
+
+        monkeypatch.setattr(nodes, f"{name}_node", on_thread)
+
+    def day() -> dict:
+        r = run_daily(settings, universe="demo", run_date=DAY, client=OfflineRulesClient(), dry_run=True).results
+        def timeless(x: object) -> object:
+            if isinstance(x, dict):
+                return {k: timeless(v) for k, v in x.items() if k not in ("timings", "seconds")}
+            return [timeless(v) for v in x] if isinstance(x, list) else x
+
+        return timeless(r)  # type: ignore[return-value]
+
+    inline = day()
+    assert {t for ts in threads.values() for t in ts} == {threading.get_ident()}
+    assert inline["nodes"]["analyst"]["status"] == inline["nodes"]["risk"]["status"] == "ok"
+    threads.clear()
+    monkeypatch.setattr(graph, "INLINE_PROVIDERS", frozenset())
+    assert day() == inline
+    assert threading.get_ident() not in {t for ts in threads.values() for t in ts}  # the pool, as before

@@ -11,7 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tools.indicators import INDICATOR_COLUMNS, compute_indicators, correlation_matrix, indicators_as_of
+from tools.indicators import (
+    INDICATOR_COLUMNS,
+    compute_indicators,
+    correlation_matrix,
+    indicators_as_of,
+    rows_through,
+)
 from tools.market_data import sample_frame, synthetic_frame
 
 SP = sample_frame("SP500")
@@ -79,6 +85,22 @@ def test_indicators_as_of_reads_the_last_row_on_or_before() -> None:
     assert weekend["close"] == pytest.approx(940.549988)
     assert indicators_as_of(SP_IND, date(1999, 1, 4))["sma_20"] is None  # NaN → None
     assert set(indicators_as_of(SP_IND, date(1990, 1, 1)).values()) == {None}
+
+
+@settings(max_examples=50, deadline=None)
+@given(unit=st.sampled_from(["s", "ms", "us", "ns"]), seed=st.integers(0, 10_000), stamped=st.booleans(),
+       nat=st.booleans())
+def test_rows_through_is_the_pandas_binary_search(unit: str, seed: int, stamped: bool, nat: bool) -> None:
+    """The cut every view makes: numpy on the index's array must count exactly the rows pandas does."""
+    rng = np.random.default_rng(seed)
+    days = np.sort(rng.integers(0, 400, size=rng.integers(0, 40)))
+    seconds = rng.integers(0, 86_400, size=len(days)) if stamped else np.zeros(len(days), dtype=int)
+    stamps = pd.Timestamp("2008-01-01") + pd.to_timedelta(days, "D") + pd.to_timedelta(seconds, "s")
+    idx = pd.DatetimeIndex(list(stamps) + ([pd.NaT] if nat else [])).as_unit(unit)
+    for k in range(-2, 405, 3):
+        day = date.fromordinal(date(2008, 1, 1).toordinal() + k)
+        assert rows_through(idx, day) == idx.searchsorted(pd.Timestamp(day) + pd.Timedelta(days=1)), day
+    assert rows_through(SP.index, date(2008, 10, 18)) == len(SP.loc[:"2008-10-18"])
 
 
 def test_correlation_matrix_uses_only_returns_up_to_as_of() -> None:
