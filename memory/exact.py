@@ -48,7 +48,9 @@ from memory.errors import MemoryStoreError
 from memory.models import NUMERIC_WEIGHT, MemoryHit, MemoryRecord, Outcome, Situation, readings
 
 _ROWS = 1024  # initial capacity (records, texts); the arrays double when full
-_MARGIN = 1e-6  # > twice the rounding half-width: every record that can tie the k-th after rounding is ranked
+# The scan is in float32 (error < 1e-6 on a similarity); the records it keeps are scored again in float64.
+# The margin covers both errors and the rounding to 6 decimals: every record that can tie the k-th is ranked.
+_MARGIN = 5e-6
 
 
 _blas: Any = None
@@ -96,6 +98,8 @@ class ExactMemoryStore:
         self._text_of = np.zeros(_ROWS, dtype=np.int64)
         self._numbers = np.zeros((_ROWS, 5))
         self._norms = np.ones(_ROWS)
+        self._numbers32 = np.zeros((_ROWS, 5), dtype=np.float32)  # the scan's copies, divided by the norm
+        self._inverse32 = np.ones(_ROWS, dtype=np.float32)
         self._dates = np.zeros(_ROWS, dtype=np.int64)
         self._pending: dict[str, MemoryRecord] = {}
 
@@ -138,6 +142,8 @@ class ExactMemoryStore:
                 self._numbers[row] = numbers
                 self._norms[row] = math.sqrt(float(self._embeddings[t] @ self._embeddings[t])
                                              + sum(x * x for x in numbers)) or 1.0
+                self._numbers32[row] = self._numbers[row] / self._norms[row]
+                self._inverse32[row] = 1.0 / self._norms[row]
                 self._dates[row] = r.decision_date
                 self._pending[r.id] = r
         return len(todo)
@@ -161,6 +167,8 @@ class ExactMemoryStore:
         self._text_of = _grown(self._text_of, rows)
         self._numbers = _grown(self._numbers, rows)
         self._norms = _grown(self._norms, rows)
+        self._numbers32 = _grown(self._numbers32, rows)
+        self._inverse32 = _grown(self._inverse32, rows)
         self._dates = _grown(self._dates, rows)
 
     def attach(self, outcomes: Mapping[str, Outcome]) -> int:
@@ -209,24 +217,30 @@ class ExactMemoryStore:
                 return [[] for _ in texts]
             norms = np.sqrt(np.einsum("ij,ij->i", query, query) + np.einsum("ij,ij->i", numbers, numbers))
             norms[norms == 0.0] = 1.0
-            by_text = query @ self._embeddings[:u].T  # queries x distinct texts
-            sims = by_text[:, self._text_of[:n]]  # queries x records, one contiguous row per query
-            sims += numbers @ self._numbers[:n].T
-            sims /= self._norms[:n]
-            sims /= norms[:, None]
+            by_text = query @ self._embeddings[:u].T  # queries x distinct texts (float64)
+            # the scan, up to each query's own norm (which does not change its order): queries x records
+            sims = by_text.astype(np.float32)[:, self._text_of[:n]]
+            sims *= self._inverse32[:n]
+            sims += numbers.astype(np.float32) @ self._numbers32[:n].T
             seen = int(np.count_nonzero(visible))
             if seen < n:
                 sims[:, ~visible] = -np.inf
-            # the k-th best similarity of each query (with k or fewer visible, every visible record is ranked)
+            # the k-th best of each query (with k or fewer visible, every visible record is ranked)
             kth = np.partition(sims, n - k, axis=1)[:, n - k] if seen > k else np.full(len(texts), -np.inf)
-            return [self._best(row, floor, as_of, k) for row, floor in zip(sims, kth, strict=True)]
+            return [self._best(sims[j], float(kth[j]), by_text[j], numbers[j], norms[j], as_of, k)
+                    for j in range(len(texts))]
 
-    def _best(self, sims: np.ndarray, kth: float, as_of: int, k: int) -> list[MemoryHit]:
-        """The ``k`` best records by (similarity rounded to 6 decimals, most recent, symbol): every record that
-        can tie the k-th after rounding is ranked, so the answer does not depend on the storage order."""
-        candidates = np.flatnonzero(sims >= kth - _MARGIN) if kth > -np.inf else np.flatnonzero(sims > -np.inf)
+    def _best(self, scan: np.ndarray, kth: float, by_text: np.ndarray, numbers: np.ndarray, norm: float,
+              as_of: int, k: int) -> list[MemoryHit]:
+        """The ``k`` best records by (similarity rounded to 6 decimals, most recent, symbol), scored in float64
+        among those the scan (similarity x ``norm``, float32) puts within ``_MARGIN`` of its k-th (``kth``):
+        the answer depends neither on the storage order nor on float32 rounding."""
+        floor = kth - _MARGIN * norm if kth > -np.inf else -np.inf
+        candidates = np.flatnonzero(scan >= floor) if kth > -np.inf else np.flatnonzero(scan > -np.inf)
+        exact = (by_text[self._text_of[candidates]] + self._numbers[candidates] @ numbers)
+        exact /= self._norms[candidates] * norm
         records = self._records
-        ranked = sorted(((round(float(sims[c]), 6), int(c)) for c in candidates),
+        ranked = sorted(((round(float(x), 6), int(c)) for x, c in zip(exact, candidates, strict=True)),
                         key=lambda sc: (-sc[0], -records[sc[1]].decision_date, records[sc[1]].symbol))
         hits = []
         for sim, row in ranked[:k]:
