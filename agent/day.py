@@ -44,7 +44,7 @@ from portfolio.ledger import Ledger
 from portfolio.models import MarketSnapshot, Quote, RiskLimits
 from portfolio.risk import update_breakers
 from tools.fx import fx_rates_as_of
-from tools.indicators import correlation_matrix, indicators_as_of
+from tools.indicators import correlation_matrix
 from tools.models import Universe
 from tools.news.store import LoadedNews
 from tools.view import MarketView
@@ -71,17 +71,21 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
     """
     instruments = {i.symbol: i for i in universe.instruments}
     quotes: dict[str, Quote] = {}
+    closes: dict[str, pd.Series] = {}
     for symbol, bars in view.bars.items():
         if bars.empty:
             continue
+        close = view.closes(symbol)  # bars["close"], read once per view: price, correlations, the context node
+        if len(bars) > 1:
+            closes[symbol] = close
         validation = view.validation.get(symbol)
-        ind = view.indicators.get(symbol)
-        vol = indicators_as_of(ind, view.as_of).get("vol_20") if ind is not None else None
+        row = view.latest_indicators(symbol)
+        vol = row.get("vol_20") if row is not None else None
         inst = instruments.get(symbol)
         currency = inst.currency if inst is not None else universe.base_currency
         quotes[symbol] = Quote(
             symbol=symbol,
-            price=float(bars["close"].iloc[-1]),
+            price=float(close.to_numpy()[-1]),
             price_date=bars.index[-1].date(),
             currency=currency,
             fx_rate=float(view.fx.get(currency, float("nan"))),
@@ -90,7 +94,6 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
             shortable=inst is not None and inst.shortable,
             volatility=None if vol is None or pd.isna(vol) else float(vol),
         )
-    closes = {s: b["close"] for s, b in view.bars.items() if len(b) > 1}
     corr = correlation_matrix(closes, view.as_of) if len(closes) > 1 else pd.DataFrame()
     # numpy rows, not ``to_dict``: the same floats (NaN is the only value unequal to itself), a replay does this daily
     columns = [str(b) for b in corr.columns]

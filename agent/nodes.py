@@ -91,13 +91,17 @@ def abstention(node: str, deps: DayDeps, reason: str) -> dict[str, Any]:
 
 def context_node(state: DayState, deps: DayDeps) -> DayState:
     features: dict[str, dict[str, Any]] = {}
+    same_day = deps.run_date == deps.view.as_of  # always, in trade_day: then the view's own last rows
     for symbol in deps.universe.symbols:
-        ind = deps.view.indicators.get(symbol)
-        row = indicators_as_of(ind, deps.run_date) if ind is not None else {}
+        if same_day:
+            row = deps.view.latest_indicators(symbol) or {}
+        else:
+            ind = deps.view.indicators.get(symbol)
+            row = indicators_as_of(ind, deps.run_date) if ind is not None else {}
         bars = deps.view.bars.get(symbol)
         ret_20d = None
         if bars is not None and len(bars) > 20:
-            closes = bars["close"].to_numpy()  # numpy scalars, as ``iloc`` gives, without its cost
+            closes = deps.view.closes(symbol).to_numpy()  # numpy scalars, as ``iloc`` gives, without its cost
             ret_20d = closes[-1] / closes[-21] - 1.0
         feats = {name: _round(row.get(name)) for name in FEATURES}
         feats["ret_20d"] = _round(ret_20d)

@@ -28,6 +28,7 @@ Deliberate decisions:
 from __future__ import annotations
 
 import dataclasses
+import gc
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -158,13 +159,20 @@ def replay_policy(
                                        collar=limits.max_price_deviation))
         log = _Log()
         validation = precompute_validation(data)
-        for day in sessions:
-            view = MarketView.build(data, day, indicators=indicators, validation=validation)
-            results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes, profile), quant=quant,
-                                news=news, memory=store)
-            log.add(day, results)
-            if on_day is not None:
-                on_day()
+        # What exists now (data, indicators, modules, models) lives through the replay: frozen, the collector
+        # stops rescanning it at every collection of the days' short-lived objects (~1 ms a session on 20
+        # symbols). Unfrozen after, so nothing is kept longer than it would have been.
+        gc.freeze()
+        try:
+            for day in sessions:
+                view = MarketView.build(data, day, indicators=indicators, validation=validation)
+                results = trade_day(view, uni, book, client_for_day(day), configure=_policy(nodes, profile),
+                                    quant=quant, news=news, memory=store)
+                log.add(day, results)
+                if on_day is not None:
+                    on_day()
+        finally:
+            gc.unfreeze()
         fills = ledger.fills()
         last_marks = {s: m for s, (_, _, m) in ledger.position_costs().items() if m is not None}
         if store is not None:

@@ -15,11 +15,15 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
+import stat
 import string
 from dataclasses import dataclass
 from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
 
 _NAME = re.compile(r"^[a-z0-9_]{1,64}$")
 _FRONT_MATTER = re.compile(r"^<!--\s*version:\s*([^\s>]+)\s*-->[ \t]*\r?\n?")
@@ -33,11 +37,38 @@ class Prompt:
     sha256: str
 
 
+@functools.cache
+def _package() -> Traversable:
+    return resources.files("prompts")
+
+
+# name -> (the file's stat signature, its Prompt): every node of every day loads two prompts, and a replay runs
+# thousands of days; a file changed on disk (new mtime, size or inode) is read again, so edits still apply at once.
+_LOADED: dict[str, tuple[tuple[int, int, int], Prompt]] = {}
+
+
 def load_prompt(name: str) -> Prompt:
     """The template ``prompts/<name>.md`` with its version and hash; ``FileNotFoundError`` if absent."""
     if not _NAME.match(name):
         raise ValueError(f"bad prompt name {name!r}")
-    resource = resources.files("prompts").joinpath(f"{name}.md")
+    resource = _package().joinpath(f"{name}.md")
+    if isinstance(resource, Path):
+        try:
+            st = resource.stat()
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISREG(st.st_mode):
+            signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+            cached = _LOADED.get(name)
+            if cached is not None and cached[0] == signature:
+                return cached[1]
+            prompt = _read(name, resource)
+            _LOADED[name] = (signature, prompt)
+            return prompt
+    return _read(name, resource)
+
+
+def _read(name: str, resource: Traversable) -> Prompt:
     if not resource.is_file():
         raise FileNotFoundError(f"no prompt template named {name!r}")
     raw = resource.read_bytes()

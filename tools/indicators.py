@@ -131,7 +131,11 @@ def cut_at(frame: pd.DataFrame, as_of: date | None) -> pd.DataFrame:
 
 def indicators_as_of(ind: pd.DataFrame, as_of: date | None) -> dict[str, float | None]:
     """The last row on or before ``as_of`` as a dict; NaN → None; all None when no row qualifies."""
-    end = len(ind) if as_of is None else rows_through(ind.index, as_of)
+    return row_before(ind, len(ind) if as_of is None else rows_through(ind.index, as_of))
+
+
+def row_before(ind: pd.DataFrame, end: int) -> dict[str, float | None]:
+    """Row ``end - 1`` of ``ind`` as a dict (``indicators_as_of`` once the rows are counted); all None when end is 0."""
     if end == 0:
         return dict.fromkeys(ind.columns, None)
     # numpy, not ``iloc[-1]``: the context node and the market snapshot read every symbol's row every day

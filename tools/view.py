@@ -1,7 +1,7 @@
 """``MarketView``: everything the agent may know about the market on day ``as_of``, and nothing after.
 
-Built once per trading day from ``UniverseData``: bars and indicators are cut at ``as_of`` when the view is
-built (so no accessor can leak a later bar, however it is called), validation verdicts are computed, and
+Built once per trading day from ``UniverseData``: bars are cut at ``as_of`` when the view is built, and
+indicators when first read (so no accessor can leak a later bar, however it is called), validation verdicts are computed, and
 FX rates are re-read at ``as_of``. The mappings are read-only; accessors return copies.
 
 Deliberate decisions:
@@ -22,7 +22,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from types import MappingProxyType
@@ -34,7 +34,7 @@ from tools.calendars import calendar_for
 from tools.data import UniverseData
 from tools.errors import UnknownSymbolError
 from tools.fx import fx_rates_as_of
-from tools.indicators import compute_indicators, cut_at
+from tools.indicators import compute_indicators, cut_at, indicators_as_of, row_before, rows_through
 from tools.models import ValidationResult
 from tools.validation import ValidationTimeline, validate_bars
 
@@ -63,6 +63,7 @@ class MarketView:
     fx: Mapping[str, float]
     currencies: Mapping[str, str]
     fx_series: Mapping[str, pd.Series] = field(default_factory=dict)  # currency → daily closes, cut at as_of
+    _closes: dict[str, pd.Series] = field(default_factory=dict, init=False, repr=False, compare=False)  # ``closes``
 
     @classmethod
     def build(
@@ -78,6 +79,7 @@ class MarketView:
         (``precompute_indicators``, ``precompute_validation`` with the same ``max_stale_sessions``), sliced at D."""
         bars: dict[str, pd.DataFrame] = {}
         inds: dict[str, pd.DataFrame] = {}
+        ends: dict[str, int] = {}
         checks: dict[str, ValidationResult] = {}
         for inst in data.universe.instruments:
             symbol = inst.symbol
@@ -90,7 +92,8 @@ class MarketView:
             cut = cut_at(data.bars[symbol], as_of)
             bars[symbol] = cut
             pre = indicators.get(symbol) if indicators is not None else None
-            inds[symbol] = cut_at(pre, as_of) if pre is not None else compute_indicators(cut)
+            inds[symbol] = compute_indicators(cut) if pre is None else pre
+            ends[symbol] = len(cut) if pre is None else rows_through(pre.index, as_of)
             timeline = validation.get(symbol) if validation is not None else None
             if timeline is not None and timeline.max_stale_sessions != max_stale_sessions:
                 raise ValueError(f"{symbol}: validation precomputed with max_stale_sessions="
@@ -108,7 +111,7 @@ class MarketView:
             as_of=as_of,
             base_currency=base,
             bars=MappingProxyType(bars),
-            indicators=MappingProxyType(inds),
+            indicators=_CutFrames(inds, ends),
             validation=MappingProxyType(checks),
             fx=MappingProxyType(fx_rates_as_of(data.fx_series, base, as_of)),
             currencies=MappingProxyType({i.symbol: i.currency for i in data.universe.instruments}),
@@ -136,6 +139,24 @@ class MarketView:
         """FX rates for trading at ``session``'s open: the last close BEFORE that day (closes are all we have)."""
         return fx_rates_as_of(self.fx_series, self.base_currency, session - timedelta(days=1))
 
+    def closes(self, symbol: str) -> pd.Series:
+        """``self.bars[symbol]["close"]``, read once per view (pandas builds a new Series at every column read and
+        the snapshot and the context node both read every symbol's). Shared: read it, do not modify it."""
+        series = self._closes.get(symbol)
+        if series is None:
+            series = self._closes[symbol] = self.bars[symbol]["close"]
+        return series
+
+    def latest_indicators(self, symbol: str) -> dict[str, float | None] | None:
+        """``indicators_as_of(self.indicators[symbol], self.as_of)``, or None for a symbol without indicators.
+
+        A built view reads the row from the uncut frame at the cut's last row (the same row), once per symbol.
+        """
+        if isinstance(self.indicators, _CutFrames):
+            return self.indicators.last_row(symbol)
+        ind = self.indicators.get(symbol)
+        return indicators_as_of(ind, self.as_of) if ind is not None else None
+
     @property
     def symbols(self) -> list[str]:
         return list(self.validation)
@@ -148,3 +169,40 @@ class MarketView:
                 raise UnknownSymbolError(f"no data for {symbol} on {self.as_of}: {why}")
             raise UnknownSymbolError(f"unknown symbol {symbol!r}; known: {', '.join(self.symbols)}")
         return self.bars[symbol].copy()
+
+
+class _CutFrames(Mapping[str, pd.DataFrame]):
+    """Read-only frames, each cut at its row count when first read: a later row is never handed out.
+
+    A replay's view cuts the precomputed indicators only for the symbols something asks about (a tool, the quant
+    models); the context node and the market snapshot read the last rows (``last_row``) without cutting at all.
+    """
+
+    def __init__(self, frames: dict[str, pd.DataFrame], ends: dict[str, int]) -> None:
+        self._frames, self._ends = frames, ends
+        self._cut: dict[str, pd.DataFrame] = {}
+        self._rows: dict[str, dict[str, float | None]] = {}
+
+    def __getitem__(self, key: str) -> pd.DataFrame:
+        cut = self._cut.get(key)
+        if cut is None:
+            cut = self._cut[key] = self._frames[key].iloc[: self._ends[key]]
+        return cut
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._frames
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._frames)
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def last_row(self, key: str) -> dict[str, float | None] | None:
+        """The cut frame's last row as ``indicators_as_of`` gives it (a copy), or None for an unknown key."""
+        if key not in self._frames:
+            return None
+        row = self._rows.get(key)
+        if row is None:
+            row = self._rows[key] = row_before(self._frames[key], self._ends[key])
+        return dict(row)

@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tools.data import UniverseData
+from tools.indicators import indicators_as_of
 from tools.market_data import sample_frame
 from tools.models import Instrument, NewsConfig, Universe
 from tools.validation import ValidationTimeline, validate_bars
@@ -119,3 +120,25 @@ def test_the_view_with_precomputed_validation_is_the_view_without() -> None:
         assert dict(fast.validation) == dict(MarketView.build(data, day, indicators=inds).validation), day
     with pytest.raises(ValueError, match="max_stale_sessions"):
         MarketView.build(data, date(2008, 1, 2), validation=checks, max_stale_sessions=3)
+
+
+def test_the_views_indicators_are_cut_at_d_and_its_last_rows_are_read_from_them() -> None:
+    bars = {"A": SP, "B": SP.loc["2007-06-01":"2008-12-31"]}
+    universe = Universe(name="t", base_currency="USD", news=NewsConfig(), instruments=[
+        Instrument(symbol="A", source="sample", currency="USD"),
+        Instrument(symbol="B", source="synthetic", currency="USD")])  # fmt: skip
+    data = UniverseData(universe=universe, as_of=None, bars=bars)
+    inds = precompute_indicators(data)
+    for day in [date(2006, 1, 1), date(2007, 6, 2), date(2008, 10, 15), date(2009, 12, 31)]:
+        view = MarketView.build(data, day, indicators=inds)
+        assert set(view.indicators) == {"A", "B"} and "A" in view.indicators and "C" not in view.indicators
+        for symbol in ("A", "B"):
+            cut = view.indicators[symbol]
+            assert cut.index.equals(_truncated(bars[symbol], day).index)  # nothing after D
+            assert view.latest_indicators(symbol) == indicators_as_of(cut, day)
+            assert view.latest_indicators(symbol) == indicators_as_of(inds[symbol], day)
+        assert view.latest_indicators("C") is None and view.indicators.get("C") is None
+        row = view.latest_indicators("A")
+        if row is not None:
+            row["close"] = -1.0  # a copy: the next reader gets the view's row
+            assert view.latest_indicators("A") != row
