@@ -13,7 +13,9 @@ causes so that the rows add up to ``1 − average exposure`` exactly:
   a target of 0 by its stated cause (the rules' own phrases: no signal, exit score, below entry, no volatility
   estimate, open-position limit, a correlated name held, an LLM's own words); a positive target splits into
   ``sized below the cap`` (max_weight − target) and ``not at target`` (target − weight: the rebalance band, a
-  clamp or rejection by the guard, price drift since the fill).
+  clamp or rejection by the guard, price drift since the fill);
+- with more names than the equity can hold at the cap (names × max_weight > 1, say 20 names at 20%), a day's
+  shortfalls add up to more than its cash: each cause is scaled to its share of that day's cash.
 
 Deliberate decisions:
 - Causes are read from the rationale text the risk node wrote (the offline rules use fixed phrases; an LLM's
@@ -58,24 +60,33 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
     plans = _plans_by_day(run.targets)
     weights = run.weights
     totals: dict[str, float] = defaultdict(float)
-    totals[CAP] = max(0.0, 1.0 - len(symbols) * max_weight) * len(days)
+    capacity = len(symbols) * max_weight  # what the names could hold at the cap
+    totals[CAP] = max(0.0, 1.0 - capacity) * len(days)
     plan: Mapping[str, tuple[float, str]] = {}
     for day in days:
         key = day.date().isoformat()
         row = weights.loc[day] if weights is not None else None
+        today: dict[str, float] = defaultdict(float)
+        held = 0.0
         for sym in symbols:
             w = float(row[sym]) if row is not None and sym in row.index else 0.0
             w = max(w, 0.0)
+            held += w
             short = max_weight - w
             if sym not in plan:
-                totals[UNPLANNED] += short
+                today[UNPLANNED] += short
                 continue
             target, why = plan[sym]
             if target <= 0:
-                totals[target_cause(why)] += short
+                today[target_cause(why)] += short
             else:
-                totals[SIZED] += max_weight - target
-                totals[OFF_TARGET] += target - w
+                today[SIZED] += max_weight - target
+                today[OFF_TARGET] += target - w
+        # More names than the equity can hold at the cap (20 names at 20%): the shortfalls add up to
+        # capacity − held, not to the cash 1 − held; each cause keeps its share of that day's cash.
+        scale = (1.0 - held) / (capacity - held) if capacity > 1.0 and capacity - held > 1e-12 else 1.0
+        for cause, v in today.items():
+            totals[cause] += v * scale
         plan = plans.get(key, plan)  # the plan decided on D acts from D+1
     # A book above the cap (whole equity invested in fewer names than the cap allows) would make the cap row
     # negative; exposure counts only what is held, so the residual is what the rows cannot name.

@@ -39,6 +39,26 @@ def test_the_uninvested_share_is_split_into_causes_that_add_up() -> None:
     assert OFF_TARGET not in rows  # every fill reached its target
 
 
+def test_more_names_than_the_equity_holds_at_the_cap_still_add_up_to_the_cash() -> None:
+    names = [f"S{i:02d}" for i in range(20)]  # 20 names at a 20% cap could hold 4x the equity
+    held = {s: 0.045 for s in names[:18]}  # 81% invested
+    run = _run(
+        weights=[{}, held, held, held],
+        targets=[*(_t(0, s, 0.045, "vol 20% -> size 0.045") for s in names[:18]),
+                 _t(0, "S18", 0.0, "combined -0.300; at or below the exit score: exit / stay out"),
+                 _t(0, "S19", 0.0, "combined +0.100; below entry score: no entry")],
+    )
+    rows = {r["cause"]: r["share"] for r in why_not_invested(run, names, 0.2)}
+
+    assert sum(rows.values()) == pytest.approx(1.0 - float(run.exposure.mean()))
+    assert all(0.0 <= v <= 1.0 for v in rows.values()), rows  # no row above the cash, none negative
+    assert CAP not in rows and "shorts, cash held back for fees, rounding" not in rows
+    # days 2-4: 19% cash split in proportion to the shortfalls: 18 x 15.5 points sized below, 2 x 20 points out
+    share = 0.19 / (18 * 0.155 + 2 * 0.2)
+    assert rows[SIZED] == pytest.approx(3 / 4 * 18 * 0.155 * share)
+    assert rows["score at or below the exit"] == pytest.approx(3 / 4 * 0.2 * share)
+
+
 def test_trades_are_classed_by_what_they_did_to_the_position() -> None:
     d = [x.date() for x in DAYS]
     trades = (Trade(d[1], "A", "buy", 10, 100.0, 1.0), Trade(d[2], "A", "buy", 5, 100.0, 0.5),
