@@ -310,6 +310,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
             if combined < entry:
                 target = keep
                 why += "; below entry score: " + ("hold (hysteresis)" if held else "no entry")
+            elif profile:  # rule 9: the band judges the traded change, after the gross step (_gross_step)
+                target = sized
             elif held and abs(sized - held) < band:
                 target, why = keep, why + "; within rebalance band: hold"
             else:
@@ -330,16 +332,15 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         entries = _one_exposure_per_cluster(plan, entries, positions, ctx, float(limits.get("max_correlation", 1.0)))
     for sym in entries[free:]:
         plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
-    gross = sum(t for t, _, _ in plan.values())
-    factor = gross_cap / gross if gross > gross_cap > 0 else (0.0 if gross_cap <= 0 else 1.0)
-    targets = [
-        TargetWeight(
-            symbol=sym,
-            target_weight=_floor4(_clip(t * factor, 0.0, max_w)),
-            rationale=(why + (f"; scaled x{factor:.3f} for gross cap" if factor < 1.0 and t > 0 else ""))[:600],
-        )
-        for sym, (t, _, why) in sorted(plan.items())
-    ]
+    if profile:  # rule 9: the gross cap scales what trades, the band is judged on the scaled size
+        final = _gross_step(plan, positions, gross_cap, float(profile["band"]))
+    else:
+        gross = sum(t for t, _, _ in plan.values())
+        factor = gross_cap / gross if gross > gross_cap > 0 else (0.0 if gross_cap <= 0 else 1.0)
+        final = {sym: (t * factor, why + (f"; scaled x{factor:.3f} for gross cap" if factor < 1.0 and t > 0 else ""))
+                 for sym, (t, _, why) in plan.items()}
+    targets = [TargetWeight(symbol=sym, target_weight=_floor4(_clip(t, 0.0, max_w)), rationale=why[:600])
+               for sym, (t, why) in sorted(final.items())]
     final_gross = sum(t.target_weight for t in targets)
     n_open = sum(1 for t in targets if t.target_weight > 0)
     sizing = (f"profile {profile['name']}: vol target {float(profile['vol_target']):.0%}, entry {entry}, exit {exit_at}, "
@@ -347,6 +348,45 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
               else f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}")
     comment = f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); {sizing}"
     return RiskPlan(targets=targets, comment=comment)
+
+
+def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, float], gross_cap: float,
+                band: float) -> dict[str, tuple[float, str]]:
+    """Rule 9's last step: fit the plan under ``gross_cap`` by scaling what trades, then apply the band.
+
+    A target equal to the held weight (hysteresis, no signal, no volatility, not adding to a loser) is kept as
+    it is. The names that trade (entries and resizes) share the gross left by the kept ones, scaled down
+    together when they do not fit: a new name takes only the room the kept ones leave (a full book opens a new
+    name as a held one is closed, it does not trim every name to make room). A held name whose scaled size is
+    within max(2 points, ``band`` × its weight) of what it holds is then kept too, and the rest are scaled
+    again, until nothing changes. Judging
+    the band on the scaled size is what stops a universe of many names (whose sizes the cap always scales)
+    from trading every name a little every day. A book whose kept names alone exceed the cap is scaled whole.
+    """
+    held = {s: max(0.0, positions.get(s, 0.0)) for s in plan}
+    keep = {s for s, (t, _, _) in plan.items() if t > 0 and held[s] > 0 and abs(t - held[s]) < 1e-12}
+    while True:
+        moving = [s for s, (t, _, _) in plan.items() if t > 0 and s not in keep]
+        room = gross_cap - sum(held[s] for s in keep)
+        wanted = sum(plan[s][0] for s in moving)
+        factor = 1.0 if wanted <= room or wanted <= 0 else max(0.0, room) / wanted
+        settled = {s for s in moving if held[s] > 0
+                   and abs(plan[s][0] * factor - held[s]) < max(REBALANCE_BAND, band * held[s])}
+        if not settled:
+            break
+        keep |= settled
+    out: dict[str, tuple[float, str]] = {}
+    whole = gross_cap / sum(held[s] for s in keep) if room < 0 < gross_cap else 1.0
+    for sym, (t, _, why) in plan.items():
+        if sym in keep:
+            note = "; within rebalance band: hold" if abs(t - held[sym]) >= 1e-12 else ""
+            out[sym] = (held[sym] * whole, why + note + (f"; scaled x{whole:.3f} for gross cap" if whole < 1.0 else ""))
+        elif t > 0:
+            scale = factor if room >= 0 else 0.0
+            out[sym] = (t * scale, why + (f"; scaled x{scale:.3f} for gross cap" if scale < 1.0 else ""))
+        else:
+            out[sym] = (0.0, why)
+    return out
 
 
 def _one_exposure_per_cluster(

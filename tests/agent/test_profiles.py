@@ -51,6 +51,29 @@ def test_a_resize_within_the_relative_band_is_not_traded() -> None:
     assert with_profile(positions={"A": 0.10}, signals=strong, volatility={"A": 0.8})["A"] == pytest.approx(0.1875, abs=1e-4)
 
 
+def test_many_names_under_the_gross_cap_are_not_traded_a_little_every_day() -> None:
+    # 20 names, each sized at the 20% cap: the gross cap scales them to ~4.75% each. Once held there, the next
+    # day's same plan trades nothing (rule 9 judges the band on the scaled size; v4 compared 20% with 4.75%
+    # and re-sent every name every day), and a new entry takes only the room the held names leave.
+    names = [f"S{i:02d}" for i in range(20)]
+    signals = {s: {"analyst": sig(0.8, 0.8)} for s in names}
+    vols = dict.fromkeys(names, 0.2)
+    limits = LIMITS | {"max_open_positions": 25}
+    first = with_profile(signals=signals, volatility=vols, limits=limits)
+    assert sum(first.values()) == pytest.approx(0.95, abs=1e-3) and len(set(first.values())) == 1
+
+    assert with_profile(positions=first, signals=signals, volatility=vols, limits=limits) == first
+    drifted = {s: w * (1.1 if i % 2 else 0.9) for i, (s, w) in enumerate(first.items())}  # prices moved 10%
+    assert with_profile(positions=drifted, signals=signals, volatility=vols, limits=limits) == pytest.approx(drifted, abs=1e-4)
+    new = {**signals, "NEW": {"analyst": sig(0.8, 0.8)}}
+    full = with_profile(positions=first, signals=new, volatility={**vols, "NEW": 0.2}, limits=limits)
+    assert {s: full[s] for s in names} == first and full["NEW"] == 0.0  # no room: nothing trimmed to make some
+    new["S00"] = {"analyst": sig(-0.5, 0.8)}  # one name closes: the new one takes its room
+    swap = with_profile(positions=first, signals=new, volatility={**vols, "NEW": 0.2}, limits=limits)
+    assert swap["S00"] == 0.0 and swap["NEW"] == pytest.approx(first["S00"], abs=2e-4)
+    assert {s: swap[s] for s in names[1:]} == {s: first[s] for s in names[1:]}
+
+
 def test_a_name_correlated_with_one_held_is_the_same_exposure() -> None:
     limits = LIMITS | {"max_correlation": 0.95}
     signals = {"SP": {"analyst": sig(0.8, 0.8)}, "NQ": {"analyst": sig(0.9, 0.9)}, "GOLD": {"analyst": sig(0.8, 0.8)}}
@@ -103,3 +126,23 @@ def test_the_profiles_are_ordered_by_the_risk_they_take() -> None:
     assert c.vol_target <= b.vol_target <= a.vol_target
     assert c.entry >= b.entry >= a.entry and c.exit >= b.exit >= a.exit
     assert all(isinstance(p, Profile) and p.exit < p.entry for p in PROFILES.values())
+
+
+def test_the_risk_nodes_correlated_pairs_are_those_whose_rounded_value_reaches_the_floor() -> None:
+    import types
+
+    import numpy as np
+
+    from agent.nodes import _high_correlations, _round
+
+    rng = np.random.default_rng(8)
+    edges = [0.8, 0.7999995, 0.79999949, 0.8000001, 0.799992, 1.0, -1.0, float("inf"), float("nan")]
+    for trial in range(200):
+        names = [f"S{i}" for i in rng.permutation(8)]
+        values = rng.choice(edges, size=(8, 8)) if trial % 2 else rng.uniform(0.79998, 0.80002, size=(8, 8))
+        corrs = {a: {b: float(values[i, j]) for j, b in enumerate(names) if a != b} for i, a in enumerate(names)}
+        every = {a: {b: r for b, c in sorted(row.items()) if (r := _round(c)) is not None and r >= 0.8}
+                 for a, row in corrs.items()}
+        found = _high_correlations(types.SimpleNamespace(market=types.SimpleNamespace(correlations=corrs)))  # type: ignore[arg-type]
+        assert found == {a: near for a, near in every.items() if near}
+        assert [list(v) for v in found.values()] == [list(v) for a, v in every.items() if v]  # same order
