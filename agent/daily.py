@@ -176,6 +176,9 @@ def run_daily(
             if previous is None:  # the run that placed them died before writing a usable file: rebuild it
                 previous = _recovered_results(run_date, uni, ledger, settings, started, _set_aside(path))
                 write_json_atomic(path, previous, indent=2, default=str)
+                with ledger.transaction() as con:  # its summary alert died with it too (unless it was queued)
+                    if not any(a.kind == "summary" and a.run_date == run_date for a in outbox.alerts(con)):
+                        outbox.enqueue_day(con, previous)
             return DailyResult(run_date=run_date, path=path, results=previous, repeated=True)
 
         book = Book(

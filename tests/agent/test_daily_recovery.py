@@ -124,3 +124,49 @@ def test_the_summary_says_a_day_was_recovered(
     assert result.exit_code == 0
     assert "recovered:" in result.stdout and "already traded" in result.stdout
     assert result.stdout.count("placed") >= 3  # the three orders the killed run placed are listed
+
+
+def _summaries(settings: Settings, day: date) -> list[str]:
+    from portfolio import outbox
+
+    with Ledger(settings.db_path, base_currency="USD", starting_cash=10_000.0) as ledger:
+        return [a.body for a in outbox.alerts(ledger._con) if a.kind == "summary" and a.run_date == day]
+
+
+def test_a_run_killed_before_its_summary_alert_gets_one_from_the_rebuild_and_only_one(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agent.day as day_module
+
+    run_daily(settings, universe="demo", run_date=DAY, client=scripted(SP500=0.1, GOOG=0.05))
+
+    def killed(*_: Any, **__: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(day_module.outbox, "enqueue_day", killed)  # dies after its orders, before the summary
+    with pytest.raises(Killed):
+        run_daily(settings, universe="demo", run_date=NEXT, client=scripted(SP500=0.3))
+    monkeypatch.undo()
+    assert orders_of(settings, NEXT) and _summaries(settings, NEXT) == []
+
+    again = run_daily(settings, universe="demo", run_date=NEXT, client=ScriptedLLM([]))
+    assert again.results["status"] == "recovered" and _summaries(settings, NEXT) == ["recovered"]
+    run_daily(settings, universe="demo", run_date=NEXT, client=ScriptedLLM([]))
+    assert _summaries(settings, NEXT) == ["recovered"]
+
+
+def test_a_run_killed_after_its_summary_alert_is_not_summarised_twice(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_daily(settings, universe="demo", run_date=DAY, client=scripted(SP500=0.1, GOOG=0.05))
+
+    def killed_writer(*_: Any, **__: Any) -> None:
+        raise Killed
+
+    monkeypatch.setattr(daily, "write_json_atomic", killed_writer)
+    with pytest.raises(Killed):
+        run_daily(settings, universe="demo", run_date=NEXT, client=scripted(SP500=0.3))
+    monkeypatch.undo()
+    assert _summaries(settings, NEXT) == ["orders_placed"]
+    run_daily(settings, universe="demo", run_date=NEXT, client=ScriptedLLM([]))
+    assert _summaries(settings, NEXT) == ["orders_placed"]
