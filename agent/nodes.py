@@ -309,8 +309,12 @@ def _cache_misses(nodes: Mapping[str, dict[str, Any]]) -> list[str]:
 def _high_correlations(deps: DayDeps, floor: float = 0.8) -> dict[str, dict[str, float]]:
     """Pairs of the day's return correlations at or above ``floor`` (the rest would only lengthen the prompt)."""
     out: dict[str, dict[str, float]] = {}
+    # _round moves a value by at most 5e-6 of itself: nothing below ``lowest`` can round up to the floor, so
+    # only the few pairs above it are rounded and sorted (the same pairs, in the same order).
+    lowest = floor - abs(floor) * 1e-5
     for a, row in deps.market.correlations.items():
-        near = {b: r for b, c in sorted(row.items()) if (r := _round(c)) is not None and r >= floor}
+        near = {b: r for b, c in sorted((b, c) for b, c in row.items() if not c < lowest)
+                if (r := _round(c)) is not None and r >= floor}
         if near:
             out[a] = near
     return out
