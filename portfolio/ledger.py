@@ -158,23 +158,24 @@ class _Books:
     guard: list[_GuardRow]
     meta: dict[str, str]
 
-    def copy(self) -> _Books:
-        """A restore point: the containers copied (their items are immutable), so a rollback is an assignment."""
-        return dataclasses.replace(self, positions=dict(self.positions), orders=dict(self.orders),
-                                   fills=list(self.fills), equity=dict(self.equity), guard=list(self.guard),
-                                   meta=dict(self.meta))
 
 
 @dataclass
 class _Changes:
-    """What a transaction changed: written to DuckDB, one statement per table, when it commits."""
+    """What a transaction changed: written to DuckDB at COMMIT, one statement per table, and undone on ROLLBACK.
+
+    The books' small parts (account, positions, meta) are copied at BEGIN; the growing ones are not: fills and
+    the guard log only grow (a rollback cuts them back), and the orders and equity rows a transaction touches
+    keep their value from before it (``None``: a row it added), so BEGIN costs the same on a long book.
+    """
 
     fills_from: int
     guard_from: int
+    before: tuple[float, float, float, dict[str, _Lot], dict[str, str]]  # cash, realised, fees, positions, meta
     account: bool = False
     positions: set[str] = dataclasses.field(default_factory=set)
-    orders: set[str] = dataclasses.field(default_factory=set)
-    equity: set[date] = dataclasses.field(default_factory=set)
+    orders: dict[str, tuple[int, OrderRecord] | None] = dataclasses.field(default_factory=dict)
+    equity: dict[date, tuple[float, float, float] | None] = dataclasses.field(default_factory=dict)
     meta: set[str] = dataclasses.field(default_factory=set)
 
 
@@ -298,11 +299,11 @@ class Ledger:
         """
         if self._in_tx:
             raise LedgerError("a scratch block cannot start inside a transaction")
-        saved = self._begin()
+        self._begin()
         try:
             yield self
         finally:
-            self._rollback(saved)
+            self._rollback()
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -314,27 +315,41 @@ class Ledger:
         if self._in_tx:
             yield self._con
             return
-        saved = self._begin()
+        self._begin()
         try:
             yield self._con
             self._write()
             self._con.commit()
         except BaseException:
-            self._rollback(saved)
+            self._rollback()
             raise
         self._in_tx, self._changes = False, None
 
-    def _begin(self) -> _Books:
+    def _begin(self) -> None:
         self._con.begin()
         self._in_tx = True
-        self._changes = _Changes(fills_from=len(self._books.fills), guard_from=len(self._books.guard))
-        return self._books.copy()
+        b = self._books
+        self._changes = _Changes(fills_from=len(b.fills), guard_from=len(b.guard),
+                                 before=(b.cash, b.realised, b.fees, dict(b.positions), dict(b.meta)))
 
-    def _rollback(self, saved: _Books) -> None:
+    def _rollback(self) -> None:
         with contextlib.suppress(duckdb.Error):
             self._con.rollback()
-        self._books = saved
-        self._index()
+        ch, b = self._changes, self._books
+        if ch is not None:
+            b.cash, b.realised, b.fees, b.positions, b.meta = ch.before
+            del b.fills[ch.fills_from:], b.guard[ch.guard_from:]
+            for key, order in ch.orders.items():  # an added order is the newest: removing it keeps the seq order
+                if order is None:
+                    b.orders.pop(key, None)
+                else:
+                    b.orders[key] = order
+            for day, row in ch.equity.items():
+                if row is None:
+                    b.equity.pop(day, None)
+                else:
+                    b.equity[day] = row
+            self._index()
         self._in_tx, self._changes = False, None
 
     def _changed(self) -> _Changes:
@@ -476,12 +491,12 @@ class Ledger:
             seq = b.orders[order_id][0]
         else:
             self._note_order(order_id, order)
+        ch.orders.setdefault(order_id, b.orders.get(order_id))
         b.orders[order_id] = (seq, order)
         if order.status == "pending":
             self._pending[order_id] = None
         else:
             self._pending.pop(order_id, None)
-        ch.orders.add(order_id)
 
     def _next_order_seq(self) -> int:
         orders = self._books.orders  # in seq order: the last one holds the largest
@@ -564,8 +579,8 @@ class Ledger:
                  if p.quantity != 0 and math.isfinite(p.market_value)]
         with self.transaction():
             b, ch = self._books, self._changed()
+            ch.equity.setdefault(day, b.equity.get(day))
             b.equity[day] = (snapshot.equity, snapshot.cash, mv)
-            ch.equity.add(day)
             if self._max_equity is None or day > self._max_equity:
                 self._max_equity = day
             for symbol, mark in marks:

@@ -104,6 +104,13 @@ def test_a_failed_write_at_commit_restores_the_books_in_memory(tmp_path: Path) -
     with Ledger(path, base_currency="USD", starting_cash=10_000) as ledger:
         days = _feed(ledger, days=5)
         before = _everything(ledger, days)
+        pending = ledger.orders(status="pending")
+        with pytest.raises(RuntimeError), ledger.transaction():  # a re-mark of a stored day, then a failure
+            ledger.record_equity(days[-1], ledger.snapshot(market({s: 1.0 for s in SYMBOLS}, days[-1])))
+            for order in pending:
+                ledger.cancel(order.order_id, "changed mind")
+            raise RuntimeError("crash after re-marking a stored day")
+        assert _everything(ledger, days) == before
         ledger._con.execute("DROP TABLE pf_equity")  # the commit's write of the equity row will fail
         with pytest.raises(duckdb.Error):
             ledger.record_equity(days[-1] + timedelta(days=1), ledger.snapshot())
