@@ -40,6 +40,7 @@ Contract:
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import math
@@ -281,6 +282,11 @@ class Ledger:
             self._note_order(i, o)
         self._max_fill: date | None = max((f.fill_date for _, f in b.fills), default=None)
         self._max_equity: date | None = max(b.equity, default=None)
+        # Fills are booked in date order and equity marked day after day: reads of a window then bisect, and
+        # the curve needs no sort. A book that broke the order (a test's) is read the slow way.
+        self._fill_days = [f.fill_date for _, f in b.fills]
+        self._fills_in_order = all(a <= c for a, c in zip(self._fill_days, self._fill_days[1:], strict=False))
+        self._equity_in_order = all(a < c for a, c in zip(b.equity, list(b.equity)[1:], strict=False))
 
     def _note_order(self, order_id: str, order: OrderRecord) -> None:
         self._by_day.setdefault(order.run_date, []).append(order_id)
@@ -418,11 +424,17 @@ class Ledger:
 
     def fills(self, *, after: date | None = None, until: date | None = None) -> list[Fill]:
         """Fills in booking order; ``after`` < fill date <= ``until`` when given."""
-        return [f for _, f in self._books.fills
+        fills = self._books.fills
+        if self._fills_in_order:
+            lo = 0 if after is None else bisect.bisect_right(self._fill_days, after)
+            hi = len(fills) if until is None else bisect.bisect_right(self._fill_days, until)
+            return [f for _, f in fills[lo:hi]]
+        return [f for _, f in fills
                 if (after is None or f.fill_date > after) and (until is None or f.fill_date <= until)]
 
     def equity_curve(self) -> list[tuple[date, float]]:
-        return [(d, v[0]) for d, v in sorted(self._books.equity.items())]
+        rows = self._books.equity.items()
+        return [(d, v[0]) for d, v in (rows if self._equity_in_order else sorted(rows))]
 
     def history(self, run_date: date) -> TradingHistory:
         """Orders stored for ``run_date``, each symbol's last order date, the last active day, pending orders."""
@@ -580,6 +592,8 @@ class Ledger:
         with self.transaction():
             b, ch = self._books, self._changed()
             ch.equity.setdefault(day, b.equity.get(day))
+            if day not in b.equity and self._max_equity is not None and day < self._max_equity:
+                self._equity_in_order = False
             b.equity[day] = (snapshot.equity, snapshot.cash, mv)
             if self._max_equity is None or day > self._max_equity:
                 self._max_equity = day
@@ -634,6 +648,9 @@ class Ledger:
                                         mark_base, fill.fill_date)
         b.cash, b.realised, b.fees = max(cash_after, 0.0), b.realised + realised, b.fees + fill.commission
         b.fills.append(((b.fills[-1][0] if b.fills else 0) + 1, fill))
+        if self._fill_days and fill.fill_date < self._fill_days[-1]:
+            self._fills_in_order = False
+        self._fill_days.append(fill.fill_date)
         if self._max_fill is None or fill.fill_date > self._max_fill:
             self._max_fill = fill.fill_date
         ch.account = True

@@ -115,3 +115,20 @@ def test_a_failed_write_at_commit_restores_the_books_in_memory(tmp_path: Path) -
         with pytest.raises(duckdb.Error):
             ledger.record_equity(days[-1] + timedelta(days=1), ledger.snapshot())
         assert _everything(ledger, days) == before
+
+
+def test_windows_and_the_curve_are_right_when_days_arrive_out_of_order() -> None:
+    from portfolio.models import Fill
+
+    d1, d2, d3 = DAY, DAY + timedelta(days=1), DAY + timedelta(days=2)
+    with Ledger(Path(":memory:"), base_currency="USD", starting_cash=10_000) as ledger:
+        with ledger.transaction():
+            for n, day in enumerate((d1, d3, d2)):  # booked out of date order
+                ledger.apply_fill(Fill(order_id=f"o{n}", symbol="AAA", side="buy", quantity=1, price=10.0,
+                                       commission=0.0, slippage=0.0, fill_date=day, currency="USD", fx_rate=1.0),
+                                  mark_base=10.0, note=None)
+        assert [f.fill_date for f in ledger.fills(after=d1, until=d2)] == [d2]
+        assert [f.fill_date for f in ledger.fills(after=d1)] == [d3, d2]  # booking order, not date order
+        for day in (d2, d1, d3):
+            ledger.record_equity(day, ledger.snapshot())
+        assert [d for d, _ in ledger.equity_curve()] == [d1, d2, d3]
