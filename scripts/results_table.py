@@ -51,7 +51,10 @@ def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
     equity = block["equity"]
     net = equity[-1][1] - equity[0][1]
     gross = net + commission + slippage
-    return f"{(commission + slippage) / gross:.0%}" if gross > 0 else "—"
+    if gross <= 0:
+        return "—"
+    share = (commission + slippage) / gross
+    return f"{share:.0%}" if share <= 1 else ">100%"  # costs turned a gross profit into a net loss
 
 
 def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tuple[str, ...] = ()) -> list[str]:
