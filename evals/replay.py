@@ -216,8 +216,7 @@ class _Log:
     notes: list[str] = dataclasses.field(default_factory=list)
     calls: int = 0
     tokens: int = 0
-    memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"days": 0, "recalled": 0, "seconds": 0.0,
-                                                                         "errors": []})
+    memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"days": 0, "recalled": 0, "errors": []})
 
     def add(self, day: date, r: Mapping[str, Any]) -> None:
         p = r["portfolio"]
@@ -243,7 +242,6 @@ class _Log:
         if (m := r.get("memory")) is not None:
             self.memory["days"] += 1
             self.memory["recalled"] += int(m.get("recalled", 0))
-            self.memory["seconds"] += float(m.get("seconds", 0.0))
             self.memory["errors"].extend(f"{day}: {e}" for e in m.get("errors", []))
         hold = r.get("hold")
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
@@ -254,5 +252,5 @@ class _Log:
         m = self.memory
         errors = m["errors"]
         return [f"memory: {stats['records']} decisions recorded, {stats['with_outcome']} with a known outcome; "
-                f"{m['recalled']} recalled over {m['days']} sessions; {m['seconds']:.1f} s in the memory"
+                f"{m['recalled']} recalled over {m['days']} sessions"  # no seconds: report.json is reproducible
                 + (f"; {len(errors)} error(s), first: {errors[0]}" if errors else "")]

@@ -113,7 +113,7 @@ def test_the_same_eval_twice_writes_byte_identical_reports_apart_from_timing(tmp
     texts = []
     for out in ("a", "b"):
         cfg = EvalConfig(universe="demo", start=date(2012, 1, 2), end=date(2012, 2, 29), out=tmp_path / out,
-                         policies=("agent", "buyhold", "holdall"), seed=3)
+                         policies=("agent", "buyhold", "holdall"), seed=3, memory=True)
         files = run_eval(settings, cfg)
         report = json.loads(files.json_path.read_text())
         assert report["timing"]["replay_seconds"] > 0
@@ -121,7 +121,7 @@ def test_the_same_eval_twice_writes_byte_identical_reports_apart_from_timing(tmp
         texts.append(json.dumps(report, sort_keys=True))
     assert texts[0] == texts[1]
     report = json.loads(texts[0])
-    assert set(report["policies"]) == {"agent", "buyhold", "holdall"}
+    assert set(report["policies"]) == {"agent", "agent+memory", "buyhold", "holdall"}  # memory's notes included
     assert report["config"]["llm"] == "offline" and report["config"]["model"] == "offline-rules-v1"
     assert any("not the risk guard" in n for b in report["policies"].values() for n in b["notes"])
 
