@@ -26,9 +26,12 @@ Deliberate decisions:
   order waits, as the broker's pending orders do), unless the next rebalance comes first (superseded).
 - Listing: an instrument takes part from the first rebalance whose decision session is on or after its
   first bar; ``buyhold`` never rebalances, so one listed after the first decision never joins (noted).
-- Delisting: an instrument whose data ends more than ``delist_after_days`` calendar days before the last
-  session is delisted: its position is sold at its last close (same slippage and commission) on that day,
-  the cash stays idle until the next rebalance, and ``delistings`` lists it.
+- Delisting, point-in-time as the graph policies' (``agent.day.close_delisted``): an instrument held with no
+  bar for ``delist_after`` sessions of the universe (``DELIST_AFTER_SESSIONS``) is sold at its last close
+  (same slippage and commission) on that session, the cash stays idle until the next rebalance, and
+  ``delistings`` lists it. Nothing after the session is read: a series that comes back after a long pause
+  is sold at the pause and may be bought again by a later rebalance (``equalweight``). A rebalance counts an
+  instrument only while it has had a bar within the last ``delist_after`` sessions.
 - Vectorised: holdings change only on rebalance, fill and delisting sessions; the loop runs over those
   events with numpy operations across instruments, and the daily valuation is one cumulative sum.
 """
@@ -44,6 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from agent.day import DELIST_AFTER_SESSIONS
 from evals.metrics import exposure_series, realised_pnls
 from evals.models import PolicyRun, Trade
 
@@ -105,10 +109,11 @@ class _Panel:
     symbols: list[str]
     open: np.ndarray  # T × N, NaN without a usable open
     close: np.ndarray  # T × N, NaN without a bar
-    value_price: np.ndarray  # T × N, last close inside the instrument's life, 0 outside (valuation)
+    value_price: np.ndarray  # T × N, the last close up to each session, 0 before the first bar (valuation)
     first: np.ndarray  # N, session index of the first bar (T if none)
     last: np.ndarray  # N, session index of the last bar (-1 if none)
-    delisted: np.ndarray  # N bool
+    bar_row: np.ndarray  # T × N, session index of the last bar up to each session (-1 before the first)
+    delist_after: int  # sessions without a bar after which a position is sold at its last close
 
 
 def _as_timestamp(d: date | str | pd.Timestamp) -> pd.Timestamp:
@@ -131,7 +136,7 @@ def _positive(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x) & (x > 0), x, np.nan)
 
 
-def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, delist_after_days: int) -> _Panel:
+def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, delist_after: int) -> _Panel:
     symbols = sorted(bars)
     lo, hi = start.as_unit("ns").value, end.as_unit("ns").value
     cut: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -154,14 +159,10 @@ def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timest
     first = np.where(has.any(axis=0), np.argmax(has, axis=0), t)
     last = np.where(has.any(axis=0), t - 1 - np.argmax(has[::-1], axis=0), -1)
     sessions = pd.DatetimeIndex(all_ns.astype("datetime64[ns]"), name="date")
-    tolerance = pd.Timedelta(days=delist_after_days).value
-    delisted = (last >= 0) & (all_ns[np.maximum(last, 0)] < all_ns[-1] - tolerance)
-    # forward-filled close, 0 before the first bar and after a delisting (the position is gone by then)
+    # forward-filled close, 0 before the first bar (a delisted position is sold: nothing left to value)
     pos = np.maximum.accumulate(np.where(has, rows, -1), axis=0)
-    ffill = np.where(pos >= 0, cl[np.maximum(pos, 0), np.arange(n)], 0.0)
-    alive = (rows >= first) & ((rows <= last) | ~delisted)
-    value_price = np.where(alive, np.nan_to_num(ffill), 0.0)
-    return _Panel(sessions, symbols, op, cl, value_price, first, last, delisted)
+    value_price = np.where(pos >= 0, np.nan_to_num(cl[np.maximum(pos, 0), np.arange(n)]), 0.0)
+    return _Panel(sessions, symbols, op, cl, value_price, first, last, pos, delist_after)
 
 
 # --- the simulation ------------------------------------------------------------------------------------
@@ -230,13 +231,17 @@ class _Book:
                 self._record(day, cols[buys], "buy", delta[buys] * scale, price)
 
     def delist(self, day: int, j: int) -> None:
-        price = float(self.p.close[day, j])
+        """Sell what is held of ``j`` at its last close: it has had no bar for ``delist_after`` sessions."""
         held = float(self.q[j])
+        if held <= 0:
+            return
+        last = int(self.p.bar_row[day, j])
+        price = float(self.p.close[last, j])
         d = self.p.sessions[day].date()
-        if held > 0:
-            self._record(day, np.array([j]), "sell", np.array([held]), np.array([price * (1.0 - self.s)]))
-            self.decisions.append({"date": d, "symbol": self.p.symbols[j], "action": "sell", "quantity": held,
-                                   "reason": "delisted: its data ends; sold at the last close"})
+        self._record(day, np.array([j]), "sell", np.array([held]), np.array([price * (1.0 - self.s)]))
+        self.decisions.append({"date": d, "symbol": self.p.symbols[j], "action": "sell", "quantity": held,
+                               "reason": f"delisted: no bar since {self.p.sessions[last].date()} "
+                                         f"({self.p.delist_after} sessions); sold at the last close"})
         self.delistings.append(Delisting(self.p.symbols[j], d, price, held))
 
 
@@ -247,7 +252,7 @@ def _targets(book: _Book, t_k: int) -> np.ndarray:
     and finds the same decisions); the fill then pays the open, and buys are scaled to the cash there.
     """
     p, d = book.p, t_k - 1
-    alive = (p.first <= d) & ~(p.delisted & (p.last <= d))
+    alive = (p.first <= d) & (p.bar_row[d] >= 0) & (d - p.bar_row[d] < p.delist_after)
     mark = p.value_price[d]
     equity = book.cash + float(np.sum(book.q * np.where(book.q != 0, mark, 0.0)))
     target = np.zeros_like(book.q)
@@ -261,9 +266,10 @@ def _simulate(name: str, panel: _Panel, cash: float, fees: Fees) -> _Book:
     t = len(panel.sessions)
     rebalances = _rebalance_days(name, panel.sessions)
     next_open = _next_open(panel.open) if rebalances else np.empty((0, 0), dtype=int)
-    delist_at: dict[int, list[int]] = {}
-    for j in np.flatnonzero(panel.delisted).tolist():
-        delist_at.setdefault(int(panel.last[j]), []).append(j)
+    delist_at: dict[int, list[int]] = {}  # the session a bar has been missing for delist_after sessions
+    gone = (panel.bar_row >= 0) & (np.arange(t)[:, None] - panel.bar_row == panel.delist_after)
+    for day, j in zip(*np.nonzero(gone), strict=True):
+        delist_at.setdefault(int(day), []).append(int(j))
     bounds = [*rebalances, t]
     for day in sorted(d for d in delist_at if d < bounds[0]):  # before any trade: nothing held
         for j in delist_at[day]:
@@ -316,11 +322,11 @@ def run_baseline(
     *,
     cash: float = 100_000.0,
     fees: Fees | None = None,
-    delist_after_days: int = 10,
+    delist_after: int = DELIST_AFTER_SESSIONS,
 ) -> BaselineResult:
     """Simulate benchmark ``name`` (one of ``BASELINES``) on ``bars`` between ``start`` and ``end`` inclusive."""
     _check_name(name)
-    return _run(name, _checked_panel(bars, start, end, cash, delist_after_days), cash, fees or Fees())
+    return _run(name, _checked_panel(bars, start, end, cash, delist_after), cash, fees or Fees())
 
 
 def run_baselines(
@@ -331,12 +337,12 @@ def run_baselines(
     names: Sequence[str] = BASELINES,
     cash: float = 100_000.0,
     fees: Fees | None = None,
-    delist_after_days: int = 10,
+    delist_after: int = DELIST_AFTER_SESSIONS,
 ) -> dict[str, BaselineResult]:
     """Every benchmark in ``names`` on the same bars (built into arrays once), keyed by name."""
     for name in names:
         _check_name(name)
-    panel = _checked_panel(bars, start, end, cash, delist_after_days)
+    panel = _checked_panel(bars, start, end, cash, delist_after)
     return {n: _run(n, panel, cash, fees or Fees()) for n in names}
 
 
@@ -347,14 +353,14 @@ def _check_name(name: str) -> None:
 
 def _checked_panel(
     bars: Mapping[str, pd.DataFrame], start: date | str | pd.Timestamp, end: date | str | pd.Timestamp,
-    cash: float, delist_after_days: int,
+    cash: float, delist_after: int,
 ) -> _Panel:
     if not math.isfinite(cash) or cash <= 0:
         raise ValueError(f"starting cash must be positive, got {cash}")
     lo, hi = _as_timestamp(start), _as_timestamp(end)
     if lo > hi:
         raise ValueError(f"start {lo.date()} is after end {hi.date()}")
-    return _panel(bars, lo, hi, delist_after_days)
+    return _panel(bars, lo, hi, delist_after)
 
 
 def _run(name: str, panel: _Panel, cash: float, fees: Fees) -> BaselineResult:
@@ -363,7 +369,7 @@ def _run(name: str, panel: _Panel, cash: float, fees: Fees) -> BaselineResult:
     holdings = q * panel.value_price
     positions = holdings.sum(axis=1)
     equity = cash + np.cumsum(book.dcash) + positions
-    final = {s: float(panel.value_price[-1, j]) for j, s in enumerate(panel.symbols) if not panel.delisted[j]}
+    final = {s: float(panel.value_price[-1, j]) for j, s in enumerate(panel.symbols)}
     return BaselineResult(
         name=name,
         equity=pd.Series(equity, index=panel.sessions, name="equity"),

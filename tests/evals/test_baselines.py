@@ -108,19 +108,37 @@ def test_an_instrument_without_a_bar_on_the_fill_session_fills_at_its_next_open(
     assert res.holdings_value.loc[idx[1], "B"] == 0.0
 
 
-def test_a_delisted_position_is_sold_at_its_last_close_and_listed() -> None:
+def test_a_delisted_position_is_sold_at_its_last_close_once_five_sessions_have_no_bar() -> None:
     idx = sessions(60)
     data = {"A": bars(np.full(60, 10.0), index=idx), "B": bars(np.full(20, 50.0), index=idx[:20])}
     res = run_baseline("buyhold", data, idx[0], idx[-1], cash=10_000.0)
-    (gone,) = res.delistings
-    assert gone.symbol == "B" and gone.date == idx[19].date() and gone.price == 50.0 and gone.quantity > 0
+    (gone,) = res.delistings  # B's last bar is idx[19]: the 5th session without one is idx[24]
+    assert gone.symbol == "B" and gone.date == idx[24].date() and gone.price == 50.0 and gone.quantity > 0
     sell = next(t for t in res.trades if t.side == "sell")
-    assert sell.date == idx[19].date() and sell.price == pytest.approx(50.0 * (1 - S))
+    assert sell.date == idx[24].date() and sell.price == pytest.approx(50.0 * (1 - S))
     assert sell.quantity == pytest.approx(gone.quantity)
-    assert res.holdings_value["B"].iloc[19:].eq(0.0).all()
+    assert res.holdings_value["B"].iloc[20:24].eq(gone.quantity * 50.0).all()  # held at its last close till then
+    assert res.holdings_value["B"].iloc[24:].eq(0.0).all()
     # the proceeds stay in cash: equity is flat after the sale (prices are flat)
-    assert res.equity.iloc[20:].nunique() == 1
-    assert any(d["reason"].startswith("delisted") for d in res.decisions)
+    assert res.equity.iloc[24:].nunique() == 1
+    assert any(d["reason"].startswith("delisted: no bar since") for d in res.decisions)
+
+
+def test_a_delisting_reads_nothing_after_its_day_and_a_series_that_comes_back_is_bought_again() -> None:
+    idx = pd.bdate_range("2020-01-02", "2020-06-30", name="date")
+    paused = idx[(idx < "2020-02-03") | (idx >= "2020-04-01")]  # no bars in February and March
+    data = {"A": bars(np.full(len(idx), 10.0), index=idx), "B": bars(np.full(len(paused), 50.0), index=paused)}
+    whole = run_baselines(data, idx[0], idx[-1], names=("buyhold", "equalweight"))
+    for cut in ("2020-02-14", "2020-03-20"):  # windows that end inside the pause
+        part = run_baselines(data, idx[0], pd.Timestamp(cut), names=("buyhold", "equalweight"))
+        for name in ("buyhold", "equalweight"):
+            assert [t for t in whole[name].trades if t.date <= part[name].equity.index[-1].date()] == list(part[name].trades)
+            assert whole[name].equity.loc[:cut].tolist() == part[name].equity.tolist()
+    (gone,) = whole["buyhold"].delistings
+    assert gone.date == (idx[idx < "2020-02-03"][-1] + pd.offsets.BDay(5)).date()  # 5 sessions after its last bar
+    rebought = [t for t in whole["equalweight"].trades if t.symbol == "B" and t.side == "buy" and t.date > gone.date]
+    assert rebought and rebought[0].date >= date(2020, 4, 1)  # a later rebalance, once it trades again
+    assert not [t for t in whole["buyhold"].trades if t.symbol == "B" and t.date > gone.date]  # never rebalances
 
 
 def test_a_calendar_gap_at_the_end_is_not_a_delisting() -> None:
