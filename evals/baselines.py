@@ -71,7 +71,7 @@ class Fees:
 
 @dataclass(frozen=True, slots=True)
 class Delisting:
-    """An instrument whose data ended: ``quantity`` (0 if none held) sold at its last close ``price``."""
+    """A held instrument with no bar for ``delist_after`` sessions: ``quantity`` sold at its last close ``price``."""
 
     symbol: str
     date: date

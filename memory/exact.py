@@ -45,7 +45,15 @@ import numpy as np
 
 from memory.embeddings import Embedder
 from memory.errors import MemoryStoreError
-from memory.models import NUMERIC_WEIGHT, MemoryHit, MemoryRecord, Outcome, Situation, readings
+from memory.models import (
+    NUMERIC_WEIGHT,
+    MemoryHit,
+    MemoryRecord,
+    Outcome,
+    Situation,
+    readings,
+    search_situations,
+)
 
 _ROWS = 1024  # initial capacity (records, texts); the arrays double when full
 # The scan is in float32 (error < 1e-6 on a similarity); the records it keeps are scored again in float64.
@@ -194,13 +202,9 @@ class ExactMemoryStore:
     def search(self, texts: Sequence[str], *, as_of: int, k: int = 5, symbol: str | None = None,
                situations: Sequence[Situation | None] | None = None) -> list[list[MemoryHit]]:
         """See ``memory.store``'s module doc; exact (this module's doc)."""
-        if k < 1:
-            raise MemoryStoreError(f"k must be at least 1, not {k}")
+        extra = search_situations(texts, k, situations)
         if not texts:
             return []
-        extra = list(situations) if situations is not None else [None] * len(texts)
-        if len(extra) != len(texts):
-            raise MemoryStoreError(f"{len(texts)} texts but {len(extra)} situations")
         if not self._records:
             return [[] for _ in texts]
         query = np.asarray(self._embedder.embed(list(texts)), dtype=np.float64)

@@ -22,10 +22,13 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from memory.errors import MemoryStoreError
 
 Action = Literal["buy", "sell", "hold"]
 REFLECTION_MAX = 400
@@ -125,3 +128,14 @@ class MemoryHit(_Frozen):
     record: MemoryRecord
     outcome: Outcome | None  # None: not known yet on the reader's date
     similarity: float  # cosine similarity, 1 = identical situation text
+
+
+def search_situations(texts: Sequence[str], k: int,
+                      situations: Sequence[Situation | None] | None) -> list[Situation | None]:
+    """A store's search arguments checked (``MemoryStoreError``): one situation (or None) per query text."""
+    if k < 1:
+        raise MemoryStoreError(f"k must be at least 1, not {k}")
+    extra: list[Situation | None] = list(situations) if situations is not None else [None] * len(texts)
+    if len(extra) != len(texts):
+        raise MemoryStoreError(f"{len(texts)} texts but {len(extra)} situations")
+    return extra

@@ -74,6 +74,7 @@ from memory.models import (
     int_date,
     is_hit,
     readings,
+    search_situations,
 )
 
 COLLECTION = "decisions"
@@ -261,8 +262,7 @@ class ChromaMemoryStore:
     def search(self, texts: Sequence[str], *, as_of: int, k: int = 5, symbol: str | None = None,
                situations: Sequence[Situation | None] | None = None) -> list[list[MemoryHit]]:
         """See the module doc; ``situations`` (one per text, optional) adds each query's readings."""
-        if k < 1:
-            raise MemoryStoreError(f"k must be at least 1, not {k}")
+        extra = search_situations(texts, k, situations)
         if not texts:
             return []
         if not self._nonempty:  # records are never deleted: once there are some, no need to count again
@@ -271,9 +271,6 @@ class ChromaMemoryStore:
                 return [[] for _ in texts]
         if self._embedder is None:
             raise MemoryStoreError(f"memory at {self.where} was opened without an embedding model")
-        extra = list(situations) if situations is not None else [None] * len(texts)
-        if len(extra) != len(texts):
-            raise MemoryStoreError(f"{len(texts)} texts but {len(extra)} situations")
         queries = vectors(self._embedder.embed(list(texts)), extra)
         where = self._where(as_of, symbol)
         with _chroma("search"):
