@@ -306,6 +306,14 @@ def _cache_misses(nodes: Mapping[str, dict[str, Any]]) -> list[str]:
     return [n for n in SIGNAL_NODES if (nodes.get(n) or {}).get("abstain_reason") == CACHE_MISS]
 
 
+def _long_trend(features: Mapping[str, Any]) -> float | None:
+    """Close against its 200-day average (0.05: 5% above it); None when either is unknown or not positive."""
+    close, sma = features.get("close"), features.get("sma_200")
+    if close is None or sma is None or not (close > 0 and sma > 0):
+        return None
+    return _round(close / sma - 1.0)
+
+
 def _high_correlations(deps: DayDeps, floor: float = 0.8) -> dict[str, dict[str, float]]:
     """Pairs of the day's return correlations at or above ``floor`` (the rest would only lengthen the prompt)."""
     out: dict[str, dict[str, float]] = {}
@@ -344,6 +352,7 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
     if deps.profile is not None:  # only then: a context without these keys keeps v3's cache keys and rules
         context["profile"] = deps.profile.context()
         context["correlations"] = _high_correlations(deps)
+        context["long_trend"] = {s: _long_trend(f) for s, f in state.get("features", {}).items()}
     plan, outcome = _ask_node("risk", deps, RiskPlan, *_with_memory(state, deps, context, book_tools(deps)))
     update: DayState = {"nodes": {"risk": outcome}}
     if plan is None and outcome["abstain_reason"] == CACHE_MISS:

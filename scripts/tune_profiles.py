@@ -1,12 +1,14 @@
 """Choose the ``balanced`` risk profile walk-forward: a small grid replayed on the IN-SAMPLE span only.
 
 Every candidate is the ``agent`` policy (offline rules, rule 9) with one profile, replayed through the eval
-harness on the demo universe from 1999-01-01 to 2008-12-31, net of the broker's costs. The winner is the
-highest Sharpe; ties within 0.02 go to the lower turnover. Nothing after 2008 is read, so the 2009–2018
-figures in the README are out of sample. The choice is written into ``agent/profiles.py`` by hand (the
-grid's print-out is kept in docs/tuning.md).
+harness on each universe named (``demo`` and ``synthetic-20`` by default) from 1999-01-01 to 2008-12-31, net of
+the broker's costs. The winner is the highest mean in-sample Sharpe over the universes; ties within 0.02 go
+to the lower mean turnover. Nothing after 2008 is read, so the 2009–2018 figures in the README are out of
+sample. The choice is written into ``agent/profiles.py`` by hand (the print-out is kept in docs/tuning.md).
 
-    .venv/bin/python scripts/tune_profiles.py [--part 1/2] [--out DIR]
+    .venv/bin/python scripts/tune_profiles.py [--part 1/2] [--universes demo,synthetic-20] [--out DIR]
+
+Each line printed is one candidate on one universe (JSON); ``--summary FILE…`` ranks lines saved from the parts.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import itertools
 import json
 import tempfile
+from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
@@ -23,39 +26,78 @@ from agent.settings import Settings
 from evals.run import EvalConfig, run_eval
 
 IN_SAMPLE = (date(1999, 1, 1), date(2008, 12, 31))
-ENTRIES = (0.05, 0.15, 0.30)
-EXITS = (0.0, -0.15, -0.30)
-VOL_TARGETS = (0.15,)
+ENTRIES = (0.15, 0.30)
+EXITS = (0.0, -0.15)
+GATES = (False, True)
+SPREADS = (False, True)
+VOL_TARGET = 0.15
 BAND = 0.25
+TIE = 0.02
 
 
 def grid() -> list[Profile]:
-    return [Profile(f"e{e:g}x{x:g}v{v:g}", vol_target=v, entry=e, exit=x, band=BAND)
-            for v, e, x in itertools.product(VOL_TARGETS, ENTRIES, EXITS)]
+    return [Profile(f"e{e:g}x{x:g}{'g' if g else ''}{'s' if sp else ''}", vol_target=VOL_TARGET, entry=e, exit=x,
+                    band=BAND, trend_gate=g, spread=sp)
+            for sp, g, e, x in itertools.product(SPREADS, GATES, ENTRIES, EXITS)]
+
+
+def replay(universes: list[str], part: str, out: Path) -> None:
+    k, n = (int(x) for x in part.split("/"))
+    mine = grid()[k - 1 :: n]
+    for p in mine:  # the harness resolves agent@NAME through PROFILES (this process only: --jobs 1)
+        PROFILES[p.name] = p
+    for universe in universes:
+        settings = Settings(home=out / "home")
+        cfg = EvalConfig(universe=universe, start=IN_SAMPLE[0], end=IN_SAMPLE[1], out=out / f"{universe}-part{k}",
+                         policies=tuple(f"agent@{p.name}" for p in mine))
+        report = run_eval(settings, cfg).report
+        for p in mine:
+            m = report["policies"][f"agent@{p.name}"]["metrics"]
+            print(json.dumps({"universe": universe, "profile": p.context(), "sharpe": round(m["sharpe"], 3),
+                              "total_return": round(m["total_return"], 4), "max_drawdown": round(m["max_drawdown"], 4),
+                              "exposure": round(m["exposure"], 3), "turnover": round(m["turnover"], 2),
+                              "trades": m["trades"]}), flush=True)
+
+
+def summary(files: list[Path]) -> None:
+    """Rank the candidates by mean Sharpe over the universes (ties within TIE: lower mean turnover)."""
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.startswith("{")]
+    by: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by[r["profile"]["name"]].append(r)
+    universes = sorted({r["universe"] for r in rows})
+    ranked = sorted(by.items(), key=lambda kv: -sum(r["sharpe"] for r in kv[1]) / len(kv[1]))
+    best = sum(r["sharpe"] for r in ranked[0][1]) / len(ranked[0][1])
+    near = [kv for kv in ranked if best - sum(r["sharpe"] for r in kv[1]) / len(kv[1]) <= TIE]
+    chosen = min(near, key=lambda kv: sum(r["turnover"] for r in kv[1]) / len(kv[1]))[0]
+    print("| entry | exit | spread | trend gate | mean Sharpe | " + " | ".join(
+        f"{u} Sharpe / return / max DD / turnover ×/yr / fills" for u in universes) + " |")
+    print("|---|---|---|---|---|" + "---|" * len(universes))
+    for name, rs in ranked:
+        p, mean = rs[0]["profile"], sum(r["sharpe"] for r in rs) / len(rs)
+        cells = []
+        for u in universes:
+            r = next((r for r in rs if r["universe"] == u), None)
+            cells.append("—" if r is None else f"{r['sharpe']:.3f} / {r['total_return']:+.1%} / "
+                         f"{r['max_drawdown']:.1%} / {r['turnover']:.2f} / {r['trades']}")
+        mark = "**" if name == chosen else ""
+        print(f"| {p['entry']:.2f} | {p['exit']:.2f} | {'on' if p.get('spread') else 'off'} | "
+              f"{'on' if p['trend_gate'] else 'off'} | "
+              f"{mark}{mean:.3f}{mark} | " + " | ".join(cells) + " |")
+    print(f"\nchosen: {chosen}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="1/1", help="k/n: run every n-th candidate starting at k (two processes)")
+    parser.add_argument("--universes", default="demo,synthetic-20")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="tune-")))
-    parser.add_argument("--vol-targets", default=None, help="comma list replacing the grid's vol targets")
+    parser.add_argument("--summary", type=Path, nargs="+", help="rank the JSON lines saved from the parts instead")
     args = parser.parse_args()
-    k, n = (int(x) for x in args.part.split("/"))
-    global VOL_TARGETS
-    if args.vol_targets:
-        VOL_TARGETS = tuple(float(v) for v in args.vol_targets.split(","))
-    mine = grid()[k - 1 :: n]
-    for p in mine:  # the harness resolves agent@NAME through PROFILES (this process only: --jobs 1)
-        PROFILES[p.name] = p
-    settings = Settings(home=args.out / "home")
-    cfg = EvalConfig(universe="demo", start=IN_SAMPLE[0], end=IN_SAMPLE[1], out=args.out / f"part{k}",
-                     policies=tuple(f"agent@{p.name}" for p in mine))
-    report = run_eval(settings, cfg).report
-    for p in mine:
-        m = report["policies"][f"agent@{p.name}"]["metrics"]
-        print(json.dumps({"profile": p.context(), "sharpe": round(m["sharpe"], 3), "total_return": round(m["total_return"], 4),
-                          "max_drawdown": round(m["max_drawdown"], 4), "exposure": round(m["exposure"], 3),
-                          "turnover": round(m["turnover"], 2), "trades": m["trades"]}), flush=True)
+    if args.summary:
+        summary(args.summary)
+    else:
+        replay(args.universes.split(","), args.part, args.out)
 
 
 if __name__ == "__main__":

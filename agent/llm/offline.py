@@ -281,8 +281,15 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     profile = ctx.get("profile") or None  # rule 9: sized by volatility alone, entry/exit hysteresis
     entry = float(profile["entry"]) if profile else ENTRY_SCORE
     exit_at = float(profile["exit"]) if profile else 0.0
+    # rule 9's trend gate: close vs its 200-day average (unknown: no gate for that symbol)
+    long_trend = (ctx.get("long_trend") or {}) if profile and profile.get("trend_gate") else {}
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
+    if profile and profile.get("spread"):  # rule 9's spread: no name above the gross cap's equal share
+        scored = sum(1 for s in signals if _combine(signals.get(s) or {}) is not None)
+        size_cap = min(max_w, gross_cap / scored) if scored else max_w
+    else:
+        size_cap = max_w
     for sym in sorted(set(positions) | {str(s) for s in signals}):
         held = max(0.0, positions.get(sym, 0.0))
         keep = min(held, max_w)
@@ -294,14 +301,19 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         conf, lesson = _memory_lesson(memory.get(sym), conf0)
         why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
-        if combined <= exit_at:
+        lt = _num(long_trend.get(sym))
+        if combined <= exit_at and held and lt is not None and lt > 0:
+            target, why = keep, why + f"; at or below the exit score but {lt:+.1%} above its 200-day average: hold"
+        elif combined <= exit_at:
             target, why = 0.0, why + ("; at or below the exit score: exit / stay out" if profile
                                       else "; not positive: exit / stay out")
+        elif not held and lt is not None and lt <= 0:
+            target, why = 0.0, why + f"; {lt:+.1%} against its 200-day average: no entry below it"
         elif vol is None or vol <= 0:
             target, why = keep, why + "; no volatility estimate: no new risk"
         else:
             if profile:  # rule 9: conviction gates, volatility sizes (memory's halving still halves it)
-                sized = min(max_w, min(1.0, float(profile["vol_target"]) / vol) * conf / conf0)
+                sized = min(size_cap, min(1.0, float(profile["vol_target"]) / vol) * conf / conf0)
                 band = max(REBALANCE_BAND, float(profile["band"]) * held)
             else:
                 sized = min(max_w, min(1.0, VOL_TARGET / vol) * combined * conf)

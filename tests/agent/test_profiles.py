@@ -59,6 +59,11 @@ def test_many_names_under_the_gross_cap_are_not_traded_a_little_every_day() -> N
     signals = {s: {"analyst": sig(0.8, 0.8)} for s in names}
     vols = dict.fromkeys(names, 0.2)
     limits = LIMITS | {"max_open_positions": 25}
+    unspread = {**BALANCED, "spread": False}  # the gross step alone (the spread cap has its own test)
+
+    def with_profile(**context: Any) -> dict[str, float]:
+        return risk(profile=unspread, **context)
+
     first = with_profile(signals=signals, volatility=vols, limits=limits)
     assert sum(first.values()) == pytest.approx(0.95, abs=1e-3) and len(set(first.values())) == 1
 
@@ -146,3 +151,47 @@ def test_the_risk_nodes_correlated_pairs_are_those_whose_rounded_value_reaches_t
         found = _high_correlations(types.SimpleNamespace(market=types.SimpleNamespace(correlations=corrs)))  # type: ignore[arg-type]
         assert found == {a: near for a, near in every.items() if near}
         assert [list(v) for v in found.values()] == [list(v) for a, v in every.items() if v]  # same order
+
+
+def test_the_trend_gate_enters_only_above_the_200_day_average_and_holds_a_name_above_it() -> None:
+    gated = {**BALANCED, "trend_gate": True}
+    strong = {"A": {"analyst": sig(0.8, 0.8)}}
+    weak = {"A": {"analyst": sig(BALANCED["exit"] - 0.1, 0.8)}}
+    vol = {"A": 0.5}
+
+    # a strong score below the 200-day average opens nothing; above it (or unknown) it opens as without the gate
+    assert with_profile(gated, signals=strong, volatility=vol, long_trend={"A": -0.02}) == {"A": 0.0}
+    opened = with_profile(gated, signals=strong, volatility=vol, long_trend={"A": 0.02})
+    assert opened["A"] > 0 and opened == with_profile(signals=strong, volatility=vol, long_trend={"A": -0.02})
+    assert with_profile(gated, signals=strong, volatility=vol, long_trend={"A": None}) == opened
+    # a held name at the exit score is kept while above its 200-day average, closed below it
+    held = {"A": 0.12}
+    assert with_profile(gated, positions=held, signals=weak, volatility=vol, long_trend={"A": 0.03}) == held
+    assert with_profile(gated, positions=held, signals=weak, volatility=vol, long_trend={"A": -0.03}) == {"A": 0.0}
+    # the gate is off unless the profile turns it on: the same facts close it
+    assert with_profile(positions=held, signals=weak, volatility=vol, long_trend={"A": 0.03}) == {"A": 0.0}
+
+
+def test_the_risk_node_is_shown_each_close_against_its_200_day_average() -> None:
+    from agent.nodes import _long_trend
+
+    assert _long_trend({"close": 110.0, "sma_200": 100.0}) == pytest.approx(0.10)
+    assert _long_trend({"close": 90.0, "sma_200": 100.0}) == pytest.approx(-0.10)
+    assert _long_trend({"close": 90.0, "sma_200": None}) is None
+    assert _long_trend({"close": 90.0, "sma_200": float("nan")}) is None
+
+
+def test_the_spread_caps_each_name_at_the_gross_caps_equal_share_over_the_names_scored() -> None:
+    names = [f"S{i:02d}" for i in range(20)]
+    signals = {s: {"analyst": sig(0.8 if i < 5 else -0.5, 0.8)} for i, s in enumerate(names)}  # 5 buys, 15 exits
+    vols = dict.fromkeys(names, 0.2)
+    limits = LIMITS | {"max_open_positions": 25}
+    spread = with_profile({**BALANCED, "spread": True}, signals=signals, volatility=vols, limits=limits)
+    unspread = with_profile({**BALANCED, "spread": False}, signals=signals, volatility=vols, limits=limits)
+
+    assert unspread == {s: (0.19 if i < 5 else 0.0) for i, s in enumerate(names)}  # five names fill the book
+    assert spread == {s: (0.0475 if i < 5 else 0.0) for i, s in enumerate(names)}  # 0.95 / 20 names scored
+    few = {"A": {"analyst": sig(0.8, 0.8)}, "B": {"analyst": sig(0.8, 0.8)}, "C": {"analyst": sig(0.8, 0.8)}}
+    three = {"A": 0.2, "B": 0.2, "C": 0.2}  # 3 names: the equal share (0.317) is above the 20% cap: no change
+    assert (with_profile({**BALANCED, "spread": True}, signals=few, volatility=three)
+            == with_profile({**BALANCED, "spread": False}, signals=few, volatility=three))
