@@ -45,7 +45,7 @@ from portfolio.models import MarketSnapshot, Quote, RiskLimits
 from portfolio.risk import update_breakers
 from tools.fx import fx_rates_as_of
 from tools.indicators import correlation_matrix
-from tools.models import Universe
+from tools.models import Universe, ValidationResult
 from tools.news.store import LoadedNews
 from tools.view import MarketView
 
@@ -68,6 +68,14 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
     """Quotes at D's close (price, its date, FX, tradeability, shortability, volatility) and return correlations.
 
     Currency and shortability come from the universe's instruments; a symbol it does not list is long-only.
+
+    ``price`` is the valuation close (``tools.validation.valuation_rows``): D's close, unless the gate's jump test
+    refuses it or it is not a positive number; then the close the previous bar was valued at, and ``valued_at``
+    names that day. The ledger marks the book at ``price``, so a refused print (a ×50 bad tick) never values it;
+    the quote stays untradeable with the gate's reason (its orders are refused), which adds the valuation day.
+    Correlations read the returns of the valuation closes too: a refused print's +4,900 % / −98 % pair would
+    dominate 60 days of returns and hide (or invent) the correlation the guard's ``max_correlation`` check
+    relies on; a real move the gate refused shows up one session later, when its close is accepted.
     """
     instruments = {i.symbol: i for i in universe.instruments}
     quotes: dict[str, Quote] = {}
@@ -75,22 +83,25 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
     for symbol, bars in view.bars.items():
         if bars.empty:
             continue
-        close = view.closes(symbol)  # bars["close"], read once per view: price, correlations, the context node
         if len(bars) > 1:
-            closes[symbol] = close
+            closes[symbol] = view.valuation_closes(symbol)  # bars["close"] itself unless a close is refused
+        row = int(view.valuation_rows(symbol)[-1])
+        price = float(view.closes(symbol).to_numpy()[row]) if row >= 0 else float("nan")
+        valued_at = bars.index[row].date() if 0 <= row < len(bars) - 1 else None
         validation = view.validation.get(symbol)
-        row = view.latest_indicators(symbol)
-        vol = row.get("vol_20") if row is not None else None
+        latest = view.latest_indicators(symbol)
+        vol = latest.get("vol_20") if latest is not None else None
         inst = instruments.get(symbol)
         currency = inst.currency if inst is not None else universe.base_currency
         quotes[symbol] = Quote(
             symbol=symbol,
-            price=float(close.to_numpy()[-1]),
+            price=price,
             price_date=bars.index[-1].date(),
+            valued_at=valued_at,
             currency=currency,
             fx_rate=float(view.fx.get(currency, float("nan"))),
             tradeable=bool(validation and validation.tradeable),
-            untradeable_reason=None if validation is None or validation.tradeable else "; ".join(validation.reasons),
+            untradeable_reason=_untradeable_reason(validation, valued_at),
             shortable=inst is not None and inst.shortable,
             volatility=None if vol is None or pd.isna(vol) else float(vol),
         )
@@ -102,6 +113,14 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
         for a, row in zip(corr.index, corr.to_numpy(dtype="float64"), strict=True)
     }
     return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
+
+
+def _untradeable_reason(validation: ValidationResult | None, valued_at: date | None) -> str | None:
+    """The gate's reasons (None when tradeable), and the day of the close the book is valued at when it is held."""
+    if validation is None or validation.tradeable:
+        return None
+    held = f"; valued at the {valued_at} close" if valued_at is not None else ""
+    return "; ".join(validation.reasons) + held
 
 
 def settle(broker: PaperBroker, view: MarketView) -> list[dict[str, str]]:

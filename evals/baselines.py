@@ -6,7 +6,8 @@ daily bars and the same fee model as the paper broker, without the risk guard, a
 which ``to_policy_run()`` turns into the report's ``PolicyRun``.
 
 - ``bars``: symbol → OHLCV DataFrame (columns ``open``, ``close`` at least; ``DatetimeIndex``), all in ONE
-  currency: the runner converts foreign instruments to the base currency beforehand.
+  currency: the runner converts foreign instruments to the base currency beforehand, with a ``valuation_close``
+  column (see Valuation below) computed on the instrument's own closes.
 - ``buyhold``: equal weight of the equity at the first open, never rebalanced.
 - ``equalweight``: equal weight at the first open, then rebalanced to equal weights at the open of the
   first session of each month.
@@ -32,6 +33,10 @@ Deliberate decisions:
   ``delistings`` lists it. Nothing after the session is read: a series that comes back after a long pause
   is sold at the pause and may be bought again by a later rebalance (``equalweight``). A rebalance counts an
   instrument only while it has had a bar within the last ``delist_after`` sessions.
+- Valuation (equity, holdings, a rebalance's sizing) is at the valuation close, as the graph policies' ledger:
+  ``tools.validation.valuation_rows``, the day's close unless the validation gate's jump test refuses it (then
+  the close the previous bar was valued at). A one-day bad print never values the book, although the
+  benchmarks do not use the gate for trading. A delisting still sells at the last close.
 - Vectorised: holdings change only on rebalance, fill and delisting sessions; the loop runs over those
   events with numpy operations across instruments, and the daily valuation is one cumulative sum.
 """
@@ -50,6 +55,7 @@ import pandas as pd
 from agent.day import DELIST_AFTER_SESSIONS
 from evals.metrics import exposure_series, realised_pnls
 from evals.models import PolicyRun, Trade
+from tools.validation import valuation_rows
 
 BASELINES = ("buyhold", "equalweight", "holdall")
 BENCHMARK_NOTE = "benchmarks (buyhold, equalweight, holdall) use the same bars and fees as the paper broker but not the risk guard"
@@ -109,7 +115,7 @@ class _Panel:
     symbols: list[str]
     open: np.ndarray  # T × N, NaN without a usable open
     close: np.ndarray  # T × N, NaN without a bar
-    value_price: np.ndarray  # T × N, the last close up to each session, 0 before the first bar (valuation)
+    value_price: np.ndarray  # T × N, the last valuation close up to each session, 0 before the first bar
     first: np.ndarray  # N, session index of the first bar (T if none)
     last: np.ndarray  # N, session index of the last bar (-1 if none)
     bar_row: np.ndarray  # T × N, session index of the last bar up to each session (-1 before the first)
@@ -136,32 +142,45 @@ def _positive(x: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(x) & (x > 0), x, np.nan)
 
 
+def _valuation_closes(df: pd.DataFrame, closes: np.ndarray) -> np.ndarray:
+    """Each bar's valuation close: the ``valuation_close`` column when given (the runner's, for bars converted to
+    the base currency: the jump test reads the instrument's own prices), else ``tools.validation.valuation_rows``
+    of ``closes`` (on the bars before the window too: it is point-in-time); a bar with no usable close before it
+    keeps its own."""
+    if "valuation_close" in df.columns:
+        return df["valuation_close"].to_numpy(dtype="float64")
+    at = valuation_rows(closes, df.index)
+    return np.where(at >= 0, closes[np.maximum(at, 0)], closes)
+
+
 def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, delist_after: int) -> _Panel:
     symbols = sorted(bars)
     lo, hi = start.as_unit("ns").value, end.as_unit("ns").value
-    cut: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    cut: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     for s in symbols:
         ns = _index_ns(bars[s], s)
         keep = (ns >= lo) & (ns <= hi)
-        o, c = _positive(bars[s]["open"].to_numpy()[keep]), _positive(bars[s]["close"].to_numpy()[keep])
+        raw = bars[s]["close"].to_numpy(dtype="float64")
+        valued = _valuation_closes(bars[s], raw)[keep]
+        o, c = _positive(bars[s]["open"].to_numpy()[keep]), _positive(raw[keep])
         has_bar = np.isfinite(c)
-        cut.append((ns[keep][has_bar], o[has_bar], c[has_bar]))
+        cut.append((ns[keep][has_bar], o[has_bar], c[has_bar], valued[has_bar]))
     all_ns = np.unique(np.concatenate([x[0] for x in cut])) if cut else np.array([], dtype="int64")
     t, n = len(all_ns), len(symbols)
     if t == 0:
         raise ValueError(f"no bars between {start.date()} and {end.date()}")
-    op, cl = np.full((t, n), np.nan), np.full((t, n), np.nan)
-    for j, (ns, o, c) in enumerate(cut):
+    op, cl, vc = np.full((t, n), np.nan), np.full((t, n), np.nan), np.full((t, n), np.nan)
+    for j, (ns, o, c, v) in enumerate(cut):
         rows = np.searchsorted(all_ns, ns)
-        op[rows, j], cl[rows, j] = o, c
+        op[rows, j], cl[rows, j], vc[rows, j] = o, c, v
     has = np.isfinite(cl)
     rows = np.arange(t)[:, None]
     first = np.where(has.any(axis=0), np.argmax(has, axis=0), t)
     last = np.where(has.any(axis=0), t - 1 - np.argmax(has[::-1], axis=0), -1)
     sessions = pd.DatetimeIndex(all_ns.astype("datetime64[ns]"), name="date")
-    # forward-filled close, 0 before the first bar (a delisted position is sold: nothing left to value)
+    # forward-filled valuation close, 0 before the first bar (a delisted position is sold: nothing left to value)
     pos = np.maximum.accumulate(np.where(has, rows, -1), axis=0)
-    value_price = np.where(pos >= 0, np.nan_to_num(cl[np.maximum(pos, 0), np.arange(n)]), 0.0)
+    value_price = np.where(pos >= 0, np.nan_to_num(vc[np.maximum(pos, 0), np.arange(n)]), 0.0)
     return _Panel(sessions, symbols, op, cl, value_price, first, last, pos, delist_after)
 
 

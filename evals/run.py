@@ -23,7 +23,9 @@ Contract (``tradeagent eval``, shared/DESIGN.md):
 
 Deliberate decisions:
 - Benchmarks see the same bars in the base currency (closes and opens times the FX close of the day) and the
-  same fees as the paper broker, but not the guard: a yardstick, not a trader. The report says so.
+  same fees as the paper broker, but not the guard: a yardstick, not a trader. The report says so. They are
+  valued as the graph policies' ledger: at the valuation close in the instrument's own currency
+  (``tools.validation.valuation_rows``, the gate's jump test) times the day's FX (``valuation_close``).
 - Regimes are read from the universe's first instrument (its whole history, so the 200-day trend is warm).
 """
 
@@ -39,6 +41,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from agent.errors import AgentError
@@ -73,6 +76,7 @@ from tools.models import Universe
 from tools.news.archive import read_archive
 from tools.news.store import LoadedNews, NewsStore
 from tools.universe import load_universe
+from tools.validation import valuation_rows
 from tools.view import precompute_indicators
 
 DEFAULT_POLICIES = ("agent", "analyst", "buyhold", "equalweight", "holdall")
@@ -312,6 +316,11 @@ def _bars_in_base(data: UniverseData) -> dict[str, pd.DataFrame]:
         priced = bars.copy()
         for col in ("open", "high", "low", "close"):
             priced[col] = bars[col] * fx
+        # valued as the graph policies' ledger: the instrument's valuation close (its own currency, the gate's
+        # jump test) times the day's FX
+        closes = bars["close"].to_numpy(dtype="float64")
+        rows = valuation_rows(closes, bars.index)
+        priced["valuation_close"] = np.where(rows >= 0, closes[np.maximum(rows, 0)], closes) * fx.to_numpy()
         out[symbol] = priced.dropna(subset=["close"])
     return out
 

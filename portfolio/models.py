@@ -211,6 +211,9 @@ class Quote(_Frozen):
     untradeable_reason: str | None = None
     shortable: bool = False
     volatility: float | None = None  # annualised, 20 days
+    # ``price`` is this earlier day's close: the day's own close was refused for valuation (a jump the validation
+    # gate refuses, or not a positive number; ``tools.validation.valuation_rows``). None: ``price`` is the day's close
+    valued_at: date | None = None
 
 
 class MarketSnapshot(_Frozen):

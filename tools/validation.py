@@ -13,6 +13,10 @@
 - ``jump``       a day-over-day close move beyond ``max_jump`` (fraction) with no recorded split that
                  day, within the last ``jump_window`` bars.
 
+``valuation_rows`` gives the close a book is valued at on each bar (the day's, unless that ``jump`` test refuses it
+or it is not a positive number: then the previous bar's valuation close): the ledger of the graph policies (via
+``agent.day.market_snapshot``) and the eval benchmarks mark positions at it, so a refused print never values a book.
+
 Deliberate decisions:
 - Only bars on or before ``as_of`` are looked at: the gate cannot leak the future either. And only the last
   ``2 × (jump_window + 1)`` of them: an identical repeated row older than that no longer blocks a symbol.
@@ -32,7 +36,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
 
@@ -170,21 +174,55 @@ def _jump_reason(move: float, day: date, hits: int) -> str:
     return f"jump: close moved {move:+.0%} on {day} with no recorded split{more}"
 
 
+def _jump_flags(closes: np.ndarray, index: pd.Index, max_jump: float,
+                splits: Mapping[date, float] | None) -> tuple[np.ndarray, np.ndarray]:
+    """The one definition of a ``jump``, per bar ``j``: ``moves[j]`` is close ``j`` against close ``j - 1`` (NaN
+    for the first bar), ``big[j]`` says ``|moves[j]| > max_jump`` with no recorded split on bar ``j``'s day.
+
+    A NaN on either side is no jump (the move is NaN); a non-positive or infinite close is one (−100 % or worse,
+    ±inf). Used by the gate (``validate_bars``, ``ValidationTimeline``) and the valuation (``valuation_rows``).
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        moves = np.concatenate([[np.nan], closes[1:] / closes[:-1] - 1.0]) if len(closes) else np.empty(0)
+        big = np.abs(moves) > max_jump
+    if splits:
+        big &= ~np.asarray(index.isin([pd.Timestamp(d) for d in splits]))
+    return moves, big
+
+
 def _jumps(closes: np.ndarray, index: pd.DatetimeIndex, jump_window: int, max_jump: float,
            splits: dict[date, float] | None) -> list[str]:
     """``jump``: a close-to-close move beyond ``max_jump`` with no recorded split, in the last ``jump_window`` bars."""
-    window = closes[-(jump_window + 1) :]
-    days = index[-(jump_window + 1) :][1:]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        moves = window[1:] / window[:-1] - 1.0
-    big = np.abs(moves) > max_jump
-    if splits:
-        big &= ~days.isin([pd.Timestamp(d) for d in splits])
+    moves, big = _jump_flags(closes[-(jump_window + 1) :], index[-(jump_window + 1) :], max_jump, splits)
+    moves, big, days = moves[1:], big[1:], index[-(jump_window + 1) :][1:]
     hits = np.flatnonzero(big)
     if not len(hits):
         return []
     last = hits[-1]
     return [_jump_reason(float(moves[last]), days[last].date(), len(hits))]
+
+
+def valuation_rows(closes: np.ndarray, index: pd.Index, *, max_jump: float = 0.5,
+                   splits: Mapping[date, float] | None = None) -> np.ndarray:
+    """For every bar, the row of the close the book is valued at on that bar's day (-1 while there is none).
+
+    The valuation close of bar ``j`` is its own close, unless the gate's ``jump`` test refuses that close
+    (``_jump_flags``: a move beyond ``max_jump`` from close ``j - 1``, no recorded split that day) or it is not a
+    positive number; then it is bar ``j - 1``'s valuation close. So a one-day ×50 print that reverts is valued at
+    the last close before it on both days (two jumps in a row), and a real +60 % move at the old close on its
+    day and at its own close from the next normal day on. The gate refuses trading the symbol for its whole
+    jump window; the valuation holds only the refused days. Point-in-time and causal: row ``j`` reads closes
+    ``0..j`` only, so the result on a prefix of the bars is the prefix of the result (a replay computes it once).
+
+    ``closes`` in the rows' order (the bars as given, like ``bars["close"]``); one numpy pass.
+    """
+    closes = np.asarray(closes, dtype="float64")
+    if not len(closes):
+        return np.empty(0, dtype=np.intp)
+    _, big = _jump_flags(closes, index, max_jump, splits)
+    with np.errstate(invalid="ignore"):
+        own = np.isfinite(closes) & (closes > 0) & ~big
+    return np.maximum.accumulate(np.where(own, np.arange(len(closes)), -1))
 
 
 class ValidationTimeline:
@@ -227,6 +265,16 @@ class ValidationTimeline:
         self._index = idx
         self._times = idx.to_numpy() if self._fast else None
         self._bar_reasons = self._precompute(df, recent_window, jump_window, max_jump) if self._fast else {}
+        self.max_jump = max_jump
+        self._valuation: np.ndarray | None = None
+
+    def valuation_rows(self, end: int) -> np.ndarray:
+        """``valuation_rows`` of the first ``end`` bars (the bars a view cut at D holds), with the gate's
+        ``max_jump``: computed once over the whole series, sliced (causal, so the slice is the prefix's result)."""
+        if self._valuation is None:
+            self._valuation = valuation_rows(self._df["close"].to_numpy(dtype="float64"), self._index,
+                                             max_jump=self.max_jump)
+        return self._valuation[:end]
 
     @staticmethod
     def _precompute(df: pd.DataFrame, recent_window: int, jump_window: int, max_jump: float) -> dict[int, list[str]]:
@@ -236,9 +284,7 @@ class ValidationTimeline:
             return {}
         o, h, lo, c = (df[col].to_numpy(dtype="float64") for col in _PRICE_COLUMNS)
         bad, torn = _bad_and_torn(o, h, lo, c)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            moves = np.concatenate([[np.nan], c[1:] / c[:-1] - 1.0])  # moves[j]: close j against close j - 1
-        big = np.abs(moves) > max_jump
+        moves, big = _jump_flags(c, df.index, max_jump, None)  # moves[j]: close j against close j - 1
         ends = np.arange(1, n + 1)
         # validate_bars looks at the last 2 × (jump_window + 1) bars, and at the last recent_window of those
         recent_from = ends - np.minimum(recent_window, np.minimum(ends, 2 * (jump_window + 1)))

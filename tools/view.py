@@ -10,6 +10,8 @@ Deliberate decisions:
   (tested in tests/tools/test_indicators.py). A replay then pays one computation per symbol, not per day.
   The validation gate likewise (``precompute_validation``: ``tools.validation.ValidationTimeline``, whose
   verdict on D equals ``validate_bars`` on the bars truncated at D, tested in tests/tools/test_validation_timeline.py).
+- ``valuation_rows`` / ``valuation_closes``: the close each bar is valued at (``tools.validation.valuation_rows``),
+  sliced from the validation timelines when given (computed once per replay), else computed on the cut bars.
 - Settlement reads the view too: ``sessions(after)`` lists the days to settle, ``opens(session)`` their opening
   prices and ``fx_before(session)`` the FX rate a fill at that open gets (the last FX close before the day).
 - A symbol that failed to load is still present in ``validation`` (not tradeable, reason ``no_data``) so
@@ -36,7 +38,7 @@ from tools.errors import UnknownSymbolError
 from tools.fx import fx_rates_as_of
 from tools.indicators import compute_indicators, cut_at, indicators_as_of, row_before, rows_through
 from tools.models import ValidationResult
-from tools.validation import ValidationTimeline, validate_bars
+from tools.validation import ValidationTimeline, validate_bars, valuation_rows
 
 
 def precompute_indicators(data: UniverseData) -> dict[str, pd.DataFrame]:
@@ -63,7 +65,11 @@ class MarketView:
     fx: Mapping[str, float]
     currencies: Mapping[str, str]
     fx_series: Mapping[str, pd.Series] = field(default_factory=dict)  # currency → daily closes, cut at as_of
+    # symbol → ``valuation_rows`` of its bars (``build`` slices them from the validation timelines; else computed
+    # from the bars on first read)
+    valuation: Mapping[str, np.ndarray] = field(default_factory=dict)
     _closes: dict[str, pd.Series] = field(default_factory=dict, init=False, repr=False, compare=False)  # ``closes``
+    _valued: dict[str, np.ndarray] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @classmethod
     def build(
@@ -81,6 +87,7 @@ class MarketView:
         inds: dict[str, pd.DataFrame] = {}
         ends: dict[str, int] = {}
         checks: dict[str, ValidationResult] = {}
+        valued: dict[str, np.ndarray] = {}
         for inst in data.universe.instruments:
             symbol = inst.symbol
             if symbol not in data.bars:
@@ -98,6 +105,8 @@ class MarketView:
             if timeline is not None and timeline.max_stale_sessions != max_stale_sessions:
                 raise ValueError(f"{symbol}: validation precomputed with max_stale_sessions="
                                  f"{timeline.max_stale_sessions}, view built with {max_stale_sessions}")
+            if timeline is not None:
+                valued[symbol] = timeline.valuation_rows(len(cut))
             checks[symbol] = timeline.as_of(as_of) if timeline is not None else validate_bars(
                 symbol,
                 cut,
@@ -116,6 +125,7 @@ class MarketView:
             fx=MappingProxyType(fx_rates_as_of(data.fx_series, base, as_of)),
             currencies=MappingProxyType({i.symbol: i.currency for i in data.universe.instruments}),
             fx_series=MappingProxyType({c: cut_at(s.to_frame(), as_of).iloc[:, 0] for c, s in data.fx_series.items()}),
+            valuation=MappingProxyType(valued),
         )
 
     def sessions(self, after: date | None) -> list[date]:
@@ -146,6 +156,26 @@ class MarketView:
         if series is None:
             series = self._closes[symbol] = self.bars[symbol]["close"]
         return series
+
+    def valuation_rows(self, symbol: str) -> np.ndarray:
+        """``tools.validation.valuation_rows`` of ``symbol``'s bars: per bar, the row of the close it is valued at."""
+        rows = self.valuation.get(symbol)
+        if rows is None:
+            rows = self._valued.get(symbol)
+            if rows is None:
+                rows = self._valued[symbol] = valuation_rows(self.closes(symbol).to_numpy(dtype="float64"),
+                                                             self.bars[symbol].index)
+        return rows
+
+    def valuation_closes(self, symbol: str) -> pd.Series:
+        """``closes(symbol)`` with every close refused for valuation replaced by the one it is valued at (NaN
+        before the first usable close); the very ``closes`` Series when no bar is replaced (a replay's usual day)."""
+        close, rows = self.closes(symbol), self.valuation_rows(symbol)
+        n = len(rows)
+        if int(rows.sum()) == n * (n - 1) // 2:  # rows[j] <= j for every j: the sum is equal only when all are
+            return close
+        values = close.to_numpy(dtype="float64")[np.maximum(rows, 0)]
+        return pd.Series(np.where(rows >= 0, values, np.nan), index=close.index, name=close.name)
 
     def latest_indicators(self, symbol: str) -> dict[str, float | None] | None:
         """``indicators_as_of(self.indicators[symbol], self.as_of)``, or None for a symbol without indicators.

@@ -1,0 +1,134 @@
+"""The valuation close (``tools.validation.valuation_rows``): a close the gate's jump test refuses never values a book.
+
+The rule, on synthetic closes: a one-day ×50 print that reverts is valued at the last close before it on both
+days; a permanent +60 % move at the old close on its day and at its own close afterwards; nothing after the day
+is read (the whole-history computation, cut at each day, equals the computation on the bars truncated there).
+The market snapshot (the daily run's and the replay's quotes) prices a held position at it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from agent.day import market_snapshot
+from tools.data import UniverseData
+from tools.models import Instrument, Universe
+from tools.validation import ValidationTimeline, validate_bars, valuation_rows
+from tools.view import MarketView, precompute_indicators, precompute_validation
+
+
+def _closes(n: int = 40, seed: int = 5) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return 100.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, n)))
+
+
+def _frame(closes: np.ndarray) -> pd.DataFrame:
+    idx = pd.bdate_range("2021-01-04", periods=len(closes), name="date")
+    return pd.DataFrame({"open": closes, "high": closes * 1.01, "low": closes * 0.99, "close": closes,
+                         "volume": 1e6}, index=idx)
+
+
+def _valued(closes: np.ndarray) -> np.ndarray:
+    df = _frame(closes)
+    return closes[valuation_rows(closes, df.index)]
+
+
+def test_a_one_day_spike_that_reverts_is_valued_at_the_close_before_it_on_both_days() -> None:
+    c = _closes()
+    c[20] *= 50.0
+    v = _valued(c)
+    assert v[20] == c[19] and v[21] == c[19]  # the spike, and the return from it (−98 %): two refused moves
+    assert v[22] == c[22]  # the next normal day: its own close
+    keep = np.r_[0:20, 22:40]
+    assert np.array_equal(v[keep], c[keep])
+
+
+def test_a_permanent_move_is_valued_at_the_old_close_on_its_day_and_at_its_own_close_after() -> None:
+    c = _closes()
+    c[25:] *= 1.6
+    v = _valued(c)
+    assert v[25] == c[24]
+    assert np.array_equal(v[26:], c[26:]) and np.array_equal(v[:25], c[:25])
+
+
+def test_a_recorded_split_is_no_refusal_and_a_non_positive_or_nan_close_never_values() -> None:
+    c = _closes()
+    c[10:] *= 0.25  # a 4:1 split, recorded
+    c[30], c[33] = np.nan, 0.0
+    df = _frame(c)
+    rows = valuation_rows(c, df.index, splits={df.index[10].date(): 4.0})
+    assert rows[10] == 10 and rows[30] == 29 and rows[33] == 32
+    assert valuation_rows(c, df.index)[10] == 9  # unrecorded: the gate's jump, held
+
+
+def test_the_valuation_holds_exactly_the_days_whose_move_the_gate_reports_as_a_jump() -> None:
+    c = _closes(60)
+    c[20] *= 50.0
+    c[40:] *= 0.3
+    df = _frame(c)
+    rows = valuation_rows(c, df.index)
+    for j in range(1, len(c)):
+        cut = df.iloc[: j + 1]
+        reasons = validate_bars("X", cut, cut.index[-1].date()).reasons
+        jumped_today = any(r.startswith("jump:") and f"on {cut.index[-1].date()}" in r for r in reasons)
+        assert (rows[j] != j) == jumped_today, j
+
+
+def test_the_valuation_never_reads_a_later_bar() -> None:
+    rng = np.random.default_rng(11)
+    c = _closes(300, seed=11)
+    for at in rng.choice(np.arange(1, 300), 12, replace=False):  # spikes, crashes, bad prints
+        c[at] *= rng.choice([50.0, 0.02, 1.6, 0.0, np.nan])
+    df = _frame(c)
+    whole = valuation_rows(c, df.index)
+    timeline = ValidationTimeline("X", df)
+    for end in range(len(c) + 1):
+        assert np.array_equal(valuation_rows(c[:end], df.index[:end]), whole[:end]), end
+        assert np.array_equal(timeline.valuation_rows(end), whole[:end]), end
+
+
+def _universe_data(closes: dict[str, np.ndarray]) -> UniverseData:
+    uni = Universe(name="spiky", base_currency="USD",
+                   instruments=[Instrument(symbol=s, source="synthetic", currency="USD") for s in closes])
+    return UniverseData(universe=uni, as_of=None, bars={s: _frame(c) for s, c in closes.items()})
+
+
+@pytest.mark.parametrize("precomputed", [False, True], ids=["daily", "replay"])
+def test_the_snapshot_prices_a_refused_print_at_the_close_it_is_valued_at(precomputed: bool) -> None:
+    a, b = _closes(120, seed=1), _closes(120, seed=2)
+    a[100] *= 50.0
+    data = _universe_data({"A": a, "B": b})
+    idx = data.bars["A"].index
+    extra = {"indicators": precompute_indicators(data), "validation": precompute_validation(data)} if precomputed else {}
+    for day, price, held in ((99, a[99], None), (100, a[99], 99), (101, a[99], 99), (102, a[102], None)):
+        market = market_snapshot(MarketView.build(data, idx[day].date(), **extra), data.universe)  # type: ignore[arg-type]
+        q = market.quotes["A"]
+        assert q.price == price and q.price_date == idx[day].date(), day
+        assert q.valued_at == (None if held is None else idx[held].date()), day
+        if held is not None:
+            assert not q.tradeable and q.untradeable_reason is not None
+            assert q.untradeable_reason.startswith("jump:") and f"valued at the {idx[held].date()} close" in q.untradeable_reason
+        # the correlation reads the valuation closes: no ±4,900 % return in its window
+        assert market.correlations["A"]["B"] == pytest.approx(_correlation(a, b, day), abs=1e-9), day
+
+
+def _correlation(a: np.ndarray, b: np.ndarray, day: int, window: int = 60) -> float:
+    va, vb = _valued(a)[: day + 1], b[: day + 1]
+    ra, rb = va[1:] / va[:-1] - 1.0, vb[1:] / vb[:-1] - 1.0
+    return float(np.corrcoef(ra[-window:], rb[-window:])[0, 1])
+
+
+def test_a_view_without_timelines_values_as_a_replays_view() -> None:
+    c = _closes(80)
+    c[50] *= 50.0
+    data = _universe_data({"A": c})
+    day = data.bars["A"].index[51].date()
+    daily = MarketView.build(data, day)
+    replay = MarketView.build(data, day, validation=precompute_validation(data))
+    assert np.array_equal(daily.valuation_rows("A"), replay.valuation_rows("A"))
+    assert daily.valuation_closes("A").equals(replay.valuation_closes("A"))
+    assert daily.valuation_closes("A").iloc[50] == c[49]
+    early = MarketView.build(data, data.bars["A"].index[40].date())
+    assert early.valuation_closes("A") is early.closes("A")  # nothing held: the closes themselves
