@@ -282,7 +282,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     entry = float(profile["entry"]) if profile else ENTRY_SCORE
     exit_at = float(profile["exit"]) if profile else 0.0
     # rule 9's trend gate: close vs its 200-day average (unknown: no gate for that symbol)
-    long_trend = (ctx.get("long_trend") or {}) if profile and profile.get("trend_gate") else {}
+    gate = str(profile.get("trend_gate") or "off") if profile else "off"  # "off" | "entry" | "hold" (both)
+    long_trend = (ctx.get("long_trend") or {}) if gate in ("entry", "hold") else {}
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     if profile and profile.get("spread"):  # rule 9's spread: no name above the gross cap's equal share
@@ -302,7 +303,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
         lt = _num(long_trend.get(sym))
-        if combined <= exit_at and held and lt is not None and lt > 0:
+        if combined <= exit_at and held and gate == "hold" and lt is not None and lt > 0:
             target, why = keep, why + f"; at or below the exit score but {lt:+.1%} above its 200-day average: hold"
         elif combined <= exit_at:
             target, why = 0.0, why + ("; at or below the exit score: exit / stay out" if profile

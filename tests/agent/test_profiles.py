@@ -154,7 +154,8 @@ def test_the_risk_nodes_correlated_pairs_are_those_whose_rounded_value_reaches_t
 
 
 def test_the_trend_gate_enters_only_above_the_200_day_average_and_holds_a_name_above_it() -> None:
-    gated = {**BALANCED, "trend_gate": True}
+    gated = {**BALANCED, "trend_gate": "hold"}
+    entry_only = {**BALANCED, "trend_gate": "entry"}
     strong = {"A": {"analyst": sig(0.8, 0.8)}}
     weak = {"A": {"analyst": sig(BALANCED["exit"] - 0.1, 0.8)}}
     vol = {"A": 0.5}
@@ -162,14 +163,18 @@ def test_the_trend_gate_enters_only_above_the_200_day_average_and_holds_a_name_a
     # a strong score below the 200-day average opens nothing; above it (or unknown) it opens as without the gate
     assert with_profile(gated, signals=strong, volatility=vol, long_trend={"A": -0.02}) == {"A": 0.0}
     opened = with_profile(gated, signals=strong, volatility=vol, long_trend={"A": 0.02})
-    assert opened["A"] > 0 and opened == with_profile(signals=strong, volatility=vol, long_trend={"A": -0.02})
+    ungated = {**BALANCED, "trend_gate": "off"}
+    assert opened["A"] > 0 and opened == with_profile(ungated, signals=strong, volatility=vol, long_trend={"A": -0.02})
     assert with_profile(gated, signals=strong, volatility=vol, long_trend={"A": None}) == opened
     # a held name at the exit score is kept while above its 200-day average, closed below it
     held = {"A": 0.12}
     assert with_profile(gated, positions=held, signals=weak, volatility=vol, long_trend={"A": 0.03}) == held
     assert with_profile(gated, positions=held, signals=weak, volatility=vol, long_trend={"A": -0.03}) == {"A": 0.0}
-    # the gate is off unless the profile turns it on: the same facts close it
-    assert with_profile(positions=held, signals=weak, volatility=vol, long_trend={"A": 0.03}) == {"A": 0.0}
+    # "entry" gates the entry only: a held name at the exit score is closed even above the average
+    assert with_profile(entry_only, signals=strong, volatility=vol, long_trend={"A": -0.02}) == {"A": 0.0}
+    assert with_profile(entry_only, positions=held, signals=weak, volatility=vol, long_trend={"A": 0.03}) == {"A": 0.0}
+    # with the gate off the same facts close it
+    assert with_profile(ungated, positions=held, signals=weak, volatility=vol, long_trend={"A": 0.03}) == {"A": 0.0}
 
 
 def test_the_risk_node_is_shown_each_close_against_its_200_day_average() -> None:
