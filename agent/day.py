@@ -5,7 +5,8 @@
 2. settlement: every session after the ledger's settlement watermark, up to D, fills the pending orders at
    that session's open (FX: the last close before it), then orders whose instrument had no session to fill
    at for ``ORDER_EXPIRY_SESSIONS`` sessions expire, and a position whose instrument has had no bar for as
-   long is closed at its last close (delisted, or its data stopped: the paper book cannot price it any more);
+   long is closed at its last valuation close (delisted, or its data stopped: the paper book cannot price it
+   any more);
 3. the equity mark of D and the breakers (which can only tighten the saved risk state);
 4. the graph: decide on D's close, guard, place (the kill switch is read again right before placing).
 It returns the day's results (plain data); the edges load data, open the book and write files.
@@ -75,7 +76,7 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
     the quote stays untradeable with the gate's reason (its orders are refused), which adds the valuation day.
     Correlations read the returns of the valuation closes too: a refused print's +4,900 % / −98 % pair would
     dominate 60 days of returns and hide (or invent) the correlation the guard's ``max_correlation`` check
-    relies on; a real move the gate refused shows up one session later, when its close is accepted.
+    relies on; a real move the gate refused shows up on its 5th session, when its level is accepted.
     """
     instruments = {i.symbol: i for i in universe.instruments}
     quotes: dict[str, Quote] = {}
@@ -145,9 +146,12 @@ def settle(broker: PaperBroker, view: MarketView) -> list[dict[str, str]]:
 def close_delisted(ledger: Ledger, view: MarketView, universe: Universe) -> list[dict[str, Any]]:
     """Cash out positions whose instrument has had no bar for ``DELIST_AFTER_SESSIONS`` sessions of the universe.
 
-    At its last close (and the FX close of that day), booked on D with no fees, pending orders cancelled
-    (``Ledger.close_delisted``). Point-in-time: it reads only the sessions seen up to D, never whether the data
-    will come back. A paper book cannot hold a position it can no longer price or sell for ever.
+    At its last valuation close (``MarketView.valuation_rows``: the last close the gate's jump test accepts that
+    is a positive number; never a refused ×50 print or a NaN last row) and the FX rate of that close's day,
+    booked on D with no fees, pending orders cancelled (``Ledger.close_delisted``). A series with no usable close
+    at all is kept (marked) rather than cashed out at an invented price. Point-in-time: it reads only the
+    sessions seen up to D, never whether the data will come back. A paper book cannot hold a position it can no
+    longer price or sell for ever.
     """
     closed: list[dict[str, Any]] = []
     currencies = {i.symbol: i.currency for i in universe.instruments}
@@ -158,12 +162,16 @@ def close_delisted(ledger: Ledger, view: MarketView, universe: Universe) -> list
         last = bars.index[-1].date()
         if last >= view.as_of or len(view.sessions(last)) < DELIST_AFTER_SESSIONS:
             continue
-        price = float(bars["close"].iloc[-1])
+        row = int(view.valuation_rows(symbol)[-1])
+        if row < 0:
+            continue  # no usable close to value it at: keep it (marked) rather than invent a price
+        price, valued = float(view.closes(symbol).to_numpy()[row]), bars.index[row].date()
         currency = currencies.get(symbol, universe.base_currency)
-        fx = 1.0 if currency == universe.base_currency else fx_rates_as_of(view.fx_series, universe.base_currency, last).get(currency)
+        fx = 1.0 if currency == universe.base_currency else fx_rates_as_of(view.fx_series, universe.base_currency, valued).get(currency)
         if fx is None:
             continue  # no rate to value it: keep it (marked) rather than invent one
-        reason = f"delisted: no {symbol} bar since {last} ({DELIST_AFTER_SESSIONS}+ sessions); closed at its last close {price:g}"
+        at = "its last close" if valued == last else f"its last accepted close (of {valued})"
+        reason = f"delisted: no {symbol} bar since {last} ({DELIST_AFTER_SESSIONS}+ sessions); closed at {at} {price:g}"
         fill = ledger.close_delisted(symbol, view.as_of, price, fx, reason)
         if fill is not None:
             closed.append({"symbol": symbol, "quantity": fill.quantity, "price": price, "last_bar": last.isoformat(),

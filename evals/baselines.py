@@ -36,7 +36,8 @@ Deliberate decisions:
 - Valuation (equity, holdings, a rebalance's sizing) is at the valuation close, as the graph policies' ledger:
   ``tools.validation.valuation_rows``, the day's close unless the validation gate's jump test refuses it (then
   the close the previous bar was valued at). A one-day bad print never values the book, although the
-  benchmarks do not use the gate for trading. A delisting still sells at the last close.
+  benchmarks do not use the gate for trading. A delisting sells at the last valuation close too (a series that
+  ends on a refused ×50 print is sold at the close before it).
 - Vectorised: holdings change only on rebalance, fill and delisting sessions; the loop runs over those
   events with numpy operations across instruments, and the daily valuation is one cumulative sum.
 """
@@ -77,7 +78,8 @@ class Fees:
 
 @dataclass(frozen=True, slots=True)
 class Delisting:
-    """A held instrument with no bar for ``delist_after`` sessions: ``quantity`` sold at its last close ``price``."""
+    """A held instrument with no bar for ``delist_after`` sessions: ``quantity`` sold at its last valuation close
+    ``price``."""
 
     symbol: str
     date: date
@@ -250,17 +252,18 @@ class _Book:
                 self._record(day, cols[buys], "buy", delta[buys] * scale, price)
 
     def delist(self, day: int, j: int) -> None:
-        """Sell what is held of ``j`` at its last close: it has had no bar for ``delist_after`` sessions."""
+        """Sell what is held of ``j`` at its last valuation close (never a refused print): it has had no bar for
+        ``delist_after`` sessions."""
         held = float(self.q[j])
         if held <= 0:
             return
         last = int(self.p.bar_row[day, j])
-        price = float(self.p.close[last, j])
+        price = float(self.p.value_price[last, j])
         d = self.p.sessions[day].date()
         self._record(day, np.array([j]), "sell", np.array([held]), np.array([price * (1.0 - self.s)]))
         self.decisions.append({"date": d, "symbol": self.p.symbols[j], "action": "sell", "quantity": held,
                                "reason": f"delisted: no bar since {self.p.sessions[last].date()} "
-                                         f"({self.p.delist_after} sessions); sold at the last close"})
+                                         f"({self.p.delist_after} sessions); sold at the last valuation close"})
         self.delistings.append(Delisting(self.p.symbols[j], d, price, held))
 
 

@@ -72,6 +72,7 @@ from portfolio.risk import load_limits
 from prompts.loader import load_prompt
 from tools.cache import MarketCache
 from tools.data import UniverseData, load_universe_data
+from tools.fx import valued_rates
 from tools.models import Universe
 from tools.news.archive import read_archive
 from tools.news.store import LoadedNews, NewsStore
@@ -303,7 +304,8 @@ def _benchmarks(data: UniverseData, sessions: list[date], names: list[str], mone
 
 
 def _bars_in_base(data: UniverseData) -> dict[str, pd.DataFrame]:
-    """Each instrument's bars in the base currency (prices times the FX close of the day, or the last before)."""
+    """Each instrument's bars in the base currency (prices times the FX valuation close of the day, or the last
+    before: ``tools.fx.valued_rates``, so a refused FX print converts nothing)."""
     base = data.universe.base_currency
     currencies = {i.symbol: i.currency for i in data.universe.instruments}
     out: dict[str, pd.DataFrame] = {}
@@ -312,7 +314,7 @@ def _bars_in_base(data: UniverseData) -> dict[str, pd.DataFrame]:
         if currency == base:
             out[symbol] = bars
             continue
-        fx = data.fx_series[currency].reindex(bars.index, method="ffill")
+        fx = valued_rates(data.fx_series[currency]).reindex(bars.index, method="ffill")  # a refused rate never converts
         priced = bars.copy()
         for col in ("open", "high", "low", "close"):
             priced[col] = bars[col] * fx

@@ -641,6 +641,9 @@ class Ledger:
             raise LedgerError(f"sell of {fill.quantity} {fill.symbol} exceeds the {qty} held")
         direction = 1.0 if fill.side == "buy" else -1.0
         cash_after = b.cash - direction * gross - fill.commission
+        if not math.isfinite(cash_after):  # a NaN price or FX rate would poison cash (and equity) for good
+            raise LedgerError(f"fill {fill.order_id} would book cash {cash_after} (price {fill.price}, FX "
+                              f"{fill.fx_rate}, commission {fill.commission}): not a finite amount")
         (new_qty, avg_price, avg_cost), realised = _book_lot(qty, avg_price, avg_cost, direction, fill)
         if cash_after < -1e-6:
             raise LedgerError(f"fill {fill.order_id} would leave cash at {cash_after:.2f}")

@@ -9,6 +9,9 @@ Deliberate decisions:
 - Rates are daily closes, read "last close on or before D" like every other series (no look-ahead).
 - A missing rate is an error (``DataError``), never a silent 1.0: valuing USD at par with EUR is a 10 %+
   mistake the guard would not catch.
+- A rate is the series' *valuation close* (``tools.validation.valuation_rows``, the price gate's own jump test):
+  a ×50 bad print of ``EURUSD=X`` (or a NaN / non-positive one) never converts a price, values a book or a fill:
+  the last accepted rate does (a lasting move of more than 50 % is accepted on its 5th session).
 """
 
 from __future__ import annotations
@@ -16,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
+import numpy as np
 import pandas as pd
 
 from tools.errors import DataError
 from tools.models import Instrument
+from tools.validation import valuation_rows
 
 
 def fx_ticker(currency: str, base: str) -> str:
@@ -36,16 +41,25 @@ def fx_instrument(currency: str, base: str) -> Instrument:
 def fx_rates_as_of(series: Mapping[str, pd.Series], base: str, as_of: date | None) -> dict[str, float]:
     """Rate per currency (base per unit) from daily close series keyed by currency; base itself is 1.0.
 
-    A currency whose series has no finite close on or before ``as_of`` is left out.
+    Each rate is the valuation close on or before ``as_of`` (the last close the jump test accepts, see the
+    module); a currency whose series has none is left out.
     """
     rates: dict[str, float] = {base.upper(): 1.0}
     for currency, closes in series.items():
         cut = closes if as_of is None else closes[closes.index <= pd.Timestamp(as_of)]
-        cut = cut.dropna()
-        cut = cut[cut > 0]
-        if len(cut):
-            rates[currency.upper()] = float(cut.iloc[-1])
+        values = cut.to_numpy(dtype="float64")
+        row = int(valuation_rows(values, cut.index)[-1]) if len(values) else -1
+        if row >= 0:
+            rates[currency.upper()] = float(values[row])
     return rates
+
+
+def valued_rates(closes: pd.Series) -> pd.Series:
+    """Each day's valuation rate of one FX close series (NaN before its first usable close): point-in-time, the
+    value on day D is ``fx_rates_as_of`` on D."""
+    values = closes.to_numpy(dtype="float64")
+    rows = valuation_rows(values, closes.index)
+    return pd.Series(np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan), index=closes.index, name=closes.name)
 
 
 def to_base(price: float, currency: str, base: str, rate_table: Mapping[str, float]) -> float:

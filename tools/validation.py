@@ -13,13 +13,19 @@
 - ``jump``       a day-over-day close move beyond ``max_jump`` (fraction) with no recorded split that
                  day, within the last ``jump_window`` bars.
 
+``jump`` judges each close against the last *accepted* close (the valuation close), not the raw previous close,
+and accepts a new level once it has held for ``PLATEAU_SESSIONS`` sessions (``_jump_flags``, the one definition).
 ``valuation_rows`` gives the close a book is valued at on each bar (the day's, unless that ``jump`` test refuses it
 or it is not a positive number: then the previous bar's valuation close): the ledger of the graph policies (via
-``agent.day.market_snapshot``) and the eval benchmarks mark positions at it, so a refused print never values a book.
+``agent.day.market_snapshot``), its delisting cash-out, the FX rates (``tools.fx``) and the eval benchmarks use it,
+so a refused print never values a book, and the gate's ``jump`` days are exactly the closes it refuses.
 
 Deliberate decisions:
 - Only bars on or before ``as_of`` are looked at: the gate cannot leak the future either. And only the last
-  ``2 × (jump_window + 1)`` of them: an identical repeated row older than that no longer blocks a symbol.
+  ``2 × (jump_window + 1)`` of them, except for ``jump``: an identical repeated row older than that no longer
+  blocks a symbol. ``jump`` reports refused closes of the last ``jump_window`` bars, but the anchor a close is
+  judged against is path-dependent, so its flags are computed on the whole history up to as_of (one numpy pass;
+  the loop runs only from a raw jump until a close is accepted again).
 - Sessions are the instrument's exchange sessions when ``calendar`` is given (a ``tools.calendars`` name,
   usually ``calendar_for(instrument)``): a holiday (Thanksgiving, Good Friday) is not a missed session.
   ``24/7`` counts every day (crypto), ``24/5`` counts weekdays. Without ``calendar`` the old rule applies:
@@ -36,6 +42,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Any
@@ -128,7 +135,10 @@ def validate_bars(
         reasons.append(f"stale: last bar {last} is {behind} sessions before {as_of}")
 
     reasons.extend(_price_checks(bars, recent_window))
-    reasons.extend(_jumps(bars["close"].to_numpy(dtype="float64"), bars.index, jump_window, max_jump, splits))
+    history = df.iloc[:end]
+    if not df.index.is_unique and history.index.has_duplicates:
+        history = history[~history.index.duplicated(keep="last")]
+    reasons.extend(_jumps(history["close"].to_numpy(dtype="float64"), history.index, jump_window, max_jump, splits))
     return ValidationResult(symbol=symbol, tradeable=not reasons, reasons=reasons)
 
 
@@ -174,27 +184,106 @@ def _jump_reason(move: float, day: date, hits: int) -> str:
     return f"jump: close moved {move:+.0%} on {day} with no recorded split{more}"
 
 
+PLATEAU_SESSIONS = 5
+"""A level refused against the valuation close is accepted on the ``PLATEAU_SESSIONS``-th session it holds.
+
+5 sessions = one trading week = ``max_stale_sessions`` and ``agent.day.DELIST_AFTER_SESSIONS``: the product's
+existing "a state that persists this long is real" horizon. Shorter lets a bad print repeated for a few days (a
+vendor's stuck row) value the book; longer values a genuine takeover or crash at the old price for longer."""
+
+
 def _jump_flags(closes: np.ndarray, index: pd.Index, max_jump: float,
-                splits: Mapping[date, float] | None) -> tuple[np.ndarray, np.ndarray]:
-    """The one definition of a ``jump``, per bar ``j``: ``moves[j]`` is close ``j`` against close ``j - 1`` (NaN
-    for the first bar), ``big[j]`` says ``|moves[j]| > max_jump`` with no recorded split on bar ``j``'s day.
+                splits: Mapping[date, float] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The one definition of a ``jump``, per bar ``j``: ``(moves, jumps, valued)``.
 
-    A NaN on either side is no jump (the move is NaN); a non-positive or infinite close is one (−100 % or worse,
-    ±inf). Used by the gate (``validate_bars``, ``ValidationTimeline``) and the valuation (``valuation_rows``).
+    ``valued[j]``: close ``j`` values the book (the valuation close is its own). The valuation close is the last
+    valued close, the *anchor*. Close ``j`` is valued when it is a finite positive number and either there is no
+    anchor yet (the first usable close: a spike there cannot be tested), bar ``j``'s day has a recorded split,
+    ``|close / anchor - 1| <= max_jump``, or it completes a plateau: the ``PLATEAU_SESSIONS``-th consecutive close
+    refused against the anchor whose refused closes all lie within ``max_jump`` of each other (max / min - 1 <=
+    ``max_jump``; NaN or non-positive bars in between neither count nor break it). From that session on the new
+    level is the anchor (point-in-time: the refused days stay refused). So a ×50 print held for three days is
+    refused on each and its revert is valued; a genuine permanent move is valued from its 5th session; a close
+    that goes to 0 and stays is never valued (the book keeps its last positive close; the gate's ``bad_price``
+    blocks trading it).
+
+    ``jumps[j]``: close ``j`` is refused by this test (not valued, and a finite close that moved beyond
+    ``max_jump`` from the anchor, or from the last finite close before it for a non-positive or infinite one):
+    the gate's ``jump``, so the gate and the valuation refuse the same closes. A NaN close is no jump (the gate's
+    ``bad_price`` reports it); a NaN bar is skipped, never a "no jump" neighbour. ``moves[j]``: the move judged
+    (against the anchor for a refused finite close, else against the last finite close; NaN for the first).
+
+    Vectorised first (with no raw move beyond ``max_jump`` every finite positive close is valued: the anchor is
+    always the previous finite close); a Python loop walks only from each raw jump until a close is valued again.
+    Causal: bar ``j`` reads closes ``0..j`` only. Used by the gate (``validate_bars``, ``ValidationTimeline``),
+    the valuation (``valuation_rows``) and the FX rates (``tools.fx``).
     """
+    n = len(closes)
+    if not n:
+        return np.empty(0), np.zeros(0, dtype=bool), np.zeros(0, dtype=bool)
+    finite = np.isfinite(closes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        moves = np.concatenate([[np.nan], closes[1:] / closes[:-1] - 1.0]) if len(closes) else np.empty(0)
+        usable = finite & (closes > 0)
+        if finite.all():  # the usual series: the previous close is the last finite one
+            moves = np.concatenate([[np.nan], closes[1:] / closes[:-1] - 1.0])
+        else:
+            before = np.concatenate([[-1], np.maximum.accumulate(np.where(finite, np.arange(n), -1))[:-1]])  # < j
+            moves = np.where(before >= 0, closes / closes[np.maximum(before, 0)] - 1.0, np.nan)
         big = np.abs(moves) > max_jump
-    if splits:
-        big &= ~np.asarray(index.isin([pd.Timestamp(d) for d in splits]))
-    return moves, big
+    split = np.asarray(index.isin([pd.Timestamp(d) for d in splits])) if splits else None
+    if split is not None:
+        big &= ~split
+    valued = usable & ~big
+    hits = np.flatnonzero(big & usable)
+    if len(hits):
+        _anchored(closes, usable, split, valued, moves, hits, max_jump)
+    return moves, ~valued & (big | usable), valued
 
 
-def _jumps(closes: np.ndarray, index: pd.DatetimeIndex, jump_window: int, max_jump: float,
+def _anchored(closes: np.ndarray, usable: np.ndarray, split: np.ndarray | None, valued: np.ndarray,
+              moves: np.ndarray, hits: np.ndarray, max_jump: float) -> None:
+    """``_jump_flags``' walk from each raw jump (``hits``) until a close is valued again (in place).
+
+    Between a valued close and the next raw jump the vectorised verdict holds: every usable close there is
+    valued (it is within ``max_jump`` of the previous finite close, which is the anchor)."""
+    last_usable = np.maximum.accumulate(np.where(usable, np.arange(len(closes)), -1))
+    n, i = len(closes), int(hits[0])
+    anchor = float(closes[last_usable[i - 1]]) if i > 0 and last_usable[i - 1] >= 0 else math.nan
+    lo = hi = math.nan
+    count = 0
+    while i < n:
+        if not usable[i]:  # NaN, infinite or non-positive: never valued, neither counts nor breaks a plateau
+            i += 1
+            continue
+        x = float(closes[i])
+        move = x / anchor - 1.0
+        take = math.isnan(anchor) or abs(move) <= max_jump or (split is not None and bool(split[i]))
+        if not take:
+            if count and max(hi, x) <= min(lo, x) * (1.0 + max_jump):
+                lo, hi, count = min(lo, x), max(hi, x), count + 1
+            else:
+                lo, hi, count = x, x, 1
+            take = count >= PLATEAU_SESSIONS
+            if not take:
+                moves[i] = move
+        valued[i] = take
+        if not take:
+            i += 1
+            continue
+        count = 0
+        k = int(np.searchsorted(hits, i, side="right"))
+        if k == len(hits):
+            break
+        i = int(hits[k])
+        anchor = float(closes[last_usable[i - 1]])  # valued by the vectorised pass (or i's own predecessor run)
+
+
+def _jumps(closes: np.ndarray, index: pd.Index, jump_window: int, max_jump: float,
            splits: dict[date, float] | None) -> list[str]:
-    """``jump``: a close-to-close move beyond ``max_jump`` with no recorded split, in the last ``jump_window`` bars."""
-    moves, big = _jump_flags(closes[-(jump_window + 1) :], index[-(jump_window + 1) :], max_jump, splits)
-    moves, big, days = moves[1:], big[1:], index[-(jump_window + 1) :][1:]
+    """``jump``: a close ``_jump_flags`` refuses, in the last ``jump_window`` bars (of ``closes``: the whole history
+    up to as_of, since the anchor a close is judged against may be older than the window)."""
+    moves, big, _ = _jump_flags(closes, index, max_jump, splits)
+    moves, big, days = moves[-jump_window:], big[-jump_window:], index[-jump_window:]  # bar 0 is never a jump
     hits = np.flatnonzero(big)
     if not len(hits):
         return []
@@ -206,23 +295,24 @@ def valuation_rows(closes: np.ndarray, index: pd.Index, *, max_jump: float = 0.5
                    splits: Mapping[date, float] | None = None) -> np.ndarray:
     """For every bar, the row of the close the book is valued at on that bar's day (-1 while there is none).
 
-    The valuation close of bar ``j`` is its own close, unless the gate's ``jump`` test refuses that close
-    (``_jump_flags``: a move beyond ``max_jump`` from close ``j - 1``, no recorded split that day) or it is not a
-    positive number; then it is bar ``j - 1``'s valuation close. So a one-day ×50 print that reverts is valued at
-    the last close before it on both days (two jumps in a row), and a real +60 % move at the old close on its
-    day and at its own close from the next normal day on. The gate refuses trading the symbol for its whole
-    jump window; the valuation holds only the refused days. Point-in-time and causal: row ``j`` reads closes
-    ``0..j`` only, so the result on a prefix of the bars is the prefix of the result (a replay computes it once).
+    The valuation close of bar ``j`` is its own close when ``_jump_flags`` values it (a finite positive close
+    within ``max_jump`` of the last valued close, a recorded split that day, or the ``PLATEAU_SESSIONS``-th session
+    of a new level), else bar ``j - 1``'s valuation close. So a ×50 print that lasts one or several days is valued
+    at the last close before it on each of them and its revert at its own close; a genuine permanent move (±60 %)
+    at the old close for 4 sessions and at its own from the 5th. The gate refuses trading the symbol for its
+    whole jump window; the valuation holds only the refused days. Known limits: the very first usable close
+    cannot be tested (nothing before it); a close that goes to 0 (or NaN) and stays is valued at its last
+    positive close for ever (the gate's ``bad_price`` blocks trading it; a held position is cashed out there by
+    the delisting rule only when its bars stop). Point-in-time and causal: row ``j`` reads closes ``0..j``
+    only, so the result on a prefix of the bars is the prefix of the result (a replay computes it once).
 
-    ``closes`` in the rows' order (the bars as given, like ``bars["close"]``); one numpy pass.
+    ``closes`` in the rows' order (the bars as given, like ``bars["close"]``).
     """
     closes = np.asarray(closes, dtype="float64")
     if not len(closes):
         return np.empty(0, dtype=np.intp)
-    _, big = _jump_flags(closes, index, max_jump, splits)
-    with np.errstate(invalid="ignore"):
-        own = np.isfinite(closes) & (closes > 0) & ~big
-    return np.maximum.accumulate(np.where(own, np.arange(len(closes)), -1))
+    _, _, valued = _jump_flags(closes, index, max_jump, splits)
+    return np.maximum.accumulate(np.where(valued, np.arange(len(closes)), -1))
 
 
 class ValidationTimeline:
@@ -264,27 +354,29 @@ class ValidationTimeline:
                       and idx.is_unique)
         self._index = idx
         self._times = idx.to_numpy() if self._fast else None
-        self._bar_reasons = self._precompute(df, recent_window, jump_window, max_jump) if self._fast else {}
         self.max_jump = max_jump
         self._valuation: np.ndarray | None = None
+        self._bar_reasons = self._precompute(df, recent_window, jump_window, max_jump) if self._fast else {}
 
     def valuation_rows(self, end: int) -> np.ndarray:
         """``valuation_rows`` of the first ``end`` bars (the bars a view cut at D holds), with the gate's
-        ``max_jump``: computed once over the whole series, sliced (causal, so the slice is the prefix's result)."""
+        ``max_jump``: computed once over the whole series (with the gate's flags when precomputed), sliced
+        (causal, so the slice is the prefix's result)."""
         if self._valuation is None:
             self._valuation = valuation_rows(self._df["close"].to_numpy(dtype="float64"), self._index,
                                              max_jump=self.max_jump)
         return self._valuation[:end]
 
-    @staticmethod
-    def _precompute(df: pd.DataFrame, recent_window: int, jump_window: int, max_jump: float) -> dict[int, list[str]]:
+    def _precompute(self, df: pd.DataFrame, recent_window: int, jump_window: int,
+                    max_jump: float) -> dict[int, list[str]]:
         """End position ``e`` (bars ``[0, e)`` are known) → its bad_price, inconsistent and jump reasons, when any."""
         n = len(df)
         if n == 0:
             return {}
         o, h, lo, c = (df[col].to_numpy(dtype="float64") for col in _PRICE_COLUMNS)
         bad, torn = _bad_and_torn(o, h, lo, c)
-        moves, big = _jump_flags(c, df.index, max_jump, None)  # moves[j]: close j against close j - 1
+        moves, big, valued = _jump_flags(c, df.index, max_jump, None)  # one pass: the gate's and the valuation's
+        self._valuation = np.maximum.accumulate(np.where(valued, np.arange(n), -1))
         ends = np.arange(1, n + 1)
         # validate_bars looks at the last 2 × (jump_window + 1) bars, and at the last recent_window of those
         recent_from = ends - np.minimum(recent_window, np.minimum(ends, 2 * (jump_window + 1)))

@@ -49,6 +49,12 @@ def _damaged(df: pd.DataFrame, seed: int = 3) -> pd.DataFrame:
         out.iloc[at, out.columns.get_loc("high")] = out["close"].iloc[at] * 0.9
     for at in sorted(rng.choice(np.arange(30, n), size=3, replace=False)):  # a halving (a split nobody recorded)
         out.iloc[at:, [out.columns.get_loc(c) for c in ("open", "high", "low", "close")]] /= 2.0
+    prices = [out.columns.get_loc(c) for c in ("open", "high", "low", "close")]
+    for at in rng.choice(np.arange(1, n - 4), size=2, replace=False):  # a ×50 print held for 1 to 3 days
+        out.iloc[at : at + int(rng.integers(1, 4)), prices] *= 50.0
+    at = int(rng.integers(1, n - 2))  # a ×50 print right after a NaN close (judged against the close before it)
+    out.iloc[at, out.columns.get_loc("close")] = np.nan
+    out.iloc[at + 1, prices] *= 50.0
     gap = out.index[(out.index > "2008-03-01") & (out.index < "2008-03-22")]
     return out.drop(gap)
 

@@ -15,7 +15,7 @@ import pytest
 from agent.day import market_snapshot
 from tools.data import UniverseData
 from tools.models import Instrument, Universe
-from tools.validation import ValidationTimeline, validate_bars, valuation_rows
+from tools.validation import PLATEAU_SESSIONS, ValidationTimeline, validate_bars, valuation_rows
 from tools.view import MarketView, precompute_indicators, precompute_validation
 
 
@@ -35,22 +35,51 @@ def _valued(closes: np.ndarray) -> np.ndarray:
     return closes[valuation_rows(closes, df.index)]
 
 
-def test_a_one_day_spike_that_reverts_is_valued_at_the_close_before_it_on_both_days() -> None:
+def test_a_one_day_spike_is_valued_at_the_close_before_it_and_its_revert_at_its_own() -> None:
     c = _closes()
     c[20] *= 50.0
     v = _valued(c)
-    assert v[20] == c[19] and v[21] == c[19]  # the spike, and the return from it (−98 %): two refused moves
-    assert v[22] == c[22]  # the next normal day: its own close
-    keep = np.r_[0:20, 22:40]
+    assert v[20] == c[19]  # the spike: refused against the last accepted close
+    assert v[21] == c[21]  # the return from it: −98 % from the spike, but within max_jump of the accepted close
+    keep = np.r_[0:20, 21:40]
     assert np.array_equal(v[keep], c[keep])
 
 
-def test_a_permanent_move_is_valued_at_the_old_close_on_its_day_and_at_its_own_close_after() -> None:
+@pytest.mark.parametrize("days", [2, 3, 4])
+def test_a_spike_held_for_several_days_is_refused_on_each_and_its_revert_is_valued(days: int) -> None:
+    c = _closes()
+    c[20 : 20 + days] *= 50.0
+    v = _valued(c)
+    assert np.all(v[20 : 20 + days] == c[19])
+    assert np.array_equal(v[20 + days :], c[20 + days :])
+
+
+def test_a_permanent_move_is_valued_at_the_old_close_until_it_has_held_for_plateau_sessions() -> None:
     c = _closes()
     c[25:] *= 1.6
     v = _valued(c)
-    assert v[25] == c[24]
-    assert np.array_equal(v[26:], c[26:]) and np.array_equal(v[:25], c[:25])
+    assert PLATEAU_SESSIONS == 5
+    assert np.all(v[25:29] == c[24])  # its first 4 sessions: refused against the last accepted close
+    assert np.array_equal(v[29:], c[29:]) and np.array_equal(v[:25], c[:25])  # from the 5th: the new level
+
+
+def test_a_plateau_restarts_when_the_refused_closes_do_not_hold_one_level() -> None:
+    c = _closes()
+    c[20:] *= 50.0
+    c[22] *= 3.0  # garbage that does not settle: the plateau starts again after it
+    v = _valued(c)
+    assert np.all(v[20:27] == c[19])  # 20, 21 | 22 | 23..26: four sessions of the level again
+    assert v[27] == c[27]
+
+
+def test_a_spike_right_after_a_nan_bar_is_refused() -> None:
+    c = _closes()
+    c[20], c[21] = np.nan, c[21] * 50.0
+    df = _frame(c)
+    rows = valuation_rows(c, df.index)
+    assert rows[20] == 19 and rows[21] == 19 and rows[22] == 22
+    reasons = validate_bars("X", df.iloc[:22], df.index[21].date()).reasons
+    assert any(r.startswith("jump:") and f"on {df.index[21].date()}" in r for r in reasons), reasons
 
 
 def test_a_recorded_split_is_no_refusal_and_a_non_positive_or_nan_close_never_values() -> None:
@@ -64,23 +93,28 @@ def test_a_recorded_split_is_no_refusal_and_a_non_positive_or_nan_close_never_va
 
 
 def test_the_valuation_holds_exactly_the_days_whose_move_the_gate_reports_as_a_jump() -> None:
-    c = _closes(60)
+    c = _closes(80)
+    c[10:13] *= 50.0  # held three days
     c[20] *= 50.0
+    c[30], c[31] = np.nan, c[31] * 50.0  # right after a NaN bar
     c[40:] *= 0.3
     df = _frame(c)
     rows = valuation_rows(c, df.index)
+    timeline = ValidationTimeline("X", df)
     for j in range(1, len(c)):
         cut = df.iloc[: j + 1]
         reasons = validate_bars("X", cut, cut.index[-1].date()).reasons
+        assert timeline.as_of(cut.index[-1].date()).reasons == reasons, j
         jumped_today = any(r.startswith("jump:") and f"on {cut.index[-1].date()}" in r for r in reasons)
-        assert (rows[j] != j) == jumped_today, j
+        assert (rows[j] != j and np.isfinite(c[j])) == jumped_today, j
 
 
-def test_the_valuation_never_reads_a_later_bar() -> None:
-    rng = np.random.default_rng(11)
-    c = _closes(300, seed=11)
-    for at in rng.choice(np.arange(1, 300), 12, replace=False):  # spikes, crashes, bad prints
-        c[at] *= rng.choice([50.0, 0.02, 1.6, 0.0, np.nan])
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_the_valuation_never_reads_a_later_bar(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    c = _closes(300, seed=seed)
+    for at in rng.choice(np.arange(1, 300), 12, replace=False):  # spikes (some held for days), crashes, bad prints
+        c[at : at + int(rng.integers(1, 8))] *= rng.choice([50.0, 0.02, 1.6, 0.0, np.nan])
     df = _frame(c)
     whole = valuation_rows(c, df.index)
     timeline = ValidationTimeline("X", df)
@@ -102,7 +136,7 @@ def test_the_snapshot_prices_a_refused_print_at_the_close_it_is_valued_at(precom
     data = _universe_data({"A": a, "B": b})
     idx = data.bars["A"].index
     extra = {"indicators": precompute_indicators(data), "validation": precompute_validation(data)} if precomputed else {}
-    for day, price, held in ((99, a[99], None), (100, a[99], 99), (101, a[99], 99), (102, a[102], None)):
+    for day, price, held in ((99, a[99], None), (100, a[99], 99), (101, a[101], None), (102, a[102], None)):
         market = market_snapshot(MarketView.build(data, idx[day].date(), **extra), data.universe)  # type: ignore[arg-type]
         q = market.quotes["A"]
         assert q.price == price and q.price_date == idx[day].date(), day
