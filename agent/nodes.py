@@ -380,9 +380,12 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
             )
             continue
         # The band is judged on the plan's own change; the tilt only resizes a trade the plan makes (same side),
-        # so sentiment can neither create an order nor move one by more than SENTIMENT_CAP.
+        # so sentiment can neither create an order nor move one by more than SENTIMENT_CAP. With a profile the
+        # plan has applied its own band to resizes, and an entry from flat is the whole position: it is traded
+        # whatever its size (a 1% cap in risk.toml, or the spread over 48+ names, would otherwise never trade).
         planned_delta = planned.target_weight - w0
-        if abs(planned_delta) < REBALANCE_BAND or delta * planned_delta <= 0:
+        entry = deps.profile is not None and w0 == 0.0 and planned.target_weight > 0.0
+        if (abs(planned_delta) < REBALANCE_BAND and not entry) or delta * planned_delta <= 0:
             continue
         quote = deps.market.quotes.get(target.symbol)
         side = "buy" if delta > 0 else "sell"

@@ -109,13 +109,16 @@ def check_config(cfg: EvalConfig) -> None:
         raise EvalError(f"--start {cfg.start} is after --end {cfg.end}")
     if not cfg.policies:
         raise EvalError("--policy names no policy")
-    if len(set(cfg.policies)) != len(cfg.policies):
+    if len({p.lower() for p in cfg.policies}) != len(cfg.policies):  # profile names are case-insensitive
         raise EvalError(f"--policy names a policy twice: {','.join(cfg.policies)}")
     if cfg.news is not None and not cfg.news.exists():
         raise EvalError(f"--news {cfg.news} not found (a .jsonl file or a folder of saved feeds)")
     if cfg.jobs < 1:
         raise EvalError(f"--jobs must be at least 1, not {cfg.jobs}")
     for name in cfg.policies:
+        base, sep, _ = name.partition("@")
+        if sep and base in BASELINES:
+            raise EvalError(f"policy {name!r}: the benchmark {base!r} takes no risk profile (it has no risk node)")
         if name not in BASELINES:
             try:
                 check_policy(name)

@@ -199,13 +199,15 @@ def _jump_flags(closes: np.ndarray, index: pd.Index, max_jump: float,
     ``valued[j]``: close ``j`` values the book (the valuation close is its own). The valuation close is the last
     valued close, the *anchor*. Close ``j`` is valued when it is a finite positive number and either there is no
     anchor yet (the first usable close: a spike there cannot be tested), bar ``j``'s day has a recorded split,
-    ``|close / anchor - 1| <= max_jump``, or it completes a plateau: the ``PLATEAU_SESSIONS``-th consecutive close
-    refused against the anchor whose refused closes all lie within ``max_jump`` of each other (max / min - 1 <=
-    ``max_jump``; NaN or non-positive bars in between neither count nor break it). From that session on the new
-    level is the anchor (point-in-time: the refused days stay refused). So a ×50 print held for three days is
-    refused on each and its revert is valued; a genuine permanent move is valued from its 5th session; a close
-    that goes to 0 and stays is never valued (the book keeps its last positive close; the gate's ``bad_price``
-    blocks trading it).
+    ``|close / anchor - 1| <= max_jump``, or it is the ``PLATEAU_SESSIONS``-th consecutive close refused against
+    the anchor (NaN or non-positive bars in between neither count nor break the run), whatever path those closes
+    took: a crash that keeps falling, or prices that stay noisy after a collapse, are real once they have lasted
+    that long, and a refusal that never ends would value the book at a price long gone (an attacker's −60% gap
+    followed by −12% a day was marked at the pre-crash close until its delisting, cashed out there too). From
+    that session on its close is the anchor (point-in-time: the refused days stay refused). So a ×50 print held
+    for three days is refused on each and its revert is valued; a genuine move is valued from its 5th session; a
+    close that goes to 0 and stays is never valued (the book keeps its last positive close; the gate's
+    ``bad_price`` blocks trading it).
 
     ``jumps[j]``: close ``j`` is refused by this test (not valued, and a finite close that moved beyond
     ``max_jump`` from the anchor, or from the last finite close before it for a non-positive or infinite one):
@@ -249,7 +251,6 @@ def _anchored(closes: np.ndarray, usable: np.ndarray, split: np.ndarray | None, 
     last_usable = np.maximum.accumulate(np.where(usable, np.arange(len(closes)), -1))
     n, i = len(closes), int(hits[0])
     anchor = float(closes[last_usable[i - 1]]) if i > 0 and last_usable[i - 1] >= 0 else math.nan
-    lo = hi = math.nan
     count = 0
     while i < n:
         if not usable[i]:  # NaN, infinite or non-positive: never valued, neither counts nor breaks a plateau
@@ -258,11 +259,8 @@ def _anchored(closes: np.ndarray, usable: np.ndarray, split: np.ndarray | None, 
         x = float(closes[i])
         move = x / anchor - 1.0
         take = math.isnan(anchor) or abs(move) <= max_jump or (split is not None and bool(split[i]))
-        if not take:
-            if count and max(hi, x) <= min(lo, x) * (1.0 + max_jump):
-                lo, hi, count = min(lo, x), max(hi, x), count + 1
-            else:
-                lo, hi, count = x, x, 1
+        if not take:  # refused: the PLATEAU_SESSIONS-th refused close in a row is accepted, whatever its path
+            count += 1
             take = count >= PLATEAU_SESSIONS
             if not take:
                 moves[i] = move

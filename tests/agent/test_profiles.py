@@ -200,3 +200,22 @@ def test_the_spread_caps_each_name_at_the_gross_caps_equal_share_over_the_names_
     three = {"A": 0.2, "B": 0.2, "C": 0.2}  # 3 names: the equal share (0.317) is above the 20% cap: no change
     assert (with_profile({**BALANCED, "spread": True}, signals=few, volatility=three)
             == with_profile({**BALANCED, "spread": False}, signals=few, volatility=three))
+
+
+def test_with_a_profile_an_entry_below_the_rebalance_band_is_still_traded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A 1% position cap (or the spread over 48+ names) sizes every entry under the 2-point band: v6 as first
+    # written never traded such a book (found by an attacker). With a profile, an entry from flat is traded.
+    monkeypatch.delenv("TRADEAGENT_PROFILE")
+    (tmp_path / "risk.toml").write_text("[limits]\nmax_position_weight = 0.01\n")
+    settings = Settings(home=tmp_path)
+    day = date(2013, 2, 28)
+    results = run_daily(settings, universe="demo", run_date=day, llm="offline", dry_run=True).results
+    legacy = run_daily(settings, universe="demo", run_date=day, llm="offline", dry_run=True, profile="v3").results
+
+    targets = {t["symbol"]: t["target_weight"] for t in results["nodes"]["risk"]["output"]["targets"]}
+    approved = {o["symbol"] for o in results["approved"] if o["side"] == "buy"}
+    assert targets and all(0 < w <= 0.01 for w in targets.values())
+    assert approved == set(targets), results["proposed"]
+    assert not legacy["proposed"]  # v3 keeps its band: nothing under 2 points

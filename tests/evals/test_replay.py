@@ -233,11 +233,18 @@ def test_a_policy_or_window_that_cannot_run_is_refused_in_one_line(
     assert not (tmp_path / "out" / "report.json").exists()
 
 
-def test_eval_config_refuses_a_policy_named_twice() -> None:
-    with pytest.raises(EvalError, match="twice"):
+@pytest.mark.parametrize(("policies", "message"), [
+    (("agent", "agent"), "twice"),
+    (("agent@BALANCED", "agent@balanced"), "twice"),  # one profile in two spellings (found by an attacker)
+    (("buyhold@balanced",), "takes no risk profile"),
+])
+def test_eval_config_refuses_a_policy_named_twice_or_a_benchmark_with_a_profile(
+    policies: tuple[str, ...], message: str
+) -> None:
+    with pytest.raises(EvalError, match=message):
         run_eval(Settings(home=Path("/nonexistent")), EvalConfig(universe="demo", start=date(2012, 1, 2),
                                                                   end=date(2012, 2, 1), out=Path("/tmp/x"),
-                                                                  policies=("agent", "agent")))
+                                                                  policies=policies))
 
 
 def test_an_llm_cutoff_splits_every_policys_metrics_and_says_the_days_before_are_not_evidence(tmp_path: Path) -> None:

@@ -63,13 +63,18 @@ def test_a_permanent_move_is_valued_at_the_old_close_until_it_has_held_for_plate
     assert np.array_equal(v[29:], c[29:]) and np.array_equal(v[:25], c[:25])  # from the 5th: the new level
 
 
-def test_a_plateau_restarts_when_the_refused_closes_do_not_hold_one_level() -> None:
+def test_refused_closes_are_accepted_after_plateau_sessions_whatever_their_path() -> None:
+    # a -60% gap, then -12% a session: no two refused closes hold one level, but the crash is real (an
+    # attacker's case: it was valued at the pre-crash close until the series ended, and cashed out there)
     c = _closes()
-    c[20:] *= 50.0
-    c[22] *= 3.0  # garbage that does not settle: the plateau starts again after it
+    c[20:] = c[19] * 0.4 * 0.88 ** np.arange(len(c) - 20)
     v = _valued(c)
-    assert np.all(v[20:27] == c[19])  # 20, 21 | 22 | 23..26: four sessions of the level again
-    assert v[27] == c[27]
+    assert np.all(v[20:24] == c[19])  # four refused sessions at the last accepted close
+    assert np.array_equal(v[24:], c[24:])  # the 5th is accepted, and every later close is judged against it
+    noisy = _closes()
+    noisy[20:] = noisy[19] * np.resize([0.30, 0.40, 0.46], len(noisy) - 20)  # a 53% range after a collapse
+    w = _valued(noisy)
+    assert np.all(w[20:24] == noisy[19]) and np.array_equal(w[24:], noisy[24:])
 
 
 def test_a_spike_right_after_a_nan_bar_is_refused() -> None:
