@@ -196,7 +196,7 @@ def run_daily(
         if memory_off is not None:
             results["memory"] = {"status": "off" if not settings.memory else "unavailable", "reason": memory_off}
         results["data"] = {"notes": [*data.notes, *([news_note] if news_note else [])], "errors": dict(data.errors),
-                           "untradeable": {s: v.reasons for s, v in view.validation.items() if not v.tradeable}}
+                           "untradeable": _untradeable(view)}
         results["prompts"] = _prompt_hashes()
         results["universe_source"] = universe  # the --universe argument: `portfolio` reloads a TOML universe by it
         results["timings"].update({"data_seconds": round(data_seconds, 4),
@@ -289,3 +289,20 @@ def _recovered_results(
         "llm_calls": 0, "tokens": 0,
         "timings": {"total_seconds": round(time.perf_counter() - started, 4)},
     }  # fmt: skip
+
+
+def _untradeable(view: MarketView) -> dict[str, list[str]]:
+    """The gate's reasons per refused symbol, and the day of the close its position is valued at when that is
+    not the day's own close (a refused print: ``tools.validation.valuation_rows``), so `explain` shows it."""
+    out: dict[str, list[str]] = {}
+    for symbol, check in view.validation.items():
+        if check.tradeable:
+            continue
+        reasons = list(check.reasons)
+        bars = view.bars.get(symbol)
+        if bars is not None and len(bars):
+            row = int(view.valuation_rows(symbol)[-1])
+            if 0 <= row < len(bars) - 1:
+                reasons.append(f"valued at the {bars.index[row].date()} close")
+        out[symbol] = reasons
+    return out

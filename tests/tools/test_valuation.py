@@ -171,3 +171,18 @@ def test_a_view_without_timelines_values_as_a_replays_view() -> None:
     assert daily.valuation_closes("A").iloc[50] == c[49]
     early = MarketView.build(data, data.bars["A"].index[40].date())
     assert early.valuation_closes("A") is early.closes("A")  # nothing held: the closes themselves
+
+
+def test_the_daily_results_file_says_which_close_a_refused_symbol_is_valued_at() -> None:
+    from agent.daily import _untradeable
+
+    c = _closes(120, seed=3)
+    c[100] *= 50.0
+    data = _universe_data({"A": c, "B": _closes(120, seed=4)})
+    idx = data.bars["A"].index
+    on_the_print = _untradeable(MarketView.build(data, idx[100].date()))
+    after = _untradeable(MarketView.build(data, idx[101].date()))
+
+    assert set(on_the_print) == {"A"} and on_the_print["A"][0].startswith("jump:")
+    assert on_the_print["A"][-1] == f"valued at the {idx[99].date()} close"
+    assert not any("valued at" in r for r in after["A"])  # the revert is accepted: valued at its own close
