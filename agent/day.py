@@ -23,6 +23,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
             fx_rate=float(view.fx.get(currency, float("nan"))),
             tradeable=bool(validation and validation.tradeable),
             untradeable_reason=_untradeable_reason(validation, valued_at),
+            exit_only=_exit_only(validation, valued_at, price),
             shortable=inst is not None and inst.shortable,
             volatility=None if vol is None or pd.isna(vol) else float(vol),
         )
@@ -114,6 +116,14 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
         for a, row in zip(corr.index, corr.to_numpy(dtype="float64"), strict=True)
     }
     return MarketSnapshot(as_of=view.as_of, base_currency=universe.base_currency, quotes=quotes, correlations=correlations)
+
+
+def _exit_only(validation: ValidationResult | None, valued_at: date | None, price: float) -> bool:
+    """Refused by the gate for a past ``jump`` alone (every reason is ``code: detail``) and valued at the day's own
+    accepted close: the guard may let a sell that only reduces a long pass (``Quote.exit_only``)."""
+    return (validation is not None and not validation.tradeable and bool(validation.reasons)
+            and all(r.split(":", 1)[0] == "jump" for r in validation.reasons)
+            and valued_at is None and math.isfinite(price) and price > 0)
 
 
 def _untradeable_reason(validation: ValidationResult | None, valued_at: date | None) -> str | None:

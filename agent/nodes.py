@@ -337,7 +337,7 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         causes = ",".join(f"{n}={nodes.get(n, {}).get('abstain_reason', 'missing')}" for n in SIGNAL_NODES)
         return {"hold": hold_all("no_signals", f"every signal node abstained ({causes})").model_dump()}
     snap = deps.portfolio
-    context = {
+    context: dict[str, Any] = {
         "as_of": deps.run_date.isoformat(),
         "base_currency": snap.base_currency,
         "equity": _round(snap.equity),
@@ -349,6 +349,9 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         "momentum": {s: f.get("ret_20d") for s, f in state.get("features", {}).items()},
         "pnl": {p.symbol: _unrealised_return(p.symbol, p.avg_price, deps) for p in snap.positions},
     }
+    if exit_only := sorted(p.symbol for p in snap.positions
+                           if (q := deps.market.quotes.get(p.symbol)) is not None and q.exit_only and p.quantity > 0):
+        context["exit_only"] = exit_only  # held names the guard lets only be sold (a past jump): rule 10 closes them
     if deps.profile is not None:  # only then: a context without these keys keeps v3's cache keys and rules
         context["profile"] = deps.profile.context()
         context["correlations"] = _high_correlations(deps)

@@ -214,6 +214,10 @@ class Quote(_Frozen):
     # ``price`` is this earlier day's close: the day's own close was refused for valuation (a jump the validation
     # gate refuses, or not a positive number; ``tools.validation.valuation_rows``). None: ``price`` is the day's close
     valued_at: date | None = None
+    # untradeable only because of a past ``jump`` whose new level is now accepted (``price`` is the day's own close):
+    # the guard lets a sell that only reduces a long pass (else a name caught in a real crash could not be sold for
+    # the gate's whole jump window, about a year); every other order on it is still rejected as ``untradeable``
+    exit_only: bool = False
 
 
 class MarketSnapshot(_Frozen):

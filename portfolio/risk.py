@@ -31,7 +31,9 @@ Deliberate decisions (in the order the checks run):
 5. Per order: a strategy that already stored orders for ``run_date`` gets no more (``already_decided``: a
    re-run of a day, whatever the LLM says this time, never trades again); orders-per-day (counting orders already stored for the day), cooldown (days since the last
    order in the symbol must be ≥ ``cooldown_days``; an order id already stored is ``already_submitted``),
-   instrument known and ``tradeable``, price positive/finite and FRESH (``price_date == market.as_of``: zero
+   instrument known and ``tradeable`` (one exception: a quote ``exit_only`` — refused only for a past ``jump``,
+   today's close accepted — lets a sell of at most the long held pass, so a name caught in a real crash can be
+   sold before the gate's year-long jump window ends), price positive/finite and FRESH (``price_date == market.as_of``: zero
    sessions of staleness), fx positive/finite, price collar for a proposal carrying ``limit_price``.
 6. Sells of an instrument whose quote is NOT ``shortable`` (long-only): a sell of a symbol not held is rejected
    (``no_short``); a larger sell is clamped to the held quantity; ``max_order_notional``/``max_order_value``
@@ -450,8 +452,11 @@ def _check(
     quote = market.quotes.get(sym)
     if quote is None:
         raise Reject("unknown_symbol", f"{sym} is not in today's market snapshot")
+    reducing_only = False
     if not quote.tradeable:
-        raise Reject("untradeable", f"{sym} failed validation: {quote.untradeable_reason or 'no reason given'}")
+        if not (quote.exit_only and p.side == "sell" and book.held.get(sym, 0.0) > 0):
+            raise Reject("untradeable", f"{sym} failed validation: {quote.untradeable_reason or 'no reason given'}")
+        reducing_only = True  # a past jump, today's close accepted: only a sale of (part of) the long passes
     price, fx = float(quote.price), float(quote.fx_rate)
     if not (math.isfinite(price) and price > 0 and math.isfinite(fx) and fx > 0):
         raise Reject("invalid_price", f"price {price} / fx {fx} of {sym} is not positive and finite")
@@ -481,6 +486,11 @@ def _check(
             qty = to
 
     held = book.held.get(sym, 0.0)
+    if reducing_only and qty > held:  # never beyond the long, even for a shortable instrument
+        clamps.append(Clamp(order_id=order_id, code="exceeds_position", from_quantity=qty, to_quantity=held,
+                            detail=f"{sym} is untradeable but for selling the {held:g} held (a past jump)"))
+        notes.append("exceeds_position")
+        qty = held
     cap_value = min(limits.max_order_notional * book.equity, limits.max_order_value) * _SAFETY
     closing = False
     opens_short = False

@@ -291,9 +291,14 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         size_cap = min(max_w, gross_cap / scored) if scored else max_w
     else:
         size_cap = max_w
+    exit_only = {str(s) for s in ctx.get("exit_only") or ()}  # rule 10
     for sym in sorted(set(positions) | {str(s) for s in signals}):
         held = max(0.0, positions.get(sym, 0.0))
         keep = min(held, max_w)
+        if sym in exit_only and held > 0:
+            plan[sym] = (0.0, 0.0, "refused by the data gate since a price jump (untradeable for up to a year, "
+                                   "no signal can judge it): only a sale passes, close it")
+            continue
         combo = _combine(signals.get(sym) or {})
         if combo is None:
             plan[sym] = (keep, 0.0, "no signal from any source: hold current weight")

@@ -219,3 +219,13 @@ def test_with_a_profile_an_entry_below_the_rebalance_band_is_still_traded(
     assert targets and all(0 < w <= 0.01 for w in targets.values())
     assert approved == set(targets), results["proposed"]
     assert not legacy["proposed"]  # v3 keeps its band: nothing under 2 points
+
+
+@pytest.mark.parametrize("profile", [BALANCED, None], ids=["balanced", "v3"])
+def test_rule_10_closes_a_held_name_the_gate_refuses_since_a_jump(profile: dict[str, Any] | None) -> None:
+    strong = {"A": {"analyst": sig(0.8, 0.8)}, "B": {"analyst": sig(0.8, 0.8)}}
+    ctx = {"positions": {"A": 0.1, "B": 0.1}, "signals": strong, "volatility": {"A": 0.2, "B": 0.2}}
+    extra = {"profile": profile} if profile else {}
+    targets = risk(exit_only=["A"], **ctx, **extra)
+    assert targets["A"] == 0.0 and targets["B"] > 0
+    assert risk(**ctx, **extra)["A"] > 0  # without the key nothing changes

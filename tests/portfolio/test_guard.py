@@ -278,3 +278,24 @@ def test_only_the_guard_can_make_an_approved_order() -> None:
     (order,) = run_guard([{"symbol": "AAA", "side": "buy", "quantity": 1}]).approved
     with pytest.raises(TypeError):
         order.model_copy(update={"quantity": 1e9})
+
+
+@pytest.mark.parametrize("shortable", [False, True])
+def test_a_quote_refused_only_for_a_past_jump_lets_a_sale_of_the_long_pass_and_nothing_else(shortable: bool) -> None:
+    # A name caught in a real crash (a move the gate refuses for a year) must stay sellable: Quote.exit_only
+    held = book(cash=5_000.0, holdings={"CRASH": (50.0, 40.0), "BAD": (10.0, 40.0)})
+    kw = {"price_date": DAY, "tradeable": False, "untradeable_reason": "jump: close moved -60%", "shortable": shortable}
+    mkt = MarketSnapshot(as_of=DAY, base_currency="USD", quotes={
+        "CRASH": Quote(symbol="CRASH", price=40.0, exit_only=True, **kw),
+        "BAD": Quote(symbol="BAD", price=40.0, **kw),  # refused, and not exit_only: nothing passes
+        "NEW": Quote(symbol="NEW", price=40.0, exit_only=True, **kw),  # exit_only but not held
+    })
+    result = run_guard([{"symbol": "CRASH", "side": "sell", "quantity": 80.0},
+                        {"symbol": "BAD", "side": "sell", "quantity": 10.0},
+                        {"symbol": "NEW", "side": "sell", "quantity": 1.0}],
+                       portfolio=held, mkt=mkt)
+    assert [(o.symbol, o.side, o.quantity, o.opens_short) for o in result.approved] == [("CRASH", "sell", 50.0, False)]
+    assert codes(result) == ["untradeable", "untradeable"]
+    assert [c.code for c in result.clamps] == ["exceeds_position"]  # 80 asked, the 50 held sold: no short opened
+    buy = run_guard([{"symbol": "CRASH", "side": "buy", "quantity": 1.0}], portfolio=held, mkt=mkt)
+    assert codes(buy) == ["untradeable"] and not buy.approved

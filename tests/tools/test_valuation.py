@@ -186,3 +186,14 @@ def test_the_daily_results_file_says_which_close_a_refused_symbol_is_valued_at()
     assert set(on_the_print) == {"A"} and on_the_print["A"][0].startswith("jump:")
     assert on_the_print["A"][-1] == f"valued at the {idx[99].date()} close"
     assert not any("valued at" in r for r in after["A"])  # the revert is accepted: valued at its own close
+
+
+def test_a_quote_is_exit_only_once_a_lasting_jump_is_accepted_and_never_on_the_refused_days() -> None:
+    c = _closes(120, seed=6)
+    c[100:] *= 0.4  # a real crash of -60%
+    data = _universe_data({"A": c, "B": _closes(120, seed=7)})
+    idx = data.bars["A"].index
+    flags = [market_snapshot(MarketView.build(data, idx[d].date()), data.universe).quotes["A"] for d in range(99, 106)]
+    assert [q.tradeable for q in flags] == [True] + [False] * 6  # the gate keeps refusing it (its jump window)
+    assert [q.exit_only for q in flags] == [False] * 5 + [True, True]  # from the 5th session on: its close is accepted
+    assert [q.valued_at is None for q in flags] == [True] + [False] * 4 + [True, True]
