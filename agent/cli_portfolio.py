@@ -59,7 +59,7 @@ from tools.errors import DataError
 from tools.fx import fx_instrument
 from tools.models import Instrument
 from tools.universe import load_universe
-from tools.validation import valuation_rows
+from tools.validation import last_valuation_close
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the risk state).")]
@@ -211,11 +211,10 @@ def _close_on_or_before(closes: pd.Series, day: date, what: str) -> float:
     """The valuation close on or before ``day`` (``tools.validation.valuation_rows``, as the ledger marks the book:
     a refused ×50 print or a NaN close is never read)."""
     cut = closes[closes.index <= pd.Timestamp(day)]
-    values = cut.to_numpy(dtype="float64")
-    row = int(valuation_rows(values, cut.index)[-1]) if len(values) else -1
-    if row < 0:
+    close = last_valuation_close(cut.to_numpy(dtype="float64"), cut.index)
+    if close is None:
         raise _Unavailable(f"no cached {what} on or before {day}")
-    return float(values[row])
+    return close
 
 
 def _symbol_return(cache: MarketCache, inst: Instrument, start: date, end: date, base: str) -> float:

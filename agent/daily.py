@@ -299,10 +299,8 @@ def _untradeable(view: MarketView) -> dict[str, list[str]]:
         if check.tradeable:
             continue
         reasons = list(check.reasons)
-        bars = view.bars.get(symbol)
-        if bars is not None and len(bars):
-            row = int(view.valuation_rows(symbol)[-1])
-            if 0 <= row < len(bars) - 1:
-                reasons.append(f"valued at the {bars.index[row].date()} close")
+        valued = view.valued_close(symbol)
+        if valued is not None and valued[1] != view.bars[symbol].index[-1].date():
+            reasons.append(f"valued at the {valued[1]} close")
         out[symbol] = reasons
     return out

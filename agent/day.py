@@ -87,9 +87,9 @@ def market_snapshot(view: MarketView, universe: Universe) -> MarketSnapshot:
             continue
         if len(bars) > 1:
             closes[symbol] = view.valuation_closes(symbol)  # bars["close"] itself unless a close is refused
-        row = int(view.valuation_rows(symbol)[-1])
-        price = float(view.closes(symbol).to_numpy()[row]) if row >= 0 else float("nan")
-        valued_at = bars.index[row].date() if 0 <= row < len(bars) - 1 else None
+        valued = view.valued_close(symbol)
+        price = valued[0] if valued is not None else float("nan")
+        valued_at = valued[1] if valued is not None and valued[1] != bars.index[-1].date() else None
         validation = view.validation.get(symbol)
         latest = view.latest_indicators(symbol)
         vol = latest.get("vol_20") if latest is not None else None
@@ -172,10 +172,10 @@ def close_delisted(ledger: Ledger, view: MarketView, universe: Universe) -> list
         last = bars.index[-1].date()
         if last >= view.as_of or len(view.sessions(last)) < DELIST_AFTER_SESSIONS:
             continue
-        row = int(view.valuation_rows(symbol)[-1])
-        if row < 0:
+        at_close = view.valued_close(symbol)
+        if at_close is None:
             continue  # no usable close to value it at: keep it (marked) rather than invent a price
-        price, valued = float(view.closes(symbol).to_numpy()[row]), bars.index[row].date()
+        price, valued = at_close
         currency = currencies.get(symbol, universe.base_currency)
         fx = 1.0 if currency == universe.base_currency else fx_rates_as_of(view.fx_series, universe.base_currency, valued).get(currency)
         if fx is None:

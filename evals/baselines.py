@@ -56,7 +56,7 @@ import pandas as pd
 from agent.day import DELIST_AFTER_SESSIONS
 from evals.metrics import exposure_series, realised_pnls
 from evals.models import PolicyRun, Trade
-from tools.validation import valuation_rows
+from tools.validation import valuation_closes
 
 BASELINES = ("buyhold", "equalweight", "holdall")
 BENCHMARK_NOTE = "benchmarks (buyhold, equalweight, holdall) use the same bars and fees as the paper broker but not the risk guard"
@@ -151,8 +151,7 @@ def _valuation_closes(df: pd.DataFrame, closes: np.ndarray) -> np.ndarray:
     keeps its own."""
     if "valuation_close" in df.columns:
         return df["valuation_close"].to_numpy(dtype="float64")
-    at = valuation_rows(closes, df.index)
-    return np.where(at >= 0, closes[np.maximum(at, 0)], closes)
+    return valuation_closes(closes, df.index, missing=closes)
 
 
 def _panel(bars: Mapping[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp, delist_after: int) -> _Panel:

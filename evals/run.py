@@ -41,7 +41,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from agent.errors import AgentError
@@ -77,7 +76,7 @@ from tools.models import Universe
 from tools.news.archive import read_archive
 from tools.news.store import LoadedNews, NewsStore
 from tools.universe import load_universe
-from tools.validation import valuation_rows
+from tools.validation import valuation_closes
 from tools.view import precompute_indicators
 
 DEFAULT_POLICIES = ("agent", "analyst", "buyhold", "equalweight", "holdall")
@@ -324,8 +323,7 @@ def _bars_in_base(data: UniverseData) -> dict[str, pd.DataFrame]:
         # valued as the graph policies' ledger: the instrument's valuation close (its own currency, the gate's
         # jump test) times the day's FX
         closes = bars["close"].to_numpy(dtype="float64")
-        rows = valuation_rows(closes, bars.index)
-        priced["valuation_close"] = np.where(rows >= 0, closes[np.maximum(rows, 0)], closes) * fx.to_numpy()
+        priced["valuation_close"] = valuation_closes(closes, bars.index, missing=closes) * fx.to_numpy()
         out[symbol] = priced.dropna(subset=["close"])
     return out
 

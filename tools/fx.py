@@ -19,12 +19,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 
-import numpy as np
 import pandas as pd
 
 from tools.errors import DataError
 from tools.models import Instrument
-from tools.validation import valuation_rows
+from tools.validation import last_valuation_close, valuation_closes
 
 
 def fx_ticker(currency: str, base: str) -> str:
@@ -47,19 +46,17 @@ def fx_rates_as_of(series: Mapping[str, pd.Series], base: str, as_of: date | Non
     rates: dict[str, float] = {base.upper(): 1.0}
     for currency, closes in series.items():
         cut = closes if as_of is None else closes[closes.index <= pd.Timestamp(as_of)]
-        values = cut.to_numpy(dtype="float64")
-        row = int(valuation_rows(values, cut.index)[-1]) if len(values) else -1
-        if row >= 0:
-            rates[currency.upper()] = float(values[row])
+        rate = last_valuation_close(cut.to_numpy(dtype="float64"), cut.index)
+        if rate is not None:
+            rates[currency.upper()] = rate
     return rates
 
 
 def valued_rates(closes: pd.Series) -> pd.Series:
     """Each day's valuation rate of one FX close series (NaN before its first usable close): point-in-time, the
     value on day D is ``fx_rates_as_of`` on D."""
-    values = closes.to_numpy(dtype="float64")
-    rows = valuation_rows(values, closes.index)
-    return pd.Series(np.where(rows >= 0, values[np.maximum(rows, 0)], np.nan), index=closes.index, name=closes.name)
+    return pd.Series(valuation_closes(closes.to_numpy(dtype="float64"), closes.index), index=closes.index,
+                     name=closes.name)
 
 
 def to_base(price: float, currency: str, base: str, rate_table: Mapping[str, float]) -> float:

@@ -14,7 +14,7 @@
                  day, within the last ``jump_window`` bars.
 
 ``jump`` judges each close against the last *accepted* close (the valuation close), not the raw previous close,
-and accepts a new level once it has held for ``PLATEAU_SESSIONS`` sessions (``_jump_flags``, the one definition).
+and accepts the ``PLATEAU_SESSIONS``-th close it refuses in a row (``_jump_flags``, the one definition).
 ``valuation_rows`` gives the close a book is valued at on each bar (the day's, unless that ``jump`` test refuses it
 or it is not a positive number: then the previous bar's valuation close): the ledger of the graph policies (via
 ``agent.day.market_snapshot``), its delisting cash-out, the FX rates (``tools.fx``) and the eval benchmarks use it,
@@ -185,7 +185,7 @@ def _jump_reason(move: float, day: date, hits: int) -> str:
 
 
 PLATEAU_SESSIONS = 5
-"""A level refused against the valuation close is accepted on the ``PLATEAU_SESSIONS``-th session it holds.
+"""The ``PLATEAU_SESSIONS``-th close in a row that the jump test refuses is accepted, whatever its path.
 
 5 sessions = one trading week = ``max_stale_sessions`` and ``agent.day.DELIST_AFTER_SESSIONS``: the product's
 existing "a state that persists this long is real" horizon. Shorter lets a bad print repeated for a few days (a
@@ -294,8 +294,8 @@ def valuation_rows(closes: np.ndarray, index: pd.Index, *, max_jump: float = 0.5
     """For every bar, the row of the close the book is valued at on that bar's day (-1 while there is none).
 
     The valuation close of bar ``j`` is its own close when ``_jump_flags`` values it (a finite positive close
-    within ``max_jump`` of the last valued close, a recorded split that day, or the ``PLATEAU_SESSIONS``-th session
-    of a new level), else bar ``j - 1``'s valuation close. So a ×50 print that lasts one or several days is valued
+    within ``max_jump`` of the last valued close, a recorded split that day, or the ``PLATEAU_SESSIONS``-th refused
+    close in a row), else bar ``j - 1``'s valuation close. So a ×50 print that lasts one or several days is valued
     at the last close before it on each of them and its revert at its own close; a genuine permanent move (±60 %)
     at the old close for 4 sessions and at its own from the 5th. The gate refuses trading the symbol for its
     whole jump window; the valuation holds only the refused days. Known limits: the very first usable close
@@ -309,8 +309,30 @@ def valuation_rows(closes: np.ndarray, index: pd.Index, *, max_jump: float = 0.5
     closes = np.asarray(closes, dtype="float64")
     if not len(closes):
         return np.empty(0, dtype=np.intp)
-    _, _, valued = _jump_flags(closes, index, max_jump, splits)
-    return np.maximum.accumulate(np.where(valued, np.arange(len(closes)), -1))
+    return _rows_of(_jump_flags(closes, index, max_jump, splits)[2])
+
+
+def _rows_of(valued: np.ndarray) -> np.ndarray:
+    """Per bar, the row of the last valued bar up to it (-1 while there is none)."""
+    return np.maximum.accumulate(np.where(valued, np.arange(len(valued)), -1))
+
+
+def closes_at(closes: np.ndarray, rows: np.ndarray, missing: float | np.ndarray = math.nan) -> np.ndarray:
+    """``closes`` read at ``rows`` (``valuation_rows``): each bar's valuation close, ``missing`` where a row is -1."""
+    closes = np.asarray(closes, dtype="float64")
+    return np.where(rows >= 0, closes[np.maximum(rows, 0)], missing)
+
+
+def valuation_closes(closes: np.ndarray, index: pd.Index, *, max_jump: float = 0.5,
+                     missing: float | np.ndarray = math.nan) -> np.ndarray:
+    """Each bar's valuation close (``closes_at`` of ``valuation_rows``), ``missing`` before the first usable one."""
+    return closes_at(closes, valuation_rows(closes, index, max_jump=max_jump), missing)
+
+
+def last_valuation_close(closes: np.ndarray, index: pd.Index) -> float | None:
+    """The valuation close of the last bar (the last close the jump test accepts); None when there is none."""
+    rows = valuation_rows(closes, index)
+    return float(np.asarray(closes, dtype="float64")[rows[-1]]) if len(rows) and rows[-1] >= 0 else None
 
 
 class ValidationTimeline:
@@ -374,7 +396,7 @@ class ValidationTimeline:
         o, h, lo, c = (df[col].to_numpy(dtype="float64") for col in _PRICE_COLUMNS)
         bad, torn = _bad_and_torn(o, h, lo, c)
         moves, big, valued = _jump_flags(c, df.index, max_jump, None)  # one pass: the gate's and the valuation's
-        self._valuation = np.maximum.accumulate(np.where(valued, np.arange(n), -1))
+        self._valuation = _rows_of(valued)
         ends = np.arange(1, n + 1)
         # validate_bars looks at the last 2 × (jump_window + 1) bars, and at the last recent_window of those
         recent_from = ends - np.minimum(recent_window, np.minimum(ends, 2 * (jump_window + 1)))

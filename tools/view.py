@@ -38,7 +38,7 @@ from tools.errors import UnknownSymbolError
 from tools.fx import fx_rates_as_of
 from tools.indicators import compute_indicators, cut_at, indicators_as_of, row_before, rows_through
 from tools.models import ValidationResult
-from tools.validation import ValidationTimeline, validate_bars, valuation_rows
+from tools.validation import ValidationTimeline, closes_at, validate_bars, valuation_rows
 
 
 def precompute_indicators(data: UniverseData) -> dict[str, pd.DataFrame]:
@@ -174,8 +174,17 @@ class MarketView:
         n = len(rows)
         if int(rows.sum()) == n * (n - 1) // 2:  # rows[j] <= j for every j: the sum is equal only when all are
             return close
-        values = close.to_numpy(dtype="float64")[np.maximum(rows, 0)]
-        return pd.Series(np.where(rows >= 0, values, np.nan), index=close.index, name=close.name)
+        return pd.Series(closes_at(close.to_numpy(dtype="float64"), rows), index=close.index, name=close.name)
+
+    def valued_close(self, symbol: str) -> tuple[float, date] | None:
+        """The close ``symbol``'s book is valued at on ``as_of`` and that close's day (an earlier day's when the
+        last close is refused: ``tools.validation.valuation_rows``); None when no close is usable yet."""
+        bars = self.bars.get(symbol)
+        rows = self.valuation_rows(symbol) if bars is not None and len(bars) else None
+        if rows is None or rows[-1] < 0:
+            return None
+        row = int(rows[-1])
+        return float(self.closes(symbol).to_numpy()[row]), bars.index[row].date()  # type: ignore[union-attr]
 
     def latest_indicators(self, symbol: str) -> dict[str, float | None] | None:
         """``indicators_as_of(self.indicators[symbol], self.as_of)``, or None for a symbol without indicators.

@@ -286,20 +286,21 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     long_trend = (ctx.get("long_trend") or {}) if gate in ("entry", "hold") else {}
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
-    if profile and profile.get("spread"):  # rule 9's spread: no name above the gross cap's equal share
-        scored = sum(1 for s in signals if _combine(signals.get(s) or {}) is not None)
-        size_cap = min(max_w, gross_cap / scored) if scored else max_w
-    else:
-        size_cap = max_w
+    symbols = sorted(set(positions) | {str(s) for s in signals})
+    combos = {sym: _combine(signals.get(sym) or {}) for sym in symbols}
+    scored = sum(1 for c in combos.values() if c is not None)
+    size_cap = max_w  # rule 9's spread: no name above the gross cap's equal share over the names scored
+    if profile and profile.get("spread") and scored:
+        size_cap = min(max_w, gross_cap / scored)
     exit_only = {str(s) for s in ctx.get("exit_only") or ()}  # rule 10
-    for sym in sorted(set(positions) | {str(s) for s in signals}):
+    for sym in symbols:
         held = max(0.0, positions.get(sym, 0.0))
         keep = min(held, max_w)
         if sym in exit_only and held > 0:
             plan[sym] = (0.0, 0.0, "refused by the data gate since a price jump (untradeable for up to a year, "
                                    "no signal can judge it): only a sale passes, close it")
             continue
-        combo = _combine(signals.get(sym) or {})
+        combo = combos[sym]
         if combo is None:
             plan[sym] = (keep, 0.0, "no signal from any source: hold current weight")
             continue

@@ -126,6 +126,10 @@ def test_the_summary_says_a_day_was_recovered(
     assert result.stdout.count("placed") >= 3  # the three orders the killed run placed are listed
 
 
+def _die(*_: Any, **__: Any) -> None:
+    raise Killed  # the process dies at this call
+
+
 def _summaries(settings: Settings, day: date) -> list[str]:
     from portfolio import outbox
 
@@ -140,10 +144,7 @@ def test_a_run_killed_before_its_summary_alert_gets_one_from_the_rebuild_and_onl
 
     run_daily(settings, universe="demo", run_date=DAY, client=scripted(SP500=0.1, GOOG=0.05))
 
-    def killed(*_: Any, **__: Any) -> None:
-        raise Killed
-
-    monkeypatch.setattr(day_module.outbox, "enqueue_day", killed)  # dies after its orders, before the summary
+    monkeypatch.setattr(day_module.outbox, "enqueue_day", _die)  # dies after its orders, before the summary
     with pytest.raises(Killed):
         run_daily(settings, universe="demo", run_date=NEXT, client=scripted(SP500=0.3))
     monkeypatch.undo()
@@ -160,10 +161,7 @@ def test_a_run_killed_after_its_summary_alert_is_not_summarised_twice(
 ) -> None:
     run_daily(settings, universe="demo", run_date=DAY, client=scripted(SP500=0.1, GOOG=0.05))
 
-    def killed_writer(*_: Any, **__: Any) -> None:
-        raise Killed
-
-    monkeypatch.setattr(daily, "write_json_atomic", killed_writer)
+    monkeypatch.setattr(daily, "write_json_atomic", _die)
     with pytest.raises(Killed):
         run_daily(settings, universe="demo", run_date=NEXT, client=scripted(SP500=0.3))
     monkeypatch.undo()
