@@ -43,6 +43,7 @@ class Profile:
     band: float  # a held position is resized only when the new size differs by more than this share of it
     spread: bool = False  # v6: no position above gross cap / names scored (many names: a diversified book)
     trend_gate: str = "off"  # v6: "entry": enter only above the 200-day average; "hold": that, and a held name above it is not exited
+    core: float = 0.0  # v8: share of the size held whatever the signal (0: none; 1: always the full size)
 
     def context(self) -> dict[str, Any]:
         return asdict(self)

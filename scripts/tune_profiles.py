@@ -1,6 +1,8 @@
 """Choose the ``balanced`` risk profile walk-forward: a small grid replayed on the IN-SAMPLE span only.
 
-Every candidate is the ``agent`` policy (offline rules, rule 9) with one profile, replayed through the eval
+The grid (``--grid``): v8 (default) is ``balanced`` with each core share of ``CORES``, every other number as
+chosen in v6; v6 is the 20 candidates that chose v6's thresholds, spread and trend gate. Every candidate is the
+``agent`` policy (offline rules, rule 9) with one profile, replayed through the eval
 harness on each universe named (``demo`` and ``synthetic-20`` by default) from 1999-01-01 to 2008-12-31, net of
 the broker's costs. The winner is the highest mean in-sample Sharpe over the universes; ties within 0.02 go
 to the lower mean turnover. Nothing after 2008 is read, so the 2009–2018 figures in the README are out of
@@ -18,6 +20,7 @@ import itertools
 import json
 import tempfile
 from collections import defaultdict
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -35,16 +38,22 @@ BAND = 0.25
 TIE = 0.02
 
 
-def grid() -> list[Profile]:
+CORES = (0.0, 0.25, 0.5, 0.75, 1.0)  # v8's grid: balanced (v6) with each core share, nothing else changed
+
+
+def grid(version: str = "v8") -> list[Profile]:
+    if version == "v8":
+        base = PROFILES["balanced"]
+        return [replace(base, name=f"core{c:g}", core=c) for c in CORES]
     return [Profile(f"e{e:g}x{x:g}{'' if g == 'off' else g}{'s' if sp else ''}", vol_target=VOL_TARGET, entry=e, exit=x,
                     band=BAND, trend_gate=g, spread=sp)
             for sp, g, e, x in itertools.product(SPREADS, GATES, ENTRIES, EXITS)
             if sp or g != "entry"]  # the 20 candidates of docs/tuning.md (the entry gate was tried with spread only)
 
 
-def replay(universes: list[str], part: str, out: Path) -> None:
+def replay(universes: list[str], part: str, out: Path, version: str) -> None:
     k, n = (int(x) for x in part.split("/"))
-    mine = grid()[k - 1 :: n]
+    mine = grid(version)[k - 1 :: n]
     for p in mine:  # the harness resolves agent@NAME through PROFILES (this process only: --jobs 1)
         PROFILES[p.name] = p
     for universe in universes:
@@ -78,9 +87,9 @@ def summary(files: list[Path]) -> None:
     best = sum(r["sharpe"] for r in ranked[0][1]) / len(ranked[0][1])
     near = [kv for kv in ranked if best - sum(r["sharpe"] for r in kv[1]) / len(kv[1]) <= TIE]
     chosen = min(near, key=lambda kv: sum(r["turnover"] for r in kv[1]) / len(kv[1]))[0]
-    print("| entry | exit | spread | trend gate | mean Sharpe | " + " | ".join(
+    print("| entry | exit | spread | trend gate | core | mean Sharpe | " + " | ".join(
         f"{u} Sharpe / return / max DD / turnover ×/yr / fills" for u in universes) + " |")
-    print("|---|---|---|---|---|" + "---|" * len(universes))
+    print("|---|---|---|---|---|---|" + "---|" * len(universes))
     for name, rs in ranked:
         p, mean = rs[0]["profile"], sum(r["sharpe"] for r in rs) / len(rs)
         cells = []
@@ -90,7 +99,7 @@ def summary(files: list[Path]) -> None:
                          f"{r['max_drawdown']:.1%} / {r['turnover']:.2f} / {r['trades']}")
         mark = "**" if name == chosen else ""
         print(f"| {p['entry']:.2f} | {p['exit']:.2f} | {'on' if p.get('spread') else 'off'} | "
-              f"{_gate(p.get('trend_gate'))} | "
+              f"{_gate(p.get('trend_gate'))} | {float(p.get('core') or 0.0):.2f} | "
               f"{mark}{mean:.3f}{mark} | " + " | ".join(cells) + " |")
     print(f"\nchosen: {chosen}")
 
@@ -99,13 +108,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="1/1", help="k/n: run every n-th candidate starting at k (two processes)")
     parser.add_argument("--universes", default="demo,synthetic-20")
+    parser.add_argument("--grid", choices=("v6", "v8"), default="v8",
+                        help="v8: balanced with each core share (docs/tuning.md); v6: the 20 candidates of v6")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="tune-")))
     parser.add_argument("--summary", type=Path, nargs="+", help="rank the JSON lines saved from the parts instead")
     args = parser.parse_args()
     if args.summary:
         summary(args.summary)
     else:
-        replay(args.universes.split(","), args.part, args.out)
+        replay(args.universes.split(","), args.part, args.out, args.grid)
 
 
 if __name__ == "__main__":

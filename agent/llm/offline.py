@@ -284,6 +284,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     # rule 9's trend gate: close vs its 200-day average (unknown: no gate for that symbol)
     gate = str(profile.get("trend_gate") or "off") if profile else "off"  # "off" | "entry" | "hold" (both)
     long_trend = (ctx.get("long_trend") or {}) if gate in ("entry", "hold") else {}
+    core = _clip(float(profile.get("core") or 0.0), 0.0, 1.0) if profile else 0.0  # v8: strategic share of the size
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     symbols = sorted(set(positions) | {str(s) for s in signals})
@@ -309,18 +310,25 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
         lt = _num(long_trend.get(sym))
-        if combined <= exit_at and held and gate == "hold" and lt is not None and lt > 0:
+        # rule 9's size (after the spread; memory's halving still halves it), and its core share (v8)
+        full = (min(size_cap, min(1.0, float(profile["vol_target"]) / vol) * conf / conf0)
+                if profile and vol is not None and vol > 0 else None)
+        # with a core, a position at its core is not "open" for the entry and the trend gate: growing it to the
+        # full size is an entry (a held name within the band of its core size counts as at the core)
+        core_w = core * full if core > 0 and full is not None else 0.0
+        opened = held > 0 and not (core_w > 0 and held <= core_w + max(REBALANCE_BAND, float(profile["band"]) * core_w))
+        if combined <= exit_at and opened and gate == "hold" and lt is not None and lt > 0:
             target, why = keep, why + f"; at or below the exit score but {lt:+.1%} above its 200-day average: hold"
         elif combined <= exit_at:
             target, why = 0.0, why + ("; at or below the exit score: exit / stay out" if profile
                                       else "; not positive: exit / stay out")
-        elif not held and lt is not None and lt <= 0:
+        elif not opened and lt is not None and lt <= 0:
             target, why = 0.0, why + f"; {lt:+.1%} against its 200-day average: no entry below it"
         elif vol is None or vol <= 0:
             target, why = keep, why + "; no volatility estimate: no new risk"
         else:
-            if profile:  # rule 9: conviction gates, volatility sizes (memory's halving still halves it)
-                sized = min(size_cap, min(1.0, float(profile["vol_target"]) / vol) * conf / conf0)
+            if full is not None:  # rule 9: conviction gates, volatility sizes
+                sized = full
                 band = max(REBALANCE_BAND, float(profile["band"]) * held)
             else:
                 sized = min(max_w, min(1.0, VOL_TARGET / vol) * combined * conf)
@@ -335,10 +343,12 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
                 target, why = keep, why + "; within rebalance band: hold"
             else:
                 target = sized
-            loss = _num(pnl.get(sym))
-            down = _num(mom.get(sym))
-            if target > held and held > 0 and loss is not None and loss < 0 and down is not None and down < 0:
-                target, why = keep, why + "; losing with negative momentum: not adding"
+        if target < core_w:  # rule 9's core: the floor of the position, whatever the score and the trend
+            target, why = core_w, why + f"; core {core:.0%} of size {full:.4f}: hold at least {core_w:.4f}"
+        loss = _num(pnl.get(sym))
+        down = _num(mom.get(sym))
+        if target > held > 0 and loss is not None and loss < 0 and down is not None and down < 0:
+            target, why = keep, why + "; losing with negative momentum: not adding"
         plan[sym] = (target, combined * conf, why)
 
     # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even
@@ -363,7 +373,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     final_gross = sum(t.target_weight for t in targets)
     n_open = sum(1 for t in targets if t.target_weight > 0)
     sizing = (f"profile {profile['name']}: vol target {float(profile['vol_target']):.0%}, entry {entry}, exit {exit_at}, "
-              f"band {float(profile['band']):.0%}" if profile
+              f"band {float(profile['band']):.0%}" + (f", core {core:.0%}" if core else "") if profile
               else f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}")
     comment = f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); {sizing}"
     return RiskPlan(targets=targets, comment=comment)
