@@ -23,6 +23,7 @@ from agent.cli_common import (
     parse_date,
     print_json,
 )
+from evals.replay import KILL_SWITCH_NOTE
 from evals.report import metrics_table
 from evals.run import DEFAULT_POLICIES, EvalConfig, run_eval
 
@@ -104,5 +105,9 @@ def register(app: typer.Typer) -> None:
         timing = files.report["timing"]
         for note in files.report.get("notes", []):
             err_console.print(f"note: {note}", style="dim")
+        for name, block in files.report["policies"].items():  # a latched breaker changes what the metrics mean
+            for note in block.get("notes", []):
+                if note.startswith(KILL_SWITCH_NOTE):
+                    err_console.print(f"warning: {name}: {note}", style="yellow")
         console.print(f"report: {files.json_path} · {files.html_path} · {timing['total_seconds']:.1f} s"
                       + (f" ({timing['days_per_second']:.1f} replayed days/s)" if timing.get("days_per_second") else ""))

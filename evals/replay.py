@@ -18,7 +18,9 @@ Contract:
   shared day (``agent.day.close_delisted``) closes a position whose instrument has had no bar for 5 sessions
   at its last close, in the daily run and the replay alike; the run's notes list each one. The rule is
   point-in-time: it uses only the sessions seen so far, never the knowledge that the data will not come back.
-- The kill switch of a replay is in memory (``MemoryRiskStore``), starting ACTIVE; breakers latch as live.
+- The kill switch of a replay is in memory (``MemoryRiskStore``), starting ACTIVE; breakers latch as live, and
+  nobody resumes: each change of mode is a note of the run, and one line (``KILL_SWITCH_NOTE``) counts the
+  sessions it could only sell (REDUCING) or not trade (HALTED). ``tradeagent eval`` prints that line.
 
 Deliberate decisions:
 - The LLM client comes from ``client_for_day`` (one per session), so a real LLM gets the daily run's per-run
@@ -63,6 +65,7 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 }
 # Model policies: the quant node alone, reading only that kind of model (trained walk-forward by the harness).
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
+KILL_SWITCH_NOTE = "kill switch latched:"  # a policy's note when a breaker stopped it trading (evals.cli, results)
 PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
@@ -173,6 +176,7 @@ def replay_policy(
                     on_day()
         finally:
             gc.unfreeze()
+        log.notes.extend(log.kill_switch_notes())
         fills = ledger.fills()
         last_marks = {s: m for s, (_, _, m) in ledger.position_costs().items() if m is not None}
         if store is not None:
@@ -214,6 +218,8 @@ class _Log:
     decisions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     targets: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     notes: list[str] = dataclasses.field(default_factory=list)
+    mode: str = "ACTIVE"  # the kill switch as the last session left it (a replay starts ACTIVE)
+    latched: dict[str, int] = dataclasses.field(default_factory=dict)  # sessions decided in each non-ACTIVE mode
     calls: int = 0
     tokens: int = 0
     memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"days": 0, "recalled": 0, "errors": []})
@@ -243,9 +249,26 @@ class _Log:
             self.memory["days"] += 1
             self.memory["recalled"] += int(m.get("recalled", 0))
             self.memory["errors"].extend(f"{day}: {e}" for e in m.get("errors", []))
+        state = (r.get("risk") or {}).get("state") or {}
+        mode = str(state.get("mode") or self.mode)
+        if mode != self.mode:
+            self.notes.append(f"{day}: kill switch {self.mode} -> {mode}: {state.get('reason') or 'no reason given'}")
+            self.mode = mode
+        if mode != "ACTIVE":
+            self.latched[mode] = self.latched.get(mode, 0) + 1
         hold = r.get("hold")
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
             self.decisions.append({"date": when, "symbol": "*", "action": "hold-all", "reason": hold["reason"]})
+
+    def kill_switch_notes(self) -> list[str]:
+        """One line when a breaker latched: how many sessions the book could only sell, or not trade at all."""
+        if not self.latched:
+            return []
+        what = {"REDUCING": "REDUCING (only sales pass)", "HALTED": "HALTED (no order: the book is frozen)"}
+        parts = ", ".join(f"{n} {what.get(m, m)}" for m, n in sorted(self.latched.items()))
+        return [f"{KILL_SWITCH_NOTE} {parts} of {len(self.days)} sessions; a replay has no person to run "
+                "`tradeagent risk resume`, so the book stays as the breaker left it (risk.toml: daily_loss_limit, "
+                "max_drawdown)"]
 
     def memory_notes(self, store: MemoryStore) -> list[str]:
         stats = memory_stats(store)

@@ -13,6 +13,10 @@ buy-and-hold, on:
 walk-forward inside the span) and for the default agent without and with the vector memory of its own
 decisions (``agent@balanced+memory``), against buy-and-hold.
 
+A policy whose kill switch a breaker latched (a one-day loss beyond ``daily_loss_limit``: only sales pass; a
+drawdown beyond ``max_drawdown``: nothing trades; a replay has no person to resume it) is marked with the date
+it first latched: its figures are those of a book that stopped trading there.
+
 Prints a markdown table (and writes it to ``--out``/results.md). Costs are commission + slippage (the
 notional traded × the slippage rate) as a share of the profit before costs; "—" when that profit is not
 positive.
@@ -57,6 +61,12 @@ def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
     return f"{share:.0%}" if share <= 1 else ">100%"  # costs turned a gross profit into a net loss
 
 
+def latched(block: dict[str, Any]) -> str:
+    """The date a breaker first latched the kill switch in this run ("" when it never did)."""
+    changes = [n for n in block.get("notes", []) if ": kill switch ACTIVE -> " in n]
+    return changes[0].split(":", 1)[0] if changes else ""
+
+
 def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tuple[str, ...] = ()) -> list[str]:
     out = []
     bh = report["policies"].get("buyhold", {}).get("metrics", {})
@@ -65,6 +75,8 @@ def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tupl
             continue
         m = block["metrics"]
         vs = "" if name == "buyhold" or not bh else f" ({m['sharpe'] - bh['sharpe']:+.2f})"
+        halt = latched(block)
+        name = f"{name} (breaker {halt})" if halt else name
         out.append(f"| {label} | {name} | {m['total_return']:+.1%} | {m['sharpe']:.2f}{vs} | {m['max_drawdown']:.1%} | "
                    f"{m['exposure']:.0%} | {m['trades']} | {costs_share(block, slippage_bps)} |")
     return out

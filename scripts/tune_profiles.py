@@ -27,6 +27,7 @@ from pathlib import Path
 from agent.profiles import PROFILES, Profile
 from agent.settings import Settings
 from evals.run import EvalConfig, run_eval
+from results_table import latched  # scripts/: the same reading of a latched breaker
 
 IN_SAMPLE = (date(1999, 1, 1), date(2008, 12, 31))
 ENTRIES = (0.15, 0.30)
@@ -66,7 +67,8 @@ def replay(universes: list[str], part: str, out: Path, version: str) -> None:
             print(json.dumps({"universe": universe, "profile": p.context(), "sharpe": round(m["sharpe"], 3),
                               "total_return": round(m["total_return"], 4), "max_drawdown": round(m["max_drawdown"], 4),
                               "exposure": round(m["exposure"], 3), "turnover": round(m["turnover"], 2),
-                              "trades": m["trades"]}), flush=True)
+                              "trades": m["trades"], "breaker": latched(report["policies"][f"agent@{p.name}"])}),
+                  flush=True)
 
 
 def _gate(value: object) -> str:
@@ -96,7 +98,8 @@ def summary(files: list[Path]) -> None:
         for u in universes:
             r = next((r for r in rs if r["universe"] == u), None)
             cells.append("—" if r is None else f"{r['sharpe']:.3f} / {r['total_return']:+.1%} / "
-                         f"{r['max_drawdown']:.1%} / {r['turnover']:.2f} / {r['trades']}")
+                         f"{r['max_drawdown']:.1%} / {r['turnover']:.2f} / {r['trades']}"
+                         + (f" (breaker {r['breaker']})" if r.get("breaker") else ""))
         mark = "**" if name == chosen else ""
         print(f"| {p['entry']:.2f} | {p['exit']:.2f} | {'on' if p.get('spread') else 'off'} | "
               f"{_gate(p.get('trend_gate'))} | {float(p.get('core') or 0.0):.2f} | "

@@ -15,16 +15,16 @@ from agent.settings import Settings, SettingsError, load_settings
 from evals.replay import PolicyUnavailable, check_policy, split_policy
 from tests.agent.test_llm_offline import LIMITS, risk, sig
 
-BALANCED = PROFILES["balanced"].context()
+TIMING = PROFILES["v7"].context()  # rule 9 without a core: the signal opens and closes positions
 
 
-def with_profile(profile: dict[str, Any] = BALANCED, **context: Any) -> dict[str, float]:
+def with_profile(profile: dict[str, Any] = TIMING, **context: Any) -> dict[str, float]:
     return risk(profile=profile, **context)
 
 
 def test_size_comes_from_volatility_alone_once_the_entry_score_is_met() -> None:
-    vt = BALANCED["vol_target"]
-    targets = with_profile(signals={"WEAK": {"analyst": sig(BALANCED["entry"] + 0.01, 0.3)},
+    vt = TIMING["vol_target"]
+    targets = with_profile(signals={"WEAK": {"analyst": sig(TIMING["entry"] + 0.01, 0.3)},
                                     "STRONG": {"analyst": sig(0.9, 0.9)}},
                            volatility={"WEAK": 0.9, "STRONG": 0.9})
 
@@ -33,12 +33,12 @@ def test_size_comes_from_volatility_alone_once_the_entry_score_is_met() -> None:
 
 
 def test_a_held_position_is_kept_between_exit_and_entry_and_closed_at_the_exit() -> None:
-    between = (BALANCED["exit"] + BALANCED["entry"]) / 2
+    between = (TIMING["exit"] + TIMING["entry"]) / 2
     held = {"A": 0.12}
 
     assert with_profile(positions=held, signals={"A": {"analyst": sig(between, 0.5)}}, volatility={"A": 0.2}) == held
     assert with_profile(signals={"A": {"analyst": sig(between, 0.5)}}, volatility={"A": 0.2}) == {"A": 0.0}
-    assert with_profile(positions=held, signals={"A": {"analyst": sig(BALANCED["exit"] - 0.01, 0.5)}},
+    assert with_profile(positions=held, signals={"A": {"analyst": sig(TIMING["exit"] - 0.01, 0.5)}},
                         volatility={"A": 0.2}) == {"A": 0.0}
     # v3 would have closed it on a merely negative score
     assert risk(positions=held, signals={"A": {"analyst": sig(-0.01, 0.5)}}, volatility={"A": 0.2}) == {"A": 0.0}
@@ -59,7 +59,7 @@ def test_many_names_under_the_gross_cap_are_not_traded_a_little_every_day() -> N
     signals = {s: {"analyst": sig(0.8, 0.8)} for s in names}
     vols = dict.fromkeys(names, 0.2)
     limits = LIMITS | {"max_open_positions": 25}
-    unspread = {**BALANCED, "spread": False}  # the gross step alone (the spread cap has its own test)
+    unspread = {**TIMING, "spread": False}  # the gross step alone (the spread cap has its own test)
 
     def with_profile(**context: Any) -> dict[str, float]:
         return risk(profile=unspread, **context)
@@ -154,16 +154,16 @@ def test_the_risk_nodes_correlated_pairs_are_those_whose_rounded_value_reaches_t
 
 
 def test_the_trend_gate_enters_only_above_the_200_day_average_and_holds_a_name_above_it() -> None:
-    gated = {**BALANCED, "trend_gate": "hold"}
-    entry_only = {**BALANCED, "trend_gate": "entry"}
+    gated = {**TIMING, "trend_gate": "hold"}
+    entry_only = {**TIMING, "trend_gate": "entry"}
     strong = {"A": {"analyst": sig(0.8, 0.8)}}
-    weak = {"A": {"analyst": sig(BALANCED["exit"] - 0.1, 0.8)}}
+    weak = {"A": {"analyst": sig(TIMING["exit"] - 0.1, 0.8)}}
     vol = {"A": 0.5}
 
     # a strong score below the 200-day average opens nothing; above it (or unknown) it opens as without the gate
     assert with_profile(gated, signals=strong, volatility=vol, long_trend={"A": -0.02}) == {"A": 0.0}
     opened = with_profile(gated, signals=strong, volatility=vol, long_trend={"A": 0.02})
-    ungated = {**BALANCED, "trend_gate": "off"}
+    ungated = {**TIMING, "trend_gate": "off"}
     assert opened["A"] > 0 and opened == with_profile(ungated, signals=strong, volatility=vol, long_trend={"A": -0.02})
     assert with_profile(gated, signals=strong, volatility=vol, long_trend={"A": None}) == opened
     # a held name at the exit score is kept while above its 200-day average, closed below it
@@ -191,15 +191,15 @@ def test_the_spread_caps_each_name_at_the_gross_caps_equal_share_over_the_names_
     signals = {s: {"analyst": sig(0.8 if i < 5 else -0.5, 0.8)} for i, s in enumerate(names)}  # 5 buys, 15 exits
     vols = dict.fromkeys(names, 0.2)
     limits = LIMITS | {"max_open_positions": 25}
-    spread = with_profile({**BALANCED, "spread": True}, signals=signals, volatility=vols, limits=limits)
-    unspread = with_profile({**BALANCED, "spread": False}, signals=signals, volatility=vols, limits=limits)
+    spread = with_profile({**TIMING, "spread": True}, signals=signals, volatility=vols, limits=limits)
+    unspread = with_profile({**TIMING, "spread": False}, signals=signals, volatility=vols, limits=limits)
 
     assert unspread == {s: (0.19 if i < 5 else 0.0) for i, s in enumerate(names)}  # five names fill the book
     assert spread == {s: (0.0475 if i < 5 else 0.0) for i, s in enumerate(names)}  # 0.95 / 20 names scored
     few = {"A": {"analyst": sig(0.8, 0.8)}, "B": {"analyst": sig(0.8, 0.8)}, "C": {"analyst": sig(0.8, 0.8)}}
     three = {"A": 0.2, "B": 0.2, "C": 0.2}  # 3 names: the equal share (0.317) is above the 20% cap: no change
-    assert (with_profile({**BALANCED, "spread": True}, signals=few, volatility=three)
-            == with_profile({**BALANCED, "spread": False}, signals=few, volatility=three))
+    assert (with_profile({**TIMING, "spread": True}, signals=few, volatility=three)
+            == with_profile({**TIMING, "spread": False}, signals=few, volatility=three))
 
 
 def test_with_a_profile_an_entry_below_the_rebalance_band_is_still_traded(
@@ -221,7 +221,7 @@ def test_with_a_profile_an_entry_below_the_rebalance_band_is_still_traded(
     assert not legacy["proposed"]  # v3 keeps its band: nothing under 2 points
 
 
-@pytest.mark.parametrize("profile", [BALANCED, None], ids=["balanced", "v3"])
+@pytest.mark.parametrize("profile", [TIMING, None], ids=["balanced", "v3"])
 def test_rule_10_closes_a_held_name_the_gate_refuses_since_a_jump(profile: dict[str, Any] | None) -> None:
     strong = {"A": {"analyst": sig(0.8, 0.8)}, "B": {"analyst": sig(0.8, 0.8)}}
     ctx = {"positions": {"A": 0.1, "B": 0.1}, "signals": strong, "volatility": {"A": 0.2, "B": 0.2}}
@@ -229,3 +229,38 @@ def test_rule_10_closes_a_held_name_the_gate_refuses_since_a_jump(profile: dict[
     targets = risk(exit_only=["A"], **ctx, **extra)
     assert targets["A"] == 0.0 and targets["B"] > 0
     assert risk(**ctx, **extra)["A"] > 0  # without the key nothing changes
+
+
+def test_the_core_holds_a_share_of_the_size_whatever_the_score_and_the_trend() -> None:
+    # vol 0.5: full size 0.15 / 0.5 = 0.30, capped at the 20% position cap; core 0.5 holds 0.10 of it
+    cored = {**TIMING, "core": 0.5, "trend_gate": "entry"}
+    strong, weak = {"A": {"analyst": sig(0.8, 0.8)}}, {"A": {"analyst": sig(TIMING["exit"] - 0.1, 0.8)}}
+    vol = {"A": 0.5}
+
+    assert with_profile(cored, signals=weak, volatility=vol) == {"A": 0.1}  # a bearish name is held at the core
+    assert with_profile(cored, positions={"A": 0.2}, signals=weak, volatility=vol) == {"A": 0.1}  # exit: to the core
+    assert with_profile(cored, signals=strong, volatility=vol) == {"A": 0.2}  # a strong one at the full size
+    # the entry gate stops growing a core position to the full size below the 200-day average, not the core
+    assert with_profile(cored, positions={"A": 0.1}, signals=strong, volatility=vol, long_trend={"A": -0.02}) == {"A": 0.1}
+    assert with_profile(cored, positions={"A": 0.1}, signals=strong, volatility=vol, long_trend={"A": 0.02}) == {"A": 0.2}
+    # a full position that falls below the average keeps its weight between exit and entry (hysteresis)
+    between = {"A": {"analyst": sig(0.0, 0.8)}}
+    assert with_profile(cored, positions={"A": 0.2}, signals=between, volatility=vol, long_trend={"A": -0.02}) == {"A": 0.2}
+    # no volatility estimate or no signal: no core (no new risk), and a held name the data gate refuses is closed
+    assert with_profile(cored, signals=weak, volatility={"A": None}) == {"A": 0.0}
+    assert with_profile(cored, positions={"A": 0.05}, volatility=vol) == {"A": 0.05}
+    assert with_profile(cored, positions={"A": 0.2}, signals=strong, volatility=vol, exit_only=["A"]) == {"A": 0.0}
+    # core 1 is always the full size; core 0 is the profile without a core
+    assert with_profile({**TIMING, "core": 1.0}, signals=weak, volatility=vol) == {"A": 0.2}
+    assert with_profile({**TIMING, "core": 0.0}, signals=weak, volatility=vol) == {"A": 0.0}
+
+
+def test_a_losing_core_position_is_not_topped_up_and_a_drifted_one_is_not_traded() -> None:
+    cored = {**TIMING, "core": 0.5}
+    weak, vol = {"A": {"analyst": sig(-0.5, 0.8)}}, {"A": 0.5}
+    # held 0.06 against a core of 0.10, losing with negative momentum: rule 5 holds, as for any addition
+    assert with_profile(cored, positions={"A": 0.06}, signals=weak, volatility=vol,
+                        pnl={"A": -0.1}, momentum={"A": -0.05}) == {"A": 0.06}
+    assert with_profile(cored, positions={"A": 0.06}, signals=weak, volatility=vol) == {"A": 0.1}
+    # 0.09 against a core of 0.10 is inside the band (2 points): kept, not traded every day
+    assert with_profile(cored, positions={"A": 0.09}, signals=weak, volatility=vol) == {"A": 0.09}
