@@ -2,7 +2,7 @@
 
 Replays, through the eval harness (offline rules, net of the broker's 10 bps commission + 5 bps slippage),
 the ``agent`` policy with the offline rules' v3 sizing (``agent@v3``, the default before profiles) and with
-each risk profile (``agent@conservative|balanced|aggressive``; ``balanced`` is the default), against
+each risk profile (``agent@conservative|balanced|aggressive|v7``; ``balanced`` is the default), against
 buy-and-hold, on:
 - in sample, 1999-01-01 … 2008-12-31 — the only span the profiles' numbers were chosen on
   (scripts/tune_profiles.py);
@@ -10,8 +10,8 @@ buy-and-hold, on:
 - the 2000–2002 bear market (inside the in-sample span), replayed from a flat book.
 
 ``--models``: the same spans for the quant policies (``xgb``, ``ppo``: each model alone in the graph, trained
-walk-forward inside the span) and for the default agent without and with the vector memory of its own
-decisions (``agent@balanced+memory``), against buy-and-hold.
+walk-forward inside the span) and for the agent without and with the vector memory of its own decisions
+(``agent@v7+memory``), against buy-and-hold, all sized by the timing profile ``v7`` (see ``TIMING``).
 
 A policy whose kill switch a breaker latched (a one-day loss beyond ``daily_loss_limit``: only sales pass; a
 drawdown beyond ``max_drawdown``: nothing trades; a replay has no person to resume it) is marked with the date
@@ -32,7 +32,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from agent.profiles import DEFAULT, PROFILES
+from agent.profiles import PROFILES
 from agent.settings import Settings
 from evals.run import EvalConfig, run_eval
 
@@ -42,8 +42,12 @@ SPANS = (
     ("bear 2000-03 … 2002-10 (in sample)", date(2000, 3, 24), date(2002, 10, 9)),
 )
 POLICIES = ("agent@v3", *(f"agent@{p}" for p in PROFILES), "buyhold")
-MODEL_POLICIES = ("xgb", "ppo", "buyhold")  # --models: each quant model alone in the graph, trained walk-forward
-MEMORY_POLICIES = (f"agent@{DEFAULT}", "buyhold")  # --models: the default agent without and with its memory (+memory)
+# --models: each quant model alone in the graph (trained walk-forward), and the agent without and with its memory
+# (+memory), sized by the timing profile: under the default's core (v8: every name held at its full size) a signal
+# no longer moves a size, and an ablation of the signals would measure nothing
+TIMING = "v7"
+MODEL_POLICIES = (f"xgb@{TIMING}", f"ppo@{TIMING}", "buyhold")
+MEMORY_POLICIES = (f"agent@{TIMING}", "buyhold")
 
 
 def costs_share(block: dict[str, Any], slippage_bps: float) -> str:

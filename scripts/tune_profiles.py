@@ -79,15 +79,22 @@ def _gate(value: object) -> str:
 
 
 def summary(files: list[Path]) -> None:
-    """Rank the candidates by mean Sharpe over the universes (ties within TIE: lower mean turnover)."""
+    """Rank the candidates by mean Sharpe over the universes (ties within TIE: lower mean turnover).
+
+    A candidate whose replay latched a breaker on any universe (``breaker`` in its line) is not chosen; its mean
+    is struck through in the table.
+    """
     rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line.startswith("{")]
     by: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
         by[r["profile"]["name"]].append(r)
     universes = sorted({r["universe"] for r in rows})
     ranked = sorted(by.items(), key=lambda kv: -sum(r["sharpe"] for r in kv[1]) / len(kv[1]))
-    best = sum(r["sharpe"] for r in ranked[0][1]) / len(ranked[0][1])
-    near = [kv for kv in ranked if best - sum(r["sharpe"] for r in kv[1]) / len(kv[1]) <= TIE]
+    # v8's amendment (docs/tuning.md): a candidate whose replay latched a breaker on any universe is out, since
+    # a profile that drives the book into the guard's own kill switch in sample cannot run unattended
+    eligible = [kv for kv in ranked if not any(r.get("breaker") for r in kv[1])]
+    best = sum(r["sharpe"] for r in eligible[0][1]) / len(eligible[0][1])
+    near = [kv for kv in eligible if best - sum(r["sharpe"] for r in kv[1]) / len(kv[1]) <= TIE]
     chosen = min(near, key=lambda kv: sum(r["turnover"] for r in kv[1]) / len(kv[1]))[0]
     print("| entry | exit | spread | trend gate | core | mean Sharpe | " + " | ".join(
         f"{u} Sharpe / return / max DD / turnover ×/yr / fills" for u in universes) + " |")
@@ -100,7 +107,7 @@ def summary(files: list[Path]) -> None:
             cells.append("—" if r is None else f"{r['sharpe']:.3f} / {r['total_return']:+.1%} / "
                          f"{r['max_drawdown']:.1%} / {r['turnover']:.2f} / {r['trades']}"
                          + (f" (breaker {r['breaker']})" if r.get("breaker") else ""))
-        mark = "**" if name == chosen else ""
+        mark = "**" if name == chosen else ("~~" if all(kv[0] != name for kv in eligible) else "")
         print(f"| {p['entry']:.2f} | {p['exit']:.2f} | {'on' if p.get('spread') else 'off'} | "
               f"{_gate(p.get('trend_gate'))} | {float(p.get('core') or 0.0):.2f} | "
               f"{mark}{mean:.3f}{mark} | " + " | ".join(cells) + " |")
