@@ -96,18 +96,19 @@ def register(app: typer.Typer) -> None:
         finally:
             if bar is not None:
                 bar.stop()
+        # a latched breaker changes what the metrics mean: said in both outputs
+        warnings = [f"{name}: {note}" for name, block in files.report["policies"].items()
+                    for note in block.get("notes", []) if note.startswith(KILL_SWITCH_NOTE)]
         if as_json:
             print_json({"report": str(files.json_path), "html": str(files.html_path),
                         "metrics": {n: b["metrics"] for n, b in files.report["policies"].items()},
-                        "timing": files.report["timing"]})
+                        "warnings": warnings, "timing": files.report["timing"]})
             return
         console.print(metrics_table(files.report))
         timing = files.report["timing"]
         for note in files.report.get("notes", []):
             err_console.print(f"note: {note}", style="dim")
-        for name, block in files.report["policies"].items():  # a latched breaker changes what the metrics mean
-            for note in block.get("notes", []):
-                if note.startswith(KILL_SWITCH_NOTE):
-                    err_console.print(f"warning: {name}: {note}", style="yellow")
+        for warning in warnings:
+            err_console.print(f"warning: {warning}", style="yellow")
         console.print(f"report: {files.json_path} · {files.html_path} · {timing['total_seconds']:.1f} s"
                       + (f" ({timing['days_per_second']:.1f} replayed days/s)" if timing.get("days_per_second") else ""))

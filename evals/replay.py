@@ -265,7 +265,7 @@ class _Log:
         if not self.latched:
             return []
         what = {"REDUCING": "REDUCING (only sales pass)", "HALTED": "HALTED (no order: the book is frozen)"}
-        parts = ", ".join(f"{n} {what.get(m, m)}" for m, n in sorted(self.latched.items()))
+        parts = ", ".join(f"{n} {what.get(m, m)}" for m, n in self.latched.items())  # in the order they came
         return [f"{KILL_SWITCH_NOTE} {parts} of {len(self.days)} sessions; a replay has no person to run "
                 "`tradeagent risk resume`, so the book stays as the breaker left it (risk.toml: daily_loss_limit, "
                 "max_drawdown)"]

@@ -46,7 +46,8 @@ Deliberate decisions (in the order the checks run):
    limits never clamp it. The part beyond it opens or adds exposure, long or short, and is checked alike: a
    NEW position (from flat) must fit ``max_open_positions`` (shorts count) and have correlation ≤
    ``max_correlation`` with every position held after the batch so far (a position crossing zero keeps only
-   its closing part when that fails); volatility above ``high_volatility`` (or non-finite) halves the size
+   its closing part when that fails; adding to a position already held on the same side is not a new position
+   and is not checked for correlation: the limits below bound it); volatility above ``high_volatility`` (or non-finite) halves the size
    (never below the closing part); then the size is CLAMPED, in turn, to ``max_order_notional``/
    ``max_order_value`` (except a sell of exactly the long held, as in 6; a cover, or a sell that crosses
    zero into a short, is clamped like any order), the room under ``max_position_weight`` (of |value|) and ``max_gross_exposure``
@@ -585,7 +586,7 @@ def _size_two_way(
             corr, other = _max_correlation(market, sym, book.held)
             if corr is not None and corr > limits.max_correlation:
                 raise Reject("max_correlation", f"correlation {corr:.2f} with {other} above {limits.max_correlation}")
-        else:  # crosses zero: the other side is a new position too; the closing part still passes
+        elif reduce > 0:  # crosses zero: the other side is a new position too; the closing part still passes
             corr, other = _max_correlation(market, sym, book.held)
             if corr is not None and corr > limits.max_correlation:
                 clamp("max_correlation", reduce, f"correlation {corr:.2f} with {other} above "

@@ -13,9 +13,10 @@ buy-and-hold, on:
 walk-forward inside the span) and for the agent without and with the vector memory of its own decisions
 (``agent@v7+memory``), against buy-and-hold, all sized by the timing profile ``v7`` (see ``TIMING``).
 
-A policy whose kill switch a breaker latched (a one-day loss beyond ``daily_loss_limit``: only sales pass; a
-drawdown beyond ``max_drawdown``: nothing trades; a replay has no person to resume it) is marked with the date
-it first latched: its figures are those of a book that stopped trading there.
+A policy whose kill switch a breaker latched is marked with each mode and the day it latched: REDUCING (a one-day
+loss beyond ``daily_loss_limit``: from then on only sales pass) and HALTED (a drawdown beyond ``max_drawdown``:
+nothing trades). A replay has no person to resume it, so its figures after that day are those of a book that
+could only sell, or not trade at all.
 
 Prints a markdown table (and writes it to ``--out``/results.md). Costs are commission + slippage (the
 notional traded × the slippage rate) as a share of the profit before costs; "—" when that profit is not
@@ -66,9 +67,13 @@ def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
 
 
 def latched(block: dict[str, Any]) -> str:
-    """The date a breaker first latched the kill switch in this run ("" when it never did)."""
-    changes = [n for n in block.get("notes", []) if ": kill switch ACTIVE -> " in n]
-    return changes[0].split(":", 1)[0] if changes else ""
+    """Each mode a breaker latched in this run and its date, "REDUCING 2001-01-05, HALTED 2001-09-17" ("": none)."""
+    out = []
+    for note in block.get("notes", []):
+        day, sep, rest = note.partition(": kill switch ")
+        if sep and " -> " in rest:
+            out.append(f"{rest.split(' -> ', 1)[1].split(':', 1)[0]} {day}")
+    return ", ".join(out)
 
 
 def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tuple[str, ...] = ()) -> list[str]:
@@ -80,7 +85,7 @@ def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tupl
         m = block["metrics"]
         vs = "" if name == "buyhold" or not bh else f" ({m['sharpe'] - bh['sharpe']:+.2f})"
         halt = latched(block)
-        name = f"{name} (breaker {halt})" if halt else name
+        name = f"{name} ({halt})" if halt else name
         out.append(f"| {label} | {name} | {m['total_return']:+.1%} | {m['sharpe']:.2f}{vs} | {m['max_drawdown']:.1%} | "
                    f"{m['exposure']:.0%} | {m['trades']} | {costs_share(block, slippage_bps)} |")
     return out
@@ -93,7 +98,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="results-")))
     parser.add_argument("--models", action="store_true",
                         help="the quant policies instead (xgb, ppo: trained walk-forward inside each span) and the "
-                             "default agent with the vector memory of its own decisions (+memory), against buy-and-hold")
+                             "agent with the vector memory of its own decisions (+memory), all sized by the v7 "
+                             "profile, against buy-and-hold")
     args = parser.parse_args()
     settings = Settings(home=args.out / "home")
     lines = ["| span | policy | total return | Sharpe (vs B&H) | max drawdown | exposure | fills | costs / profit before costs |",

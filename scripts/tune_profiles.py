@@ -93,6 +93,8 @@ def summary(files: list[Path]) -> None:
     # v8's amendment (docs/tuning.md): a candidate whose replay latched a breaker on any universe is out, since
     # a profile that drives the book into the guard's own kill switch in sample cannot run unattended
     eligible = [kv for kv in ranked if not any(r.get("breaker") for r in kv[1])]
+    if not eligible:
+        raise SystemExit("every candidate latched a breaker in sample: none can be chosen")
     best = sum(r["sharpe"] for r in eligible[0][1]) / len(eligible[0][1])
     near = [kv for kv in eligible if best - sum(r["sharpe"] for r in kv[1]) / len(kv[1]) <= TIE]
     chosen = min(near, key=lambda kv: sum(r["turnover"] for r in kv[1]) / len(kv[1]))[0]
@@ -106,7 +108,7 @@ def summary(files: list[Path]) -> None:
             r = next((r for r in rs if r["universe"] == u), None)
             cells.append("—" if r is None else f"{r['sharpe']:.3f} / {r['total_return']:+.1%} / "
                          f"{r['max_drawdown']:.1%} / {r['turnover']:.2f} / {r['trades']}"
-                         + (f" (breaker {r['breaker']})" if r.get("breaker") else ""))
+                         + (f" ({r['breaker']})" if r.get("breaker") else ""))
         mark = "**" if name == chosen else ("~~" if all(kv[0] != name for kv in eligible) else "")
         print(f"| {p['entry']:.2f} | {p['exit']:.2f} | {'on' if p.get('spread') else 'off'} | "
               f"{_gate(p.get('trend_gate'))} | {float(p.get('core') or 0.0):.2f} | "

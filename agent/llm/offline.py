@@ -294,6 +294,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     if profile and profile.get("spread") and scored:
         size_cap = min(max_w, gross_cap / scored)
     exit_only = {str(s) for s in ctx.get("exit_only") or ()}  # rule 10
+    cores: dict[str, float] = {}  # rule 9's core: symbol -> its core weight, for names not open above it
+    bearish: set[str] = set()  # combined score at or below the exit: a core held only because it is the core
     for sym in symbols:
         held = max(0.0, positions.get(sym, 0.0))
         keep = min(held, max_w)
@@ -317,13 +319,18 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         # full size is an entry (a held name within the band of its core size counts as at the core)
         core_w = core * full if core > 0 and full is not None else 0.0
         opened = held > 0 and not (core_w > 0 and held <= core_w + max(REBALANCE_BAND, float(profile["band"]) * core_w))
+        if core_w > 0 and not opened:
+            cores[sym] = core_w
+        out = "the core only" if core_w > 0 else "exit / stay out"
         if combined <= exit_at and opened and gate == "hold" and lt is not None and lt > 0:
             target, why = keep, why + f"; at or below the exit score but {lt:+.1%} above its 200-day average: hold"
         elif combined <= exit_at:
-            target, why = 0.0, why + ("; at or below the exit score: exit / stay out" if profile
+            bearish.add(sym)
+            target, why = 0.0, why + (f"; at or below the exit score: {out}" if profile
                                       else "; not positive: exit / stay out")
         elif not opened and lt is not None and lt <= 0:
-            target, why = 0.0, why + f"; {lt:+.1%} against its 200-day average: no entry below it"
+            target, why = 0.0, why + f"; {lt:+.1%} against its 200-day average: " + (
+                "the core only" if core_w > 0 else "no entry below it")
         elif vol is None or vol <= 0:
             target, why = keep, why + "; no volatility estimate: no new risk"
         else:
@@ -336,7 +343,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
             why += f"; vol {vol:.0%} -> size {sized:.4f}"
             if combined < entry:
                 target = keep
-                why += "; below entry score: " + ("hold (hysteresis)" if held else "no entry")
+                why += "; below entry score: " + ("hold (hysteresis)" if opened or (held and not core_w)
+                                                  else "the core only" if core_w > 0 else "no entry")
             elif profile:  # rule 9: the band judges the traded change, after the gross step (_gross_step)
                 target = sized
             elif held and abs(sized - held) < band:
@@ -344,7 +352,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
             else:
                 target = sized
         if target < core_w:  # rule 9's core: the floor of the position, whatever the score and the trend
-            target, why = core_w, why + f"; core {core:.0%} of size {full:.4f}: hold at least {core_w:.4f}"
+            target, why = core_w, why + f"; core {core:.4g} x size {full:.4f} = {core_w:.4f}"
         loss = _num(pnl.get(sym))
         down = _num(mom.get(sym))
         if target > held > 0 and loss is not None and loss < 0 and down is not None and down < 0:
@@ -354,11 +362,22 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even
     # one no node spoke about); new names take the slots left, strongest first. Cutting a held name to make
     # room would sell a position on no evidence against it, and the guard refuses only new positions too.
-    kept = sum(1 for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0)
-    free = max(0, max_n - kept)
     entries = sorted((s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) <= 0), key=lambda s: (-plan[s][1], s))
     if profile:  # rule 9: a name too correlated with one kept or a stronger entry is the same exposure
-        entries = _one_exposure_per_cluster(plan, entries, positions, ctx, float(limits.get("max_correlation", 1.0)))
+        growing = [s for s in plan if s in cores and positions.get(s, 0.0) > 0 and plan[s][0] > cores[s] + 1e-12]
+        entries = _one_exposure_per_cluster(plan, entries, positions, ctx, float(limits.get("max_correlation", 1.0)),
+                                            growing=growing, cores=cores, bearish=bearish)
+    kept = sum(1 for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0)
+    free = max(0, max_n - kept)
+    if profile:
+        # rule 9's core: a name held only as its core with a score at or below the exit gives its slot to a new
+        # name that has none (weakest first), else the core would keep the book's names fixed for good
+        idle = sorted((s for s in bearish if s in cores and plan[s][0] > 0 and positions.get(s, 0.0) > 0),
+                      key=lambda s: (plan[s][1], s))
+        wanting = sum(1 for s in entries if s not in bearish)  # a new name at its core only takes no one's slot
+        for sym in idle[: max(0, wanting - free)]:
+            plan[sym] = (0.0, plan[sym][1], plan[sym][2] + "; its slot goes to a stronger new name: exit")
+            free += 1
     for sym in entries[free:]:
         plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
     if profile:  # rule 9: the gross cap scales what trades, the band is judged on the scaled size
@@ -420,28 +439,49 @@ def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, 
 
 def _one_exposure_per_cluster(
     plan: dict[str, tuple[float, float, str]], entries: list[str], positions: dict[str, float],
-    ctx: dict[str, Any], limit: float,
+    ctx: dict[str, Any], limit: float, growing: list[str] | tuple[str, ...] = (),
+    cores: dict[str, float] | None = None, bearish: set[str] | None = None,
 ) -> list[str]:
-    """Rule 9: drop an entry correlated above ``limit`` with a kept position or a stronger entry (kept first).
+    """Rule 9: correlated names (above ``limit``) are one exposure, held through the first of them.
 
-    The guard would reject it (``max_correlation``) and the day after the rules would ask again: correlated
-    names are one exposure, held through the first of them. Returns the entries left, strongest first.
+    An entry from flat correlated with a held name or a stronger accepted one gets target 0: the guard would
+    reject it and the day after the rules would ask again. With a core, a held name correlated only with names
+    held at their core whose score is at or below the exit (``bearish``) takes their place (they are closed);
+    and a name at its core (``cores``) growing to its full size is one exposure with the names held above
+    their core and the stronger accepted ones: it stays at its core. Returns the entries left, strongest first.
     """
     corr = ctx.get("correlations") or {}
+    cores, bearish = cores or {}, bearish or set()
 
     def linked(a: str, b: str) -> bool:
         c = _num((corr.get(a) or {}).get(b))
         c = c if c is not None else _num((corr.get(b) or {}).get(a))
         return c is not None and c > limit
 
-    taken = [s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0]
+    held = [s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0]
+    accepted: list[str] = []
     left: list[str] = []
-    for sym in entries:
-        other = next((t for t in taken if linked(sym, t)), None)
-        if other is not None:
-            plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; correlated above {limit:g} with {other}: one exposure")
+    for sym in sorted([*entries, *growing], key=lambda s: (-plan[s][1], s)):
+        if sym in growing:
+            other = next((t for t in [*(h for h in held if h not in cores), *accepted] if t != sym and linked(sym, t)),
+                         None)
+            if other is not None:
+                plan[sym] = (cores[sym], plan[sym][1], plan[sym][2] + f"; correlated above {limit:g} with {other}: "
+                                                                       "one exposure, the core only")
+                continue
+            accepted.append(sym)
             continue
-        taken.append(sym)
+        blockers = [t for t in [*held, *accepted] if linked(sym, t)]
+        if blockers and sym not in bearish and all(t in cores and t in bearish for t in blockers):
+            for t in blockers:  # held only as a core, with no signal for it: the new name takes its place
+                plan[t] = (0.0, plan[t][1], plan[t][2] + f"; correlated above {limit:g} with {sym}, a stronger "
+                                                          "new name: exit")
+                held.remove(t)
+            blockers = []
+        if blockers:
+            plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; correlated above {limit:g} with {blockers[0]}: one exposure")
+            continue
+        accepted.append(sym)
         left.append(sym)
     return left
 

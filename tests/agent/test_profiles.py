@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -264,3 +265,52 @@ def test_a_losing_core_position_is_not_topped_up_and_a_drifted_one_is_not_traded
     assert with_profile(cored, positions={"A": 0.06}, signals=weak, volatility=vol) == {"A": 0.1}
     # 0.09 against a core of 0.10 is inside the band (2 points): kept, not traded every day
     assert with_profile(cored, positions={"A": 0.09}, signals=weak, volatility=vol) == {"A": 0.09}
+
+
+CORED = {**TIMING, "core": 0.25}
+
+
+def test_correlated_names_held_at_their_core_are_one_exposure_when_they_grow() -> None:
+    # A and B held at their core (vol 0.5: size 0.2, core 0.05), correlation 0.98, both strong: the stronger grows to
+    # its full size, the other stays at its core (the guard would let both add; the rules keep them one exposure)
+    corr = {"A": {"B": 0.98}}
+    ctx = {"positions": {"A": 0.05, "B": 0.05}, "volatility": {"A": 0.5, "B": 0.5}, "correlations": corr,
+           "limits": LIMITS | {"max_correlation": 0.95}}
+    both = {"A": {"analyst": sig(0.9, 0.9)}, "B": {"analyst": sig(0.8, 0.9)}}
+    assert with_profile(CORED, signals=both, **ctx) == {"A": 0.2, "B": 0.05}
+    assert with_profile(TIMING, signals=both, **ctx) == {"A": 0.2, "B": 0.2}  # v7 never holds two at a core
+    # a name held above its core blocks the other's growth too
+    above = ctx | {"positions": {"A": 0.2, "B": 0.05}}
+    assert with_profile(CORED, signals={"A": {"analyst": sig(0.1, 0.9)}, "B": {"analyst": sig(0.9, 0.9)}}, **above) \
+        == {"A": 0.2, "B": 0.05}
+
+
+def test_a_bearish_name_held_only_as_its_core_gives_its_place_to_a_stronger_new_name() -> None:
+    vols = {"A": 0.5, "B": 0.5, "C": 0.5, "NEW": 0.5}
+    held = {"A": 0.05, "B": 0.05, "C": 0.05}
+    bears = {s: {"analyst": sig(-0.9, 0.9)} for s in held}
+    three = LIMITS | {"max_open_positions": 3}
+    # slots: the weakest bearish core is closed so that the strong new name gets in (v7 closes all three anyway)
+    out = with_profile(CORED, positions=held, signals=bears | {"NEW": {"analyst": sig(0.95, 0.9)}}, volatility=vols,
+                       limits=three)
+    assert out["NEW"] == 0.2 and sorted(s for s in held if out[s] == 0.0) == ["A"] and out["B"] == out["C"] == 0.05
+    # a bearish new name (its core only) takes no one's slot
+    out = with_profile(CORED, positions=held, signals=bears | {"NEW": {"analyst": sig(-0.5, 0.9)}}, volatility=vols,
+                       limits=three)
+    assert out == {"A": 0.05, "B": 0.05, "C": 0.05, "NEW": 0.0}
+    # correlation: a bearish core blocks a strong correlated new name no longer; a bullish one still does
+    corr = {"A": {"NEW": 0.97}}
+    for score, expected in ((-0.9, {"A": 0.0, "NEW": 0.2}), (0.1, {"A": 0.05, "NEW": 0.0})):
+        out = with_profile(CORED, positions={"A": 0.05}, signals={"A": {"analyst": sig(score, 0.9)},
+                                                                    "NEW": {"analyst": sig(0.9, 0.9)}},
+                           volatility=vols, correlations=corr, limits=LIMITS | {"max_correlation": 0.95})
+        assert out == expected, (score, out)
+
+
+def test_the_reason_of_a_core_target_says_core_not_exit() -> None:
+    from tests.agent.test_llm_offline import answer
+
+    ctx = {"as_of": "2024-03-01", "equity": 10_000.0, "cash": 10_000.0, "base_currency": "USD", "positions": {},
+           "limits": LIMITS, "signals": {"A": {"analyst": sig(-0.9, 0.9)}}, "volatility": {"A": 0.5}, "profile": CORED}
+    why = json.loads(answer("risk", ctx))["targets"][0]["rationale"]
+    assert "the core only" in why and "exit / stay out" not in why and "0.0500" in why

@@ -299,3 +299,18 @@ def test_a_quote_refused_only_for_a_past_jump_lets_a_sale_of_the_long_pass_and_n
     assert [c.code for c in result.clamps] == ["exceeds_position"]  # 80 asked, the 50 held sold: no short opened
     buy = run_guard([{"symbol": "CRASH", "side": "buy", "quantity": 1.0}], portfolio=held, mkt=mkt)
     assert codes(buy) == ["untradeable"] and not buy.approved
+
+
+def test_adding_to_a_held_long_is_not_a_new_position_and_is_not_checked_for_correlation() -> None:
+    # Both correlated names held (the second got in before the correlation rose): a top-up of either is bounded by
+    # the weight, gross and cash limits, not refused as if it opened a correlated position (found by an attacker:
+    # the core profile's topped-up index pair was rejected every day).
+    mkt = market({"AAA": 100.0, "BBB": 50.0})
+    mkt = MarketSnapshot(as_of=DAY, base_currency="USD", quotes=mkt.quotes, correlations={"AAA": {"BBB": 0.99}})
+    held = book(cash=8_000, holdings={"AAA": (10, 100.0), "BBB": (20, 50.0)})
+    result = run_guard([{"symbol": "BBB", "side": "buy", "quantity": 2}], portfolio=held, mkt=mkt)
+    assert codes(result) == [] and [(o.symbol, o.quantity) for o in result.approved] == [("BBB", 2)]
+    # a new position correlated with a held one is still refused
+    new = run_guard([{"symbol": "BBB", "side": "buy", "quantity": 2}],
+                    portfolio=book(cash=9_000, holdings={"AAA": (10, 100.0)}), mkt=mkt)
+    assert codes(new) == ["max_correlation"]
