@@ -398,10 +398,6 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
         quantity = math.floor(abs(delta) * snap.equity / (quote.price * quote.fx_rate) * 1e4) / 1e4
         if quantity > 0:
             proposals.append({"symbol": target.symbol, "side": side, "quantity": quantity, "reason": target.rationale})
-    # Sales first: the guard checks each order against the book as the earlier ones of the batch leave it, so a
-    # sale frees its cash, its slot and its correlation before a buy is judged (a buy listed first was refused
-    # for a slot or a correlation that the same day's sale gave up).
-    proposals.sort(key=lambda p: p["side"] != "sell")
     update: DayState = {"proposals": proposals}
     if tilts and sentiment is not None:
         update["nodes"] = {"sentiment": {**sentiment, "tilt": {"cap": SENTIMENT_CAP, "targets": tilts}}}

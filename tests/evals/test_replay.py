@@ -299,3 +299,8 @@ def test_a_breaker_that_latches_in_a_replay_is_said_and_the_book_stops_trading(t
     assert "warning: agent@balanced: kill switch latched:" in result.output
     assert block["decisions"] and all(d["date"] <= halted_on for d in block["decisions"])  # no order after it
     assert max(d["date"] for d in block["decisions"]) < "2011-10-31"
+    as_json = CliRunner().invoke(app, ["eval", "--universe", "demo", "--start", "2011-06-01", "--end", "2011-10-31",
+                                       "--policy", "agent@balanced", "--out", str(tmp_path / "out2"), "--json"],
+                                 env={"TRADEAGENT_HOME": str(tmp_path)})
+    warnings = json.loads(as_json.stdout)["warnings"]
+    assert warnings == [f"agent@balanced: {summary[0]}"]
