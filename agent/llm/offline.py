@@ -363,23 +363,33 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     # one no node spoke about); new names take the slots left, strongest first. Cutting a held name to make
     # room would sell a position on no evidence against it, and the guard refuses only new positions too.
     entries = sorted((s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) <= 0), key=lambda s: (-plan[s][1], s))
+    swaps: dict[str, list[str]] = {}  # rule 9's core: a strong new name -> the bearish cores it would replace
     if profile:  # rule 9: a name too correlated with one kept or a stronger entry is the same exposure
         growing = [s for s in plan if s in cores and positions.get(s, 0.0) > 0 and plan[s][0] > cores[s] + 1e-12]
-        entries = _one_exposure_per_cluster(plan, entries, positions, ctx, float(limits.get("max_correlation", 1.0)),
-                                            growing=growing, cores=cores, bearish=bearish)
+        entries, swaps = _one_exposure_per_cluster(plan, entries, positions, ctx,
+                                                   float(limits.get("max_correlation", 1.0)), growing=growing,
+                                                   cores=cores, bearish=bearish)
     kept = sum(1 for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0)
     free = max(0, max_n - kept)
-    if profile:
-        # rule 9's core: a name held only as its core with a score at or below the exit gives its slot to a new
-        # name that has none (weakest first), else the core would keep the book's names fixed for good
-        idle = sorted((s for s in bearish if s in cores and plan[s][0] > 0 and positions.get(s, 0.0) > 0),
-                      key=lambda s: (plan[s][1], s))
-        wanting = sum(1 for s in entries if s not in bearish)  # a new name at its core only takes no one's slot
-        for sym in idle[: max(0, wanting - free)]:
-            plan[sym] = (0.0, plan[sym][1], plan[sym][2] + "; its slot goes to a stronger new name: exit")
-            free += 1
-    for sym in entries[free:]:
-        plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
+    # rule 9's core: a name held only as its core with a score at or below the exit gives its slot to a strong new
+    # name (one above its own core), weakest first, else the core would keep the book's names fixed for good
+    idle = sorted((s for s in bearish if s in cores and plan[s][0] > 0 and positions.get(s, 0.0) > 0
+                   and not any(s in b for b in swaps.values())), key=lambda s: (plan[s][1], s))
+    count, gone = kept, []
+    for sym in entries:
+        strong = plan[sym][0] > cores.get(sym, 0.0) + 1e-12
+        if sym in swaps and count + 1 - len(swaps[sym]) <= max_n:  # it takes the place of the cores it replaces
+            count += 1 - len(swaps[sym])
+            gone += [(b, f"; correlated above {float(limits.get('max_correlation', 1.0)):g} with {sym}, a stronger new name: exit")
+                     for b in swaps[sym]]
+        elif sym not in swaps and count < max_n:
+            count += 1
+        elif sym not in swaps and strong and idle and count <= max_n:  # the weakest bearish core makes room
+            gone.append((idle.pop(0), "; its slot goes to a stronger new name: exit"))
+        else:
+            plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
+    for sym, note in gone:
+        plan[sym] = (0.0, plan[sym][1], plan[sym][2] + note)
     if profile:  # rule 9: the gross cap scales what trades, the band is judged on the scaled size
         final = _gross_step(plan, positions, gross_cap, float(profile["band"]))
     else:
@@ -441,14 +451,16 @@ def _one_exposure_per_cluster(
     plan: dict[str, tuple[float, float, str]], entries: list[str], positions: dict[str, float],
     ctx: dict[str, Any], limit: float, growing: list[str] | tuple[str, ...] = (),
     cores: dict[str, float] | None = None, bearish: set[str] | None = None,
-) -> list[str]:
+) -> tuple[list[str], dict[str, list[str]]]:
     """Rule 9: correlated names (above ``limit``) are one exposure, held through the first of them.
 
     An entry from flat correlated with a held name or a stronger accepted one gets target 0: the guard would
-    reject it and the day after the rules would ask again. With a core, a held name correlated only with names
-    held at their core whose score is at or below the exit (``bearish``) takes their place (they are closed);
-    and a name at its core (``cores``) growing to its full size is one exposure with the names held above
-    their core and the stronger accepted ones: it stays at its core. Returns the entries left, strongest first.
+    reject it and the day after the rules would ask again. With a core (``cores``: the core weight of each name
+    not open above it), a name growing from its core is one exposure with the names held above their core and
+    the stronger names already accepted: it stays at its core. A strong entry (above its own core) correlated
+    only with held names at their core whose score is at or below the exit (``bearish``) may take their place:
+    it is returned in the second value with those names, which rule 6 closes if it keeps the entry.
+    Returns the entries left, strongest first, and those replacements.
     """
     corr = ctx.get("correlations") or {}
     cores, bearish = cores or {}, bearish or set()
@@ -461,10 +473,11 @@ def _one_exposure_per_cluster(
     held = [s for s in plan if plan[s][0] > 0 and positions.get(s, 0.0) > 0]
     accepted: list[str] = []
     left: list[str] = []
+    swaps: dict[str, list[str]] = {}
     for sym in sorted([*entries, *growing], key=lambda s: (-plan[s][1], s)):
         if sym in growing:
-            other = next((t for t in [*(h for h in held if h not in cores), *accepted] if t != sym and linked(sym, t)),
-                         None)
+            others = [*(h for h in held if h not in cores), *accepted]
+            other = next((t for t in others if t != sym and linked(sym, t)), None)
             if other is not None:
                 plan[sym] = (cores[sym], plan[sym][1], plan[sym][2] + f"; correlated above {limit:g} with {other}: "
                                                                        "one exposure, the core only")
@@ -472,18 +485,17 @@ def _one_exposure_per_cluster(
             accepted.append(sym)
             continue
         blockers = [t for t in [*held, *accepted] if linked(sym, t)]
-        if blockers and sym not in bearish and all(t in cores and t in bearish for t in blockers):
-            for t in blockers:  # held only as a core, with no signal for it: the new name takes its place
-                plan[t] = (0.0, plan[t][1], plan[t][2] + f"; correlated above {limit:g} with {sym}, a stronger "
-                                                          "new name: exit")
-                held.remove(t)
-            blockers = []
-        if blockers:
+        strong = plan[sym][0] > cores.get(sym, 0.0) + 1e-12
+        taken = {b for bs in swaps.values() for b in bs}
+        if (blockers and strong and all(t in held and t in cores and t in bearish and t not in taken
+                                        for t in blockers)):
+            swaps[sym] = blockers
+        elif blockers:
             plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; correlated above {limit:g} with {blockers[0]}: one exposure")
             continue
         accepted.append(sym)
         left.append(sym)
-    return left
+    return left, swaps
 
 
 _RULES: dict[str, Callable[[dict[str, Any]], BaseModel]] = {

@@ -314,3 +314,22 @@ def test_the_reason_of_a_core_target_says_core_not_exit() -> None:
            "limits": LIMITS, "signals": {"A": {"analyst": sig(-0.9, 0.9)}}, "volatility": {"A": 0.5}, "profile": CORED}
     why = json.loads(answer("risk", ctx))["targets"][0]["rationale"]
     assert "the core only" in why and "exit / stay out" not in why and "0.0500" in why
+
+
+def test_only_a_strong_new_name_displaces_a_bearish_core_and_never_beyond_the_slot_limit() -> None:
+    # found by an attacker: a crash when the blocking bearish core was itself a new name, a weak new name (at its
+    # core only) taking a bearish core's slot, and a book already over its slot limit selling a core for a name
+    # the guard would refuse
+    vols = {s: 0.15 for s in ("A", "X", "N", "E", "BEAR", "NEUT")}
+    corr_l = LIMITS | {"max_correlation": 0.8}
+    assert with_profile(CORED, limits=corr_l, signals={"BEAR": {"analyst": sig(-0.5, 0.1)},
+                                                       "NEUT": {"analyst": sig(-0.1, 1.0)}},
+                        volatility=vols, correlations={"BEAR": {"NEUT": 0.9}}) == {"BEAR": 0.05, "NEUT": 0.0}
+    one = corr_l | {"max_open_positions": 1}
+    weak = {"X": {"analyst": sig(-0.5, 1)}, "N": {"analyst": sig(0.1, 1)}}  # N between exit and entry: its core only
+    assert with_profile(CORED, limits=one, positions={"X": 0.0475}, signals=weak, volatility=vols) == {"X": 0.0475, "N": 0.0}
+    over = {"A": 0.19, "X": 0.0475}  # two held, limit one: nothing new opens, nothing is sold for it
+    strong = {"A": {"analyst": sig(0.5, 1)}, "X": {"analyst": sig(-0.5, 1)}, "E": {"analyst": sig(0.9, 1)}}
+    assert with_profile(CORED, limits=one, positions=over, signals=strong, volatility=vols) == {"A": 0.19, "E": 0.0, "X": 0.0475}
+    assert with_profile(CORED, limits=one, positions=over, signals=strong, volatility=vols,
+                        correlations={"E": {"X": 0.9}}) == {"A": 0.19, "E": 0.0, "X": 0.0475}
