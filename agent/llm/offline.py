@@ -285,6 +285,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     gate = str(profile.get("trend_gate") or "off") if profile else "off"  # "off" | "entry" | "hold" (both)
     long_trend = (ctx.get("long_trend") or {}) if gate in ("entry", "hold") else {}
     core = _clip(float(profile.get("core") or 0.0), 0.0, 1.0) if profile else 0.0  # v8: strategic share of the size
+    band_share = float(profile["band"]) if profile else 0.0  # rule 9's relative rebalance band
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     symbols = sorted(set(positions) | {str(s) for s in signals})
@@ -318,7 +319,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         # with a core, a position at its core is not "open" for the entry and the trend gate: growing it to the
         # full size is an entry (a held name within the band of its core size counts as at the core)
         core_w = core * full if core > 0 and full is not None else 0.0
-        opened = held > 0 and not (core_w > 0 and held <= core_w + max(REBALANCE_BAND, float(profile["band"]) * core_w))
+        opened = held > 0 and not (core_w > 0 and held <= core_w + max(REBALANCE_BAND, band_share * core_w))
         if core_w > 0 and not opened:
             cores[sym] = core_w
         out = "the core only" if core_w > 0 else "exit / stay out"
@@ -336,7 +337,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         else:
             if full is not None:  # rule 9: conviction gates, volatility sizes
                 sized = full
-                band = max(REBALANCE_BAND, float(profile["band"]) * held)
+                band = max(REBALANCE_BAND, band_share * held)
             else:
                 sized = min(max_w, min(1.0, VOL_TARGET / vol) * combined * conf)
                 band = REBALANCE_BAND
