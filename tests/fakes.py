@@ -100,3 +100,12 @@ def final_answer(obj: BaseModel | dict[str, Any] | list[Any] | str, *, tokens: i
         model="scripted-v1",
         provider="scripted",
     )
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """``preexec_fn`` of a child the test stops with SIGINT: a child inherits an IGNORED SIGINT from a suite started
+    in the background (``make test &``, nohup), and Python then installs no KeyboardInterrupt handler, so the
+    child would never see the test's Ctrl-C. A terminal's Ctrl-C reaches a default handler: restore it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -28,6 +28,7 @@ from agent.cli_chat import bare_host, url_host
 from agent.settings import Settings
 from tests.agent.chat.conftest import copy_home, run_cli, serve
 from tests.agent.chat.test_offline import ask, ledger_facts
+from tests.fakes import ctrl_c_as_in_a_terminal
 
 WEDNESDAY = date(2012, 3, 7)
 FORMS_HINT = "I understand a day as 2013-03-05"
@@ -105,7 +106,8 @@ def test_chat_serves_on_ipv6_loopback(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEAGENT_", "OPENAI_"))}
     env["TRADEAGENT_HOME"] = str(tmp_path / "fresh")
     proc = subprocess.Popen([sys.executable, "-m", "agent", "chat", "--host", "[::1]", "--port", str(port)], env=env,
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         assert proc.stdout is not None
         assert f"tradeagent chat on http://[::1]:{port}/" in proc.stdout.readline()

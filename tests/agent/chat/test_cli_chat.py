@@ -18,6 +18,7 @@ from agent.cli import app
 from agent.cli_chat import is_loopback, parse_auth
 from agent.cli_common import UserError
 from tests.agent.chat.conftest import free_port
+from tests.fakes import ctrl_c_as_in_a_terminal
 
 
 def chat(*args: str, env: dict[str, str | None] | None = None) -> tuple[int, str, str]:
@@ -71,7 +72,8 @@ def test_chat_on_a_fresh_home_starts_and_shows_a_helpful_empty_state(tmp_path: P
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TRADEAGENT_", "OPENAI_"))}
     env["TRADEAGENT_HOME"] = str(home)
     proc = subprocess.Popen([sys.executable, "-m", "agent", "chat", "--port", str(port)], env=env, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=ctrl_c_as_in_a_terminal)
     try:
         assert proc.stdout is not None
         first = proc.stdout.readline()
