@@ -377,16 +377,23 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     idle = sorted((s for s in bearish if s in cores and plan[s][0] > 0 and positions.get(s, 0.0) > 0
                    and not any(s in b for b in swaps.values())), key=lambda s: (plan[s][1], s))
     count, gone = kept, []
+    # the gross the held names take at most (_gross_step keeps a held name within its band first): a core sold for
+    # a new name that this leaves no room would be sold for nothing (a book already at its gross cap)
+    fixed = sum(positions[s] for s in plan if positions.get(s, 0.0) > 0 and plan[s][0] > 0)
+
+    def room_without(names: list[str]) -> bool:
+        return gross_cap - fixed + sum(positions[b] for b in names) > 0
+
     for sym in entries:
         strong = plan[sym][0] > cores.get(sym, 0.0) + 1e-12
-        if sym in swaps and count + 1 - len(swaps[sym]) <= max_n:  # it takes the place of the cores it replaces
+        if sym in swaps and count + 1 - len(swaps[sym]) <= max_n and room_without(swaps[sym]):  # takes their place
             count += 1 - len(swaps[sym])
             gone += [(b, f"; correlated above {float(limits.get('max_correlation', 1.0)):g} with {sym}, a stronger new name: exit")
                      for b in swaps[sym]]
         elif sym not in swaps and count < max_n:
             count += 1
-        elif sym not in swaps and strong and idle and count <= max_n:  # the weakest bearish core makes room
-            gone.append((idle.pop(0), "; its slot goes to a stronger new name: exit"))
+        elif sym not in swaps and strong and idle and count <= max_n and room_without(idle[:1]):  # the weakest
+            gone.append((idle.pop(0), "; its slot goes to a stronger new name: exit"))  # bearish core makes room
         else:
             plan[sym] = (0.0, plan[sym][1], plan[sym][2] + f"; beyond max_open_positions ({kept} held, {free} free)")
     for sym, note in gone:

@@ -333,3 +333,24 @@ def test_only_a_strong_new_name_displaces_a_bearish_core_and_never_beyond_the_sl
     assert with_profile(CORED, limits=one, positions=over, signals=strong, volatility=vols) == {"A": 0.19, "E": 0.0, "X": 0.0475}
     assert with_profile(CORED, limits=one, positions=over, signals=strong, volatility=vols,
                         correlations={"E": {"X": 0.9}}) == {"A": 0.19, "E": 0.0, "X": 0.0475}
+
+
+def test_no_core_is_sold_for_a_new_name_a_book_at_its_gross_cap_leaves_no_room_for() -> None:
+    # found by an attacker: held names alone at the gross cap (0.95 x 0.6), a strong new name and a free-able
+    # bearish core; selling the core would free a slot but no gross, and the new name would get nothing
+    limits = LIMITS | {"max_open_positions": 4, "max_gross_exposure": 0.6}
+    signals = {s: {"analyst": sig(0.1, 1)} for s in "ABC"} | {"X": {"analyst": sig(-0.5, 1)},
+                                                              "E": {"analyst": sig(0.9, 1)}}
+    from tests.agent.test_llm_offline import answer
+
+    ctx = {"as_of": "2024-03-01", "equity": 10_000.0, "cash": 10_000.0, "base_currency": "USD", "profile": CORED,
+           "limits": limits, "positions": {"A": 0.2, "B": 0.2, "C": 0.2, "X": 0.03}, "signals": signals,
+           "volatility": dict.fromkeys("ABCXE", 0.15)}
+    plan = {t["symbol"]: t for t in json.loads(answer("risk", ctx))["targets"]}
+    assert plan["E"]["target_weight"] == 0.0 and "beyond max_open_positions" in plan["E"]["rationale"]
+    assert "stronger new name" not in plan["X"]["rationale"]  # (the over-cap book's gross step still trims it)
+    # with gross room left, the same core does give its slot
+    roomy = with_profile(CORED, limits=limits | {"max_gross_exposure": 1.0},
+                         positions={"A": 0.1, "B": 0.1, "C": 0.1, "X": 0.03}, signals=signals,
+                         volatility=dict.fromkeys("ABCXE", 0.15))
+    assert roomy["E"] > 0 and roomy["X"] == 0.0
