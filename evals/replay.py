@@ -66,6 +66,7 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 # Model policies: the quant node alone, reading only that kind of model (trained walk-forward by the harness).
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
 KILL_SWITCH_NOTE = "kill switch latched:"  # a policy's note when a breaker stopped it trading (evals.cli, results)
+KILL_SWITCH_CHANGE = ": kill switch "  # "D: kill switch ACTIVE -> HALTED: reason", one note per change of mode
 PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
@@ -203,6 +204,16 @@ def replay_policy(
     )
 
 
+def latched_modes(notes: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(mode, day) of each change of a replay's kill switch, read from its notes, in order."""
+    out = []
+    for note in notes:
+        day, sep, rest = note.partition(KILL_SWITCH_CHANGE)
+        if sep and " -> " in rest:
+            out.append((rest.split(" -> ", 1)[1].split(":", 1)[0], day))
+    return out
+
+
 def _policy(nodes: frozenset[str], profile: Profile | None) -> Callable[[DayDeps], DayDeps]:
     return lambda deps: dataclasses.replace(deps, signal_nodes=nodes, profile=profile)
 
@@ -252,7 +263,7 @@ class _Log:
         state = (r.get("risk") or {}).get("state") or {}
         mode = str(state.get("mode") or self.mode)
         if mode != self.mode:
-            self.notes.append(f"{day}: kill switch {self.mode} -> {mode}: {state.get('reason') or 'no reason given'}")
+            self.notes.append(f"{day}{KILL_SWITCH_CHANGE}{self.mode} -> {mode}: {state.get('reason') or 'no reason given'}")
             self.mode = mode
         if mode != "ACTIVE":
             self.latched[mode] = self.latched.get(mode, 0) + 1

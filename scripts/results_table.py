@@ -35,6 +35,7 @@ from typing import Any
 
 from agent.profiles import PROFILES
 from agent.settings import Settings
+from evals.replay import latched_modes
 from evals.run import EvalConfig, run_eval
 
 SPANS = (
@@ -68,12 +69,7 @@ def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
 
 def latched(block: dict[str, Any]) -> str:
     """Each mode a breaker latched in this run and its date, "REDUCING 2001-01-05, HALTED 2001-09-17" ("": none)."""
-    out = []
-    for note in block.get("notes", []):
-        day, sep, rest = note.partition(": kill switch ")
-        if sep and " -> " in rest:
-            out.append(f"{rest.split(' -> ', 1)[1].split(':', 1)[0]} {day}")
-    return ", ".join(out)
+    return ", ".join(f"{mode} {day}" for mode, day in latched_modes(block.get("notes", [])))
 
 
 def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tuple[str, ...] = ()) -> list[str]:

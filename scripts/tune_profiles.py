@@ -26,8 +26,8 @@ from pathlib import Path
 
 from agent.profiles import PROFILES, Profile
 from agent.settings import Settings
+from evals.replay import latched_modes
 from evals.run import EvalConfig, run_eval
-from results_table import latched  # scripts/: the same reading of a latched breaker
 
 IN_SAMPLE = (date(1999, 1, 1), date(2008, 12, 31))
 ENTRIES = (0.15, 0.30)
@@ -67,7 +67,9 @@ def replay(universes: list[str], part: str, out: Path, version: str) -> None:
             print(json.dumps({"universe": universe, "profile": p.context(), "sharpe": round(m["sharpe"], 3),
                               "total_return": round(m["total_return"], 4), "max_drawdown": round(m["max_drawdown"], 4),
                               "exposure": round(m["exposure"], 3), "turnover": round(m["turnover"], 2),
-                              "trades": m["trades"], "breaker": latched(report["policies"][f"agent@{p.name}"])}),
+                              "trades": m["trades"], "breaker": ", ".join(
+                                  f"{mode} {day}" for mode, day in latched_modes(
+                                      report["policies"][f"agent@{p.name}"]["notes"]))}),
                   flush=True)
 
 

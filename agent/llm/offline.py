@@ -322,16 +322,15 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         opened = held > 0 and not (core_w > 0 and held <= core_w + max(REBALANCE_BAND, band_share * core_w))
         if core_w > 0 and not opened:
             cores[sym] = core_w
-        out = "the core only" if core_w > 0 else "exit / stay out"
+        instead = "the core only" if core_w > 0 else ""  # what a name below its full size gets, with a core
         if combined <= exit_at and opened and gate == "hold" and lt is not None and lt > 0:
             target, why = keep, why + f"; at or below the exit score but {lt:+.1%} above its 200-day average: hold"
         elif combined <= exit_at:
             bearish.add(sym)
-            target, why = 0.0, why + (f"; at or below the exit score: {out}" if profile
+            target, why = 0.0, why + (f"; at or below the exit score: {instead or 'exit / stay out'}" if profile
                                       else "; not positive: exit / stay out")
         elif not opened and lt is not None and lt <= 0:
-            target, why = 0.0, why + f"; {lt:+.1%} against its 200-day average: " + (
-                "the core only" if core_w > 0 else "no entry below it")
+            target, why = 0.0, why + f"; {lt:+.1%} against its 200-day average: {instead or 'no entry below it'}"
         elif vol is None or vol <= 0:
             target, why = keep, why + "; no volatility estimate: no new risk"
         else:
@@ -345,7 +344,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
             if combined < entry:
                 target = keep
                 why += "; below entry score: " + ("hold (hysteresis)" if opened or (held and not core_w)
-                                                  else "the core only" if core_w > 0 else "no entry")
+                                                  else instead or "no entry")
             elif profile:  # rule 9: the band judges the traded change, after the gross step (_gross_step)
                 target = sized
             elif held and abs(sized - held) < band:

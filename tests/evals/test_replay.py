@@ -20,7 +20,7 @@ from agent.llm.base import LLMRequest, LLMResponse
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from evals.baselines import run_baselines
-from evals.replay import ReplayBook, replay_policy, sessions_between
+from evals.replay import ReplayBook, latched_modes, replay_policy, sessions_between
 from evals.run import EvalConfig, EvalError, run_eval
 from evals.training import train_walk_forward
 from portfolio.risk import CEILINGS
@@ -295,6 +295,7 @@ def test_a_breaker_that_latches_in_a_replay_is_said_and_the_book_stops_trading(t
     summary = [n for n in block["notes"] if n.startswith("kill switch latched:")]
     assert len(changes) == 1 and "drawdown" in changes[0], block["notes"]
     halted_on = changes[0].split(":", 1)[0]
+    assert latched_modes(block["notes"]) == [("HALTED", halted_on)]  # how the results tables read it
     assert len(summary) == 1 and " HALTED (no order" in summary[0]
     assert "warning: agent@balanced: kill switch latched:" in result.output
     assert block["decisions"] and all(d["date"] <= halted_on for d in block["decisions"])  # no order after it
