@@ -44,7 +44,7 @@ from portfolio.broker import PaperBroker
 from portfolio.holdall import hold_all
 from portfolio.ledger import Ledger
 from portfolio.models import MarketSnapshot, Quote, RiskLimits
-from portfolio.risk import update_breakers
+from portfolio.risk import drawdown_from_peak, update_breakers
 from tools.fx import fx_rates_as_of
 from tools.indicators import correlation_matrix
 from tools.models import Universe, ValidationResult
@@ -250,7 +250,8 @@ def _trade(
     snapshot = ledger.snapshot(market)
     fills = fills_since_previous_run(ledger, run_date)
     ledger.record_equity(run_date, snapshot)
-    latched = update_breakers(ledger.equity_curve(), book.limits, risk_state, run_date)
+    curve = ledger.equity_curve()
+    latched = update_breakers(curve, book.limits, risk_state, run_date)
     if dry_run:
         risk_state = stricter(risk_state, latched)
     else:  # saves only a stricter state (or a missing file): a person's HALT written meanwhile stands
@@ -267,7 +268,7 @@ def _trade(
         run_date=run_date, universe=universe, view=view, market=market, portfolio=snapshot, limits=book.limits,
         risk_state=risk_state, history=ledger.history(run_date), client=client, ledger=ledger,
         broker=None if dry_run else broker, fee_bps=broker.cost_bps, risk_store=book.risk_store, quant=quant,
-        news=news, memory=day_memory,
+        news=news, memory=day_memory, drawdown=drawdown_from_peak(curve, risk_state, run_date),
     )  # fmt: skip
     if configure is not None:
         deps = configure(deps)

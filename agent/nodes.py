@@ -356,6 +356,8 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         context["profile"] = deps.profile.context()
         context["correlations"] = _high_correlations(deps)
         context["long_trend"] = {s: _long_trend(f) for s, f in state.get("features", {}).items()}
+        if deps.profile.brake > 0:  # only then, so that a profile without a brake keeps its cache keys
+            context["drawdown"] = _round(deps.drawdown)
     plan, outcome = _ask_node("risk", deps, RiskPlan, *_with_memory(state, deps, context, book_tools(deps)))
     update: DayState = {"nodes": {"risk": outcome}}
     if plan is None and outcome["abstain_reason"] == CACHE_MISS:

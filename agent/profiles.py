@@ -50,9 +50,13 @@ class Profile:
     spread: bool = False  # v6: no position above gross cap / names scored (many names: a diversified book)
     trend_gate: str = "off"  # v6: "entry": enter only above the 200-day average; "hold": that, and a held name above it is not exited
     core: float = 0.0  # v8: share of the size held whatever the signal (0: none; 1: always the full size)
+    brake: float = 0.0  # v9: share of max_drawdown from which every size shrinks, to 0 at max_drawdown (0: off)
 
     def context(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        if not self.brake:  # left out at 0: a profile without a brake keeps the context (and cache keys) of v8
+            del out["brake"]
+        return out
 
 
 PROFILES: dict[str, Profile] = {

@@ -47,6 +47,7 @@ class DayDeps:
     memory: DayMemory | None = None  # past decisions as day D may read them (None: no memory key, no tool)
     risk_store: RiskStore | None = None  # re-read right before placing: a halt issued mid-run stops the orders
     profile: Profile | None = None  # the risk node's sizing brief (agent.profiles); None: offline rules v3
+    drawdown: float | None = None  # the book's fall from its equity peak, as the drawdown breaker measures it
 
 
 class DayState(TypedDict, total=False):

@@ -46,16 +46,12 @@ def update_breakers(
         return RiskState(mode="HALTED", reason="invalid risk state", since=today, changed_by="breaker:fail_closed")
     if state.mode == "HALTED":
         return state
-    try:
-        points = sorted((d, float(v)) for d, v in equity_curve if d <= today)
-    except (TypeError, ValueError):
-        return RiskState(mode="HALTED", reason="unreadable equity curve", since=today, changed_by="breaker:fail_closed")
+    points, unreadable = _marks(equity_curve, today)
+    if unreadable:
+        return RiskState(mode="HALTED", reason=unreadable, since=today, changed_by="breaker:fail_closed")
     if not points:
         return state
     values = [v for _, v in points]
-    if any(not math.isfinite(v) or v <= 0 for v in values):
-        return RiskState(mode="HALTED", reason="non-finite or non-positive equity", since=today,
-                         changed_by="breaker:fail_closed")
     peak, last = max(_peak_window(points, state)), values[-1]
     drawdown = 1.0 - last / peak
     if drawdown > limits.max_drawdown:
@@ -67,6 +63,30 @@ def update_breakers(
             return RiskState(mode="REDUCING", since=today, changed_by="breaker:daily_loss",
                              reason=f"one-day loss {loss:.2%} exceeds {limits.daily_loss_limit:.2%}")
     return state
+
+
+def drawdown_from_peak(equity_curve: Sequence[tuple[date, float]], state: RiskState, today: date) -> float | None:
+    """The fall from the equity peak as the drawdown breaker measures it (0.1: 10% below the peak), up to ``today``.
+
+    The same peak window as ``update_breakers`` (a person's ``risk resume`` restarts it), so a policy that steers by
+    it (offline rule 9's brake) steers by the number the breaker will judge. None when the curve is empty or
+    unreadable (the breaker halts on the latter).
+    """
+    points, unreadable = _marks(equity_curve, today)
+    if unreadable or not points:
+        return None
+    return max(0.0, 1.0 - points[-1][1] / max(_peak_window(points, state)))
+
+
+def _marks(equity_curve: Sequence[tuple[date, float]], today: date) -> tuple[list[tuple[date, float]], str]:
+    """The curve's marks up to ``today``, sorted, and why they cannot be read ("" when they can)."""
+    try:
+        points = sorted((d, float(v)) for d, v in equity_curve if d <= today)
+    except (TypeError, ValueError):
+        return [], "unreadable equity curve"
+    if any(not math.isfinite(v) or v <= 0 for _, v in points):
+        return [], "non-finite or non-positive equity"
+    return points, ""
 
 
 def _peak_window(points: list[tuple[date, float]], state: RiskState) -> list[float]:

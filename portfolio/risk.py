@@ -77,7 +77,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from portfolio.breakers import RiskStateStore, stricter, update_breakers
+from portfolio.breakers import RiskStateStore, drawdown_from_peak, stricter, update_breakers
 from portfolio.errors import RiskConfigError
 from portfolio.models import (
     _GUARD_KEY,
@@ -98,6 +98,7 @@ __all__ = [
     "CEILINGS",
     "LIMIT_INFO",
     "RiskStateStore",
+    "drawdown_from_peak",
     "effective_limits",
     "guard",
     "load_limits",

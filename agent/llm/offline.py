@@ -74,7 +74,7 @@ ENTRY_SCORE = 0.15
 REBALANCE_BAND = 0.02
 GROSS_HEADROOM = 0.95
 MEMORY_MIN_OUTCOMES, MEMORY_DAMPING = 3, 0.5
-DEFAULT_LIMITS = {"max_position_weight": 0.10, "max_gross_exposure": 1.0, "max_open_positions": 5}
+DEFAULT_LIMITS = {"max_position_weight": 0.10, "max_gross_exposure": 1.0, "max_open_positions": 5, "max_drawdown": 0.20}
 
 
 class OfflineRulesClient:
@@ -286,6 +286,9 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     long_trend = (ctx.get("long_trend") or {}) if gate in ("entry", "hold") else {}
     core = _clip(float(profile.get("core") or 0.0), 0.0, 1.0) if profile else 0.0  # v8: strategic share of the size
     band_share = float(profile["band"]) if profile else 0.0  # rule 9's relative rebalance band
+    # rule 9's brake (v9): every size shrinks as the book's drawdown nears the breaker's max_drawdown
+    throttle, brake_why = _brake(float(profile.get("brake") or 0.0) if profile else 0.0, _num(ctx.get("drawdown")),
+                                 float(limits["max_drawdown"]))
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     symbols = sorted(set(positions) | {str(s) for s in signals})
@@ -357,6 +360,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         down = _num(mom.get(sym))
         if target > held > 0 and loss is not None and loss < 0 and down is not None and down < 0:
             target, why = keep, why + "; losing with negative momentum: not adding"
+        if throttle < 1 and full is not None and target > throttle * full:  # rule 9's brake: at most throttle x size
+            target, why = throttle * full, why + f"; {brake_why}: at most {throttle:.3f} x size = {throttle * full:.4f}"
         plan[sym] = (target, combined * conf, why)
 
     # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even
@@ -409,10 +414,27 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     final_gross = sum(t.target_weight for t in targets)
     n_open = sum(1 for t in targets if t.target_weight > 0)
     sizing = (f"profile {profile['name']}: vol target {float(profile['vol_target']):.0%}, entry {entry}, exit {exit_at}, "
-              f"band {float(profile['band']):.0%}" + (f", core {core:.0%}" if core else "") if profile
+              f"band {float(profile['band']):.0%}" + (f", core {core:.0%}" if core else "")
+              + (f", brake x{throttle:.3f}" if throttle < 1 else "") if profile
               else f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}")
     comment = f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); {sizing}"
     return RiskPlan(targets=targets, comment=comment)
+
+
+def _brake(brake: float, drawdown: float | None, limit: float) -> tuple[float, str]:
+    """Rule 9's brake: the share of its size a name may hold at this drawdown, and why.
+
+    1 until the drawdown reaches ``brake`` x ``limit``, then straight down to 0 at ``limit`` (the breaker's
+    ``max_drawdown``): a book steered by it sells down as it nears the breaker instead of running into it.
+    No brake, or an unknown drawdown: 1.
+    """
+    if brake <= 0 or drawdown is None or limit <= 0:
+        return 1.0, ""
+    start = min(brake, 1.0) * limit
+    if drawdown <= start:
+        return 1.0, ""
+    share = 0.0 if drawdown >= limit else (limit - drawdown) / (limit - start)
+    return share, f"drawdown {drawdown:.1%} (brake from {start:.1%}, 0 at {limit:.1%})"
 
 
 def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, float], gross_cap: float,
