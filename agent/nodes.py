@@ -388,9 +388,14 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
         # so sentiment can neither create an order nor move one by more than SENTIMENT_CAP. With a profile the
         # plan has applied its own band to resizes, and an entry from flat is the whole position: it is traded
         # whatever its size (a 1% cap in risk.toml, or the spread over 48+ names, would otherwise never trade).
+        # With a drawdown brake, a sale of more than the profile's band of the weight is traded whatever its size:
+        # near the breaker the brake's caps are below 2 points, and a band that kept them would carry a few points
+        # of every name into the breaker.
         planned_delta = planned.target_weight - w0
         entry = deps.profile is not None and w0 == 0.0 and planned.target_weight > 0.0
-        if (abs(planned_delta) < REBALANCE_BAND and not entry) or delta * planned_delta <= 0:
+        braking = (deps.profile is not None and deps.profile.brake > 0
+                   and -planned_delta > deps.profile.band * w0 > 0)
+        if (abs(planned_delta) < REBALANCE_BAND and not (entry or braking)) or delta * planned_delta <= 0:
             continue
         quote = deps.market.quotes.get(target.symbol)
         side = "buy" if delta > 0 else "sell"

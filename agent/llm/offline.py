@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from pydantic import BaseModel
@@ -300,6 +301,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     exit_only = {str(s) for s in ctx.get("exit_only") or ()}  # rule 10
     cores: dict[str, float] = {}  # rule 9's core: symbol -> its core weight, for names not open above it
     bearish: set[str] = set()  # combined score at or below the exit: a core held only because it is the core
+    braked: set[str] = set()  # rule 9's brake cut these: a sale down to the cap needs no 2-point band
     for sym in symbols:
         held = max(0.0, positions.get(sym, 0.0))
         keep = min(held, max_w)
@@ -362,6 +364,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
             target, why = keep, why + "; losing with negative momentum: not adding"
         if throttle < 1 and full is not None and target > throttle * full:  # rule 9's brake: at most throttle x size
             target, why = throttle * full, why + f"; {brake_why}: at most {throttle:.3f} x size = {throttle * full:.4f}"
+            braked.add(sym)
         plan[sym] = (target, combined * conf, why)
 
     # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even
@@ -403,7 +406,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     for sym, note in gone:
         plan[sym] = (0.0, plan[sym][1], plan[sym][2] + note)
     if profile:  # rule 9: the gross cap scales what trades, the band is judged on the scaled size
-        final = _gross_step(plan, positions, gross_cap, float(profile["band"]))
+        final = _gross_step(plan, positions, gross_cap, float(profile["band"]), braked)
     else:
         gross = sum(t for t, _, _ in plan.values())
         factor = gross_cap / gross if gross > gross_cap > 0 else (0.0 if gross_cap <= 0 else 1.0)
@@ -438,7 +441,7 @@ def _brake(brake: float, drawdown: float | None, limit: float) -> tuple[float, s
 
 
 def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, float], gross_cap: float,
-                band: float) -> dict[str, tuple[float, str]]:
+                band: float, braked: AbstractSet[str] = frozenset()) -> dict[str, tuple[float, str]]:
     """Rule 9's last step: fit the plan under ``gross_cap`` by scaling what trades, then apply the band.
 
     A target equal to the held weight (hysteresis, no signal, no volatility, not adding to a loser) is kept as
@@ -449,6 +452,8 @@ def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, 
     again, until nothing changes. Judging
     the band on the scaled size is what stops a universe of many names (whose sizes the cap always scales)
     from trading every name a little every day. A book whose kept names alone exceed the cap is scaled whole.
+    A sale of a name the brake cut (``braked``) is judged by ``band`` × its weight alone: the 2-point floor would
+    keep a few points of every name near the breaker, which a small further fall then carries into it.
     """
     held = {s: max(0.0, positions.get(s, 0.0)) for s in plan}
     keep = {s for s, (t, _, _) in plan.items() if t > 0 and held[s] > 0 and abs(t - held[s]) < 1e-12}
@@ -457,8 +462,8 @@ def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, 
         room = gross_cap - sum(held[s] for s in keep)
         wanted = sum(plan[s][0] for s in moving)
         factor = 1.0 if wanted <= room or wanted <= 0 else max(0.0, room) / wanted
-        settled = {s for s in moving if held[s] > 0
-                   and abs(plan[s][0] * factor - held[s]) < max(REBALANCE_BAND, band * held[s])}
+        settled = {s for s in moving if held[s] > 0 and abs(plan[s][0] * factor - held[s]) < max(
+            0.0 if s in braked and plan[s][0] * factor < held[s] else REBALANCE_BAND, band * held[s])}
         if not settled:
             break
         keep |= settled
