@@ -35,6 +35,7 @@ import pandas as pd
 from agent.graph import run_day_graph
 from agent.llm.base import LLMClient
 from agent.memory_day import close_day, open_day
+from agent.profiles import brake_share
 from agent.quant_inputs import QuantSetup
 from agent.state import DayDeps
 from memory.store import MemoryStore
@@ -301,7 +302,12 @@ def _trade(
         "portfolio": snapshot.model_dump(mode="json"),
         "risk": {"state": state.get("risk_now") or risk_state.model_dump(mode="json"),
                  "limits": book.limits.model_dump(mode="json"),
-                 "notes": list(book.limit_notes)},
+                 "notes": list(book.limit_notes),
+                 # the fall from the equity peak as the breaker measures it, and the share of each size rule 9's
+                 # brake allows at it (null without a brake in the profile)
+                 "drawdown": deps.drawdown,
+                 "brake": (brake_share(deps.profile.brake, deps.drawdown, book.limits.max_drawdown)
+                           if deps.profile is not None and deps.profile.brake > 0 else None)},
         "llm_calls": sum(int(n.get("llm_calls", 0)) for n in state.get("nodes", {}).values()),
         "tokens": sum(int(n.get("tokens", 0)) for n in state.get("nodes", {}).values()),
         "timings": {**state.get("timings", {}), "graph_seconds": round(time.perf_counter() - started, 4)},

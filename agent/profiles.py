@@ -74,6 +74,20 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+def brake_share(brake: float, drawdown: float | None, limit: float) -> float:
+    """The share of its size a name may hold under rule 9's brake (offline rules v9) at this drawdown.
+
+    1 until the drawdown reaches ``brake`` x ``limit`` (the breaker's ``max_drawdown``), then a straight line
+    down to 0 at ``limit``. No brake, or an unknown drawdown: 1.
+    """
+    if brake <= 0 or drawdown is None or limit <= 0:
+        return 1.0
+    start = min(brake, 1.0) * limit
+    if drawdown <= start:
+        return 1.0
+    return 0.0 if drawdown >= limit else (limit - drawdown) / (limit - start)
+
+
 DEFAULT = "balanced"  # what `tradeagent daily` and eval's plain `agent` use unless told otherwise
 LEGACY = "v3"  # no profile: the offline rules' v3 sizing (score x confidence), kept to compare against
 

@@ -23,7 +23,7 @@ from agent.cli_common import (
     parse_date,
     print_json,
 )
-from evals.replay import KILL_SWITCH_NOTE
+from evals.replay import BRAKE_NOTE, KILL_SWITCH_NOTE
 from evals.report import metrics_table
 from evals.run import DEFAULT_POLICIES, EvalConfig, run_eval
 
@@ -108,6 +108,10 @@ def register(app: typer.Typer) -> None:
         timing = files.report["timing"]
         for note in files.report.get("notes", []):
             err_console.print(f"note: {note}", style="dim")
+        for name, block in files.report["policies"].items():  # how often rule 9's brake held the sizes down
+            for note in block.get("notes", []):
+                if note.startswith(BRAKE_NOTE):
+                    err_console.print(f"note: {name}: {note}", style="dim")
         for warning in warnings:
             err_console.print(f"warning: {warning}", style="yellow")
         console.print(f"report: {files.json_path} · {files.html_path} · {timing['total_seconds']:.1f} s"

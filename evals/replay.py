@@ -67,6 +67,7 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
 KILL_SWITCH_NOTE = "kill switch latched:"  # a policy's note when a breaker stopped it trading (evals.cli, results)
 KILL_SWITCH_CHANGE = ": kill switch "  # "D: kill switch ACTIVE -> HALTED: reason", one note per change of mode
+BRAKE_NOTE = "drawdown brake:"  # a policy's note when rule 9's brake capped its sizes (offline rules v9)
 PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
@@ -178,6 +179,7 @@ def replay_policy(
         finally:
             gc.unfreeze()
         log.notes.extend(log.kill_switch_notes())
+        log.notes.extend(log.brake_notes())
         fills = ledger.fills()
         last_marks = {s: m for s, (_, _, m) in ledger.position_costs().items() if m is not None}
         if store is not None:
@@ -231,6 +233,7 @@ class _Log:
     notes: list[str] = dataclasses.field(default_factory=list)
     mode: str = "ACTIVE"  # the kill switch as the last session left it (a replay starts ACTIVE)
     latched: dict[str, int] = dataclasses.field(default_factory=dict)  # sessions decided in each non-ACTIVE mode
+    braked: list[tuple[date, float, float]] = dataclasses.field(default_factory=list)  # (day, share, drawdown) < 1
     calls: int = 0
     tokens: int = 0
     memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"days": 0, "recalled": 0, "errors": []})
@@ -267,6 +270,9 @@ class _Log:
             self.mode = mode
         if mode != "ACTIVE":
             self.latched[mode] = self.latched.get(mode, 0) + 1
+        share = (r.get("risk") or {}).get("brake")
+        if share is not None and share < 1:
+            self.braked.append((day, float(share), float((r.get("risk") or {}).get("drawdown") or 0.0)))
         hold = r.get("hold")
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
             self.decisions.append({"date": when, "symbol": "*", "action": "hold-all", "reason": hold["reason"]})
@@ -280,6 +286,14 @@ class _Log:
         return [f"{KILL_SWITCH_NOTE} {parts} of {len(self.days)} sessions; a replay has no person to run "
                 "`tradeagent risk resume`, so the book stays as the breaker left it (risk.toml: daily_loss_limit, "
                 "max_drawdown)"]
+
+    def brake_notes(self) -> list[str]:
+        """One line when rule 9's brake capped the sizes: on how many sessions, and how far at its deepest."""
+        if not self.braked:
+            return []
+        day, share, drawdown = min(self.braked, key=lambda b: (b[1], b[0]))
+        return [f"{BRAKE_NOTE} sizes capped on {len(self.braked)} of {len(self.days)} sessions; lowest share "
+                f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"]
 
     def memory_notes(self, store: MemoryStore) -> list[str]:
         stats = memory_stats(store)

@@ -60,6 +60,7 @@ from pydantic import BaseModel
 from agent.errors import LLMError
 from agent.llm.base import LLMRequest, LLMResponse
 from agent.models import AnalystReport, QuantReport, RiskPlan, SentimentReport, SymbolSignal, TargetWeight
+from agent.profiles import brake_share
 
 PROVIDER = "offline-rules"
 MODEL = "offline-rules-v1"
@@ -425,19 +426,11 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
 
 
 def _brake(brake: float, drawdown: float | None, limit: float) -> tuple[float, str]:
-    """Rule 9's brake: the share of its size a name may hold at this drawdown, and why.
-
-    1 until the drawdown reaches ``brake`` x ``limit``, then straight down to 0 at ``limit`` (the breaker's
-    ``max_drawdown``): a book steered by it sells down as it nears the breaker instead of running into it.
-    No brake, or an unknown drawdown: 1.
-    """
-    if brake <= 0 or drawdown is None or limit <= 0:
+    """Rule 9's brake (``agent.profiles.brake_share``) and the reason a capped target gives."""
+    share = brake_share(brake, drawdown, limit)
+    if share >= 1 or drawdown is None:
         return 1.0, ""
-    start = min(brake, 1.0) * limit
-    if drawdown <= start:
-        return 1.0, ""
-    share = 0.0 if drawdown >= limit else (limit - drawdown) / (limit - start)
-    return share, f"drawdown {drawdown:.1%} (brake from {start:.1%}, 0 at {limit:.1%})"
+    return share, f"drawdown {drawdown:.1%} (brake from {min(brake, 1.0) * limit:.1%}, 0 at {limit:.1%})"
 
 
 def _gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, float], gross_cap: float,
