@@ -160,7 +160,7 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="decide and guard, but change nothing")] = False,
         llm: LlmOption = None,
         llm_cache: CacheOption = "off",
-        profile: Annotated[str | None, typer.Option("--profile", help="risk profile: conservative | balanced | aggressive | v7 (the signal times entries and exits) | v3 (default TRADEAGENT_PROFILE, else balanced)")] = None,
+        profile: Annotated[str | None, typer.Option("--profile", help="risk profile: conservative | balanced | aggressive | v8 (a quarter core, no drawdown brake) | v7 (the signal times entries and exits) | v3 (default TRADEAGENT_PROFILE, else balanced)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     ) -> None:
         """Run one trading day: settle, refresh data, decide, guard, place paper orders, write results."""

@@ -29,6 +29,14 @@ Deliberate decisions:
   that was seen and before any out-of-sample figure of 0.25 was: a candidate that latches a breaker in sample is
   out. That leaves 0.25, tied with 1 on the criterion: a quarter of each name's size is held whatever the signal,
   and the signal moves it to the full size and back. ``v7`` keeps the profile without a core.
+- ``brake`` (v9): from ``brake`` x the breaker's ``max_drawdown`` of drawdown, every size is capped at a share that
+  falls in a straight line to 0 at ``max_drawdown`` (``brake_share``), so a book sells down as it nears the
+  breaker instead of running into it. The pre-registered v9 grid (docs/tuning.md) crossed core {0.25 … 1} with
+  brake {0.25, 0.5}; its rule (v8's, breaker-latching candidates out) chose **core 1, brake 0.25**: each name held
+  at its volatility size whatever the signal, the whole book cut from 5% of drawdown (with the 20% breaker). With
+  core 1 the signal no longer moves a position: the in-sample evidence did not favour timing on the two universes
+  together. ``v8`` keeps the quarter core without
+  a brake, ``v7`` the profile without a core.
 - ``balanced`` is the default (settings ``TRADEAGENT_PROFILE``, ``daily --profile``, eval's plain ``agent``): out of
   sample it beat the v3 sizing on Sharpe, return and costs (README, "Results"). ``v3`` (no profile in the
   context) keeps the offline rules of v3 (rules 1–8), so recorded replays and older results keep their meaning.
@@ -64,11 +72,15 @@ PROFILES: dict[str, Profile] = {
     for p in (
         # balanced: the best mean in-sample Sharpe on demo and synthetic-20 of scripts/tune_profiles.py's grid
         # (docs/tuning.md); the other two are its neighbours, not tuned on their own
-        Profile("conservative", vol_target=0.04, entry=0.30, exit=-0.15, band=0.25, spread=True, trend_gate="entry", core=0.25),
-        Profile("balanced", vol_target=0.15, entry=0.30, exit=-0.15, band=0.25, spread=True, trend_gate="entry", core=0.25),
-        Profile("aggressive", vol_target=0.25, entry=0.15, exit=-0.15, band=0.25, spread=True, trend_gate="entry", core=0.25),
-        # v7: balanced as it was before v8's core (the signal opens and closes positions), kept to compare against
-        # and for a user who wants the timing policy
+        Profile("conservative", vol_target=0.04, entry=0.30, exit=-0.15, band=0.25, spread=True, trend_gate="entry",
+                core=1.0, brake=0.25),
+        Profile("balanced", vol_target=0.15, entry=0.30, exit=-0.15, band=0.25, spread=True, trend_gate="entry",
+                core=1.0, brake=0.25),
+        Profile("aggressive", vol_target=0.25, entry=0.15, exit=-0.15, band=0.25, spread=True, trend_gate="entry",
+                core=1.0, brake=0.25),
+        # v8: balanced as it was before v9 (a quarter core, no brake); v7: before v8's core (the signal opens and
+        # closes positions). Kept to compare against, and for a user who wants the signal to move the book
+        Profile("v8", vol_target=0.15, entry=0.30, exit=-0.15, band=0.25, spread=True, trend_gate="entry", core=0.25),
         Profile("v7", vol_target=0.15, entry=0.30, exit=-0.15, band=0.25, spread=True, trend_gate="entry"),
     )
 }
