@@ -67,7 +67,13 @@ def render_summary(result: DailyResult) -> None:
         console.print(
             f"{len(r['placed'])} order(s) pending: they fill at the next session's open, settled by the next daily run"
         )
-    for note in r.get("risk", {}).get("notes", []):
+    risk = r.get("risk", {})
+    if (share := risk.get("brake")) is not None and share < 1:  # rule 9's brake binds: say how far, and the way out
+        console.print(Text.assemble(("drawdown brake: ", "yellow"), (
+            f"drawdown {risk.get('drawdown') or 0:.1%} of the {risk['limits']['max_drawdown']:.0%} breaker: each name "
+            f"at most {share:.0%} of its size; the book earns its way back slowly from here, and "
+            "`tradeagent risk resume` restarts the peak the drawdown is measured from")))
+    for note in risk.get("notes", []):
         console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
     for note in r.get("data", {}).get("notes", []):
         console.print(Text(f"note: {printable(note)}", style="dim"))

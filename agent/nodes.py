@@ -40,6 +40,7 @@ from agent.llm.runner import AskFailed, BoundTool, ask
 from agent.memory_inputs import SearchMemoryInput, search_memory
 from agent.models import AnalystReport, NodeOutcome, QuantReport, RiskPlan, SentimentReport
 from agent.news_inputs import WINDOW_HOURS, read_news
+from agent.profiles import brake_share
 from agent.quant_inputs import read_models
 from agent.sentiment_tilt import SENTIMENT_CAP, sentiment_signals, tilt_plan
 from agent.state import DayDeps, DayState
@@ -375,10 +376,12 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
     snap = deps.portfolio
     held = {p.symbol: p for p in snap.positions}
     proposals: list[dict[str, Any]] = []
+    braking = deps.profile is not None and brake_share(deps.profile.brake, deps.drawdown, deps.limits.max_drawdown) < 1
     for planned, target in zip(plan.targets, tilted.targets, strict=True):
         current = held.get(target.symbol)
         w0 = current.weight if current is not None else 0.0
-        delta = target.target_weight - w0
+        # while rule 9's brake binds, sentiment may lower a target, never lift it above the plan's
+        delta = (min(target.target_weight, planned.target_weight) if braking else target.target_weight) - w0
         if target.target_weight == 0.0 and current is not None and current.quantity > 0:
             proposals.append(
                 {"symbol": target.symbol, "side": "sell", "quantity": current.quantity, "reason": target.rationale}
@@ -388,14 +391,13 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
         # so sentiment can neither create an order nor move one by more than SENTIMENT_CAP. With a profile the
         # plan has applied its own band to resizes, and an entry from flat is the whole position: it is traded
         # whatever its size (a 1% cap in risk.toml, or the spread over 48+ names, would otherwise never trade).
-        # With a drawdown brake, a sale of more than the profile's band of the weight is traded whatever its size:
-        # near the breaker the brake's caps are below 2 points, and a band that kept them would carry a few points
-        # of every name into the breaker.
+        # While the drawdown brake binds, a sale of more than the profile's band of the weight is traded whatever
+        # its size: near the breaker the brake's caps are below 2 points, and a band that kept them would carry a
+        # few points of every name into the breaker.
         planned_delta = planned.target_weight - w0
         entry = deps.profile is not None and w0 == 0.0 and planned.target_weight > 0.0
-        braking = (deps.profile is not None and deps.profile.brake > 0
-                   and -planned_delta > deps.profile.band * w0 > 0)
-        if (abs(planned_delta) < REBALANCE_BAND and not (entry or braking)) or delta * planned_delta <= 0:
+        sell_down = braking and w0 > 0 and deps.profile is not None and -planned_delta > deps.profile.band * w0
+        if (abs(planned_delta) < REBALANCE_BAND and not (entry or sell_down)) or delta * planned_delta <= 0:
             continue
         quote = deps.market.quotes.get(target.symbol)
         side = "buy" if delta > 0 else "sell"

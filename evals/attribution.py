@@ -11,9 +11,10 @@ causes so that the rows add up to ``1 − average exposure`` exactly:
   (3 names at 20% leave 40% in cash whatever the signals say);
 - per symbol, ``max_weight − weight`` on day D, by the target the risk node set on the decision before D:
   a target of 0 by its stated cause (the rules' own phrases: no signal, exit score, below entry, no volatility
-  estimate, open-position limit, a correlated name held, an LLM's own words); a positive target splits into
-  ``sized below the cap`` (max_weight − target) and ``not at target`` (target − weight: the rebalance band, a
-  clamp or rejection by the guard, price drift since the fill);
+  estimate, open-position limit, a correlated name held, rule 9's drawdown brake, an LLM's own words); a
+  positive target splits into ``sized below the cap`` (max_weight − target; ``drawdown brake`` when the brake
+  capped it) and ``not at target`` (target − weight: the rebalance band, a clamp or rejection by the guard, price
+  drift since the fill);
 - with more names than the equity can hold at the cap (names × max_weight > 1, say 20 names at 20%), a day's
   shortfalls add up to more than its cash: each cause is scaled to its share of that day's cash.
 
@@ -31,8 +32,10 @@ from typing import Any
 
 from evals.models import PolicyRun
 
+BRAKE = "drawdown brake"
 # rationale phrase (offline rules, agent/llm/offline.py) -> cause of a zero target
 _ZERO_CAUSES = (
+    ("brake from", BRAKE),  # first: a braked target's reason also holds the phrases of what it was before the cap
     ("no signal from any source", "no signal from any node"),
     ("exit / stay out", "score at or below the exit"),
     ("below entry score", "score below the entry"),
@@ -79,8 +82,8 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
             target, why = plan[sym]
             if target <= 0:
                 today[target_cause(why)] += short
-            else:
-                today[SIZED] += max_weight - target
+            else:  # a positive target the brake capped: its shortfall from the cap is the brake's
+                today[BRAKE if "brake from" in why else SIZED] += max_weight - target
                 today[OFF_TARGET] += target - w
         # More names than the equity can hold at the cap (20 names at 20%): the shortfalls add up to
         # capacity − held, not to the cash 1 − held; each cause keeps its share of that day's cash.

@@ -67,6 +67,7 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
 KILL_SWITCH_NOTE = "kill switch latched:"  # a policy's note when a breaker stopped it trading (evals.cli, results)
 KILL_SWITCH_CHANGE = ": kill switch "  # "D: kill switch ACTIVE -> HALTED: reason", one note per change of mode
+BRAKE_LOW = 0.1  # a brake share under this is reported as a book near cash (its longest stretch)
 BRAKE_NOTE = "drawdown brake:"  # a policy's note when rule 9's brake capped its sizes (offline rules v9)
 PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
@@ -271,7 +272,7 @@ class _Log:
         if mode != "ACTIVE":
             self.latched[mode] = self.latched.get(mode, 0) + 1
         share = (r.get("risk") or {}).get("brake")
-        if share is not None and share < 1:
+        if share is not None and share < 1 and risk.get("status") == "ok":  # a plan was made under the brake
             self.braked.append((day, float(share), float((r.get("risk") or {}).get("drawdown") or 0.0)))
         hold = r.get("hold")
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
@@ -292,8 +293,21 @@ class _Log:
         if not self.braked:
             return []
         day, share, drawdown = min(self.braked, key=lambda b: (b[1], b[0]))
+        # the longest stretch of sessions planned at under a tenth of the size: a book that can barely earn its way
+        # back to its peak (a person's `risk resume` restarts the peak, and with it the brake)
+        low = [d for d, s, _ in self.braked if s < BRAKE_LOW]
+        index = {d: i for i, d in enumerate(self.days)}
+        runs: list[list[date]] = []
+        for d in low:
+            if runs and index[d] == index[runs[-1][-1]] + 1:
+                runs[-1].append(d)
+            else:
+                runs.append([d])
+        longest = max(runs, key=len) if runs else []
         return [f"{BRAKE_NOTE} sizes capped on {len(self.braked)} of {len(self.days)} sessions; lowest share "
-                f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"]
+                f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"
+                + (f"; under {BRAKE_LOW:g} of the size for {len(longest)} sessions in a row from {longest[0]} to "
+                   f"{longest[-1]}" if longest else "")]
 
     def memory_notes(self, store: MemoryStore) -> list[str]:
         stats = memory_stats(store)

@@ -45,7 +45,7 @@ SPANS = (
 )
 POLICIES = ("agent@v3", *(f"agent@{p}" for p in PROFILES), "buyhold")
 # --models: each quant model alone in the graph (trained walk-forward), and the agent without and with its memory
-# (+memory), sized by the timing profile: under the default's core (v8: every name held at its full size) a signal
+# (+memory), sized by the timing profile: under the default's core (v9: every name held at its full size) a signal
 # no longer moves a size, and an ablation of the signals would measure nothing
 TIMING = "v7"
 MODEL_POLICIES = (f"xgb@{TIMING}", f"ppo@{TIMING}", "buyhold")

@@ -289,8 +289,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     core = _clip(float(profile.get("core") or 0.0), 0.0, 1.0) if profile else 0.0  # v8: strategic share of the size
     band_share = float(profile["band"]) if profile else 0.0  # rule 9's relative rebalance band
     # rule 9's brake (v9): every size shrinks as the book's drawdown nears the breaker's max_drawdown
-    throttle, brake_why = _brake(float(profile.get("brake") or 0.0) if profile else 0.0, _num(ctx.get("drawdown")),
-                                 float(limits["max_drawdown"]))
+    throttle, brake_why = _brake(profile, _num(ctx.get("drawdown")), limits)
 
     plan: dict[str, tuple[float, float, str]] = {}  # symbol -> (target, strength, rationale)
     symbols = sorted(set(positions) | {str(s) for s in signals})
@@ -366,6 +365,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         if throttle < 1 and full is not None and target > throttle * full:  # rule 9's brake: at most throttle x size
             target, why = throttle * full, why + f"; {brake_why}: at most {throttle:.3f} x size = {throttle * full:.4f}"
             braked.add(sym)
+            if 0 < target < _smallest_trade(ctx, limits):  # the guard would refuse the sale down to it; a close passes
+                target, why = 0.0, why + "; below the smallest trade (min_trade_value): close"
         plan[sym] = (target, combined * conf, why)
 
     # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even
@@ -425,10 +426,24 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     return RiskPlan(targets=targets, comment=comment)
 
 
-def _brake(brake: float, drawdown: float | None, limit: float) -> tuple[float, str]:
-    """Rule 9's brake (``agent.profiles.brake_share``) and the reason a capped target gives."""
+def _smallest_trade(ctx: dict[str, Any], limits: dict[str, Any]) -> float:
+    """The guard's ``min_trade_value`` as a share of equity (0 when either is unknown)."""
+    equity, smallest = _num(ctx.get("equity")), _num(limits.get("min_trade_value"))
+    return smallest / equity if equity and equity > 0 and smallest and smallest > 0 else 0.0
+
+
+def _brake(profile: dict[str, Any] | None, drawdown: float | None, limits: dict[str, Any]) -> tuple[float, str]:
+    """Rule 9's brake (``agent.profiles.brake_share``) and the reason a capped target gives (1, "": no brake).
+
+    The limit is read only when the profile has a brake: without one, the context is read exactly as in v8.
+    """
+    brake = (_num(profile.get("brake")) or 0.0) if profile else 0.0
+    if brake <= 0 or drawdown is None:
+        return 1.0, ""
+    limit = _num(limits.get("max_drawdown"))
+    limit = DEFAULT_LIMITS["max_drawdown"] if limit is None else limit
     share = brake_share(brake, drawdown, limit)
-    if share >= 1 or drawdown is None:
+    if share >= 1:
         return 1.0, ""
     return share, f"drawdown {drawdown:.1%} (brake from {min(brake, 1.0) * limit:.1%}, 0 at {limit:.1%})"
 

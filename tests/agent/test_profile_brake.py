@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from agent.nodes import decision_node
 from agent.profiles import PROFILES
 from agent.settings import Settings
 from evals.replay import latched_modes
@@ -98,3 +100,51 @@ def test_a_braked_book_sells_down_before_the_breaker_that_halts_the_same_book_wi
     halted_on = latched_modes(plain["notes"])[0][1]
     assert max(d["date"] for d in brake["decisions"]) > halted_on  # it still trades after the day the other froze
 
+
+
+def test_a_braked_target_below_the_smallest_trade_the_guard_accepts_is_closed() -> None:
+    # equity 10,000 and min_trade_value 10: 0.1% of equity. At a 19.98% drawdown the cap is 0.2 x 0.002 = 0.04%: the
+    # guard would refuse the sale down to it (found by an attacker: leftovers drifted into the breaker), so close
+    limits = {**LIMITS, "min_trade_value": 10.0}
+    assert braked(0.1998, limits=limits, positions={"A": 0.004}) == {"A": 0.0}
+    assert braked(0.19, limits=limits, positions={"A": 0.05}) == {"A": pytest.approx(0.02, abs=1e-4)}
+    assert braked(0.1998, positions={"A": 0.004}) == {"A": pytest.approx(0.0004, abs=1e-4)}  # no such limit: capped
+
+
+def test_a_profile_without_a_brake_reads_no_drawdown_limit() -> None:
+    odd = {**LIMITS, "max_drawdown": "n/a"}
+    assert risk(profile=PROFILES["v8"].context(), limits=odd, signals=STRONG, volatility=VOL) == {"A": 0.2}
+
+
+def _decide(plan_weight: float, *, drawdown: float, brake: float, sentiment: float | None = None) -> list[dict[str, Any]]:
+    """The decision node on a book of 20 names at 1.5% each, for a plan that sets each to ``plan_weight``."""
+    positions = [SimpleNamespace(symbol=f"S{i}", weight=0.015, quantity=1.5, avg_price=100.0) for i in range(20)]
+    plan = {"targets": [{"symbol": p.symbol, "target_weight": plan_weight, "rationale": "plan"} for p in positions],
+            "comment": ""}
+    state: dict[str, Any] = {"nodes": {"risk": {"output": plan}}}
+    if sentiment is not None:
+        state["nodes"]["sentiment"] = {"status": "ok", "output": {"signals": [
+            {"symbol": p.symbol, "score": sentiment, "confidence": 1.0} for p in positions]}}
+    deps = SimpleNamespace(
+        profile=replace(PROFILES["balanced"], brake=brake), drawdown=drawdown,
+        portfolio=SimpleNamespace(positions=positions, equity=10_000.0),
+        market=SimpleNamespace(quotes={p.symbol: SimpleNamespace(price=100.0, fx_rate=1.0) for p in positions}),
+        limits=CEILINGS)
+    return decision_node(state, deps)["proposals"]  # type: ignore[arg-type]
+
+
+def test_small_sales_pass_the_decision_nodes_band_only_while_the_brake_binds() -> None:
+    # a plan trimming every name from 1.5% to 1.1% (under the 2-point band): traded only while the brake binds
+    # (drawdown 15% with brake 0.25 of the 20% limit); with a brake that does not bind yet, 20 tiny sales would
+    # be sent every day (found by an attacker)
+    assert _decide(0.011, drawdown=0.0, brake=0.25) == []
+    assert _decide(0.011, drawdown=0.15, brake=0.0) == []
+    assert len(sales := _decide(0.011, drawdown=0.15, brake=0.25)) == 20 and {o["side"] for o in sales} == {"sell"}
+    assert _decide(0.013, drawdown=0.15, brake=0.25) == []  # within the relative band (25% of 1.5%)
+
+
+def test_while_the_brake_binds_sentiment_cannot_lift_a_target_or_cancel_a_sale() -> None:
+    plain = _decide(0.011, drawdown=0.15, brake=0.25)
+    tilted = _decide(0.011, drawdown=0.15, brake=0.25, sentiment=1.0)
+    assert [o["quantity"] for o in tilted] == [o["quantity"] for o in plain]  # +2 points of tilt would cancel them
+    assert _decide(0.011, drawdown=0.15, brake=0.25, sentiment=-1.0)[0]["quantity"] > plain[0]["quantity"]

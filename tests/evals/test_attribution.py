@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from evals.attribution import CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
+from evals.attribution import BRAKE, CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
 from evals.models import PolicyRun, Trade
 
 DAYS = pd.bdate_range("2024-01-01", periods=4)
@@ -73,3 +73,16 @@ def test_trades_are_classed_by_what_they_did_to_the_position() -> None:
     assert rows["top-up after a clamp"]["fills"] == 1  # the first buy was clamped: the plan asked again
     assert rows["exit"]["fees"] == pytest.approx(1.5)
     assert sum(r["fee_share"] for r in rows.values()) == pytest.approx(1.0)
+
+
+def test_what_the_drawdown_brake_held_back_is_its_own_cause() -> None:
+    capped = "combined +0.500; vol 20% -> size 0.2000; drawdown 12.0% (brake from 5.0%, 0 at 20.0%): at most 0.533 x size = 0.1067"
+    closed = ("combined -0.400; at or below the exit score: the core only; core 1 x size 0.2000 = 0.2000; drawdown 20.0% "
+              "(brake from 5.0%, 0 at 20.0%): at most 0.000 x size = 0.0000")
+    run = _run(weights=[{}, {"A": 0.1067}, {"A": 0.1067}, {"A": 0.1067}],
+               targets=[_t(0, "A", 0.1067, capped), _t(0, "B", 0.0, closed)])
+    rows = {r["cause"]: r["share"] for r in why_not_invested(run, ["A", "B"], 0.2)}
+
+    assert sum(rows.values()) == pytest.approx(1.0 - float(run.exposure.mean()))
+    assert rows[BRAKE] == pytest.approx(3 * (0.2 - 0.1067) / 4 + 3 * 0.2 / 4)  # not "sized below the cap", not "exit"
+    assert SIZED not in rows and "score at or below the exit" not in rows
