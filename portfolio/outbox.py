@@ -256,8 +256,14 @@ def enqueue_day(con: duckdb.DuckDBPyConnection, results: dict[str, Any]) -> list
               ("equity", f"{float(p.get('equity', 0)):,.2f} {p.get('base_currency', '')}"),
               ("cash", f"{float(p.get('cash', 0)):,.2f}"), ("positions", str(len(p.get("positions") or []))),
               ("risk", str(risk))]  # fmt: skip
+    brake = (results.get("risk") or {}).get("brake")
+    if brake is not None and brake < 1:  # rule 9's drawdown brake binds: the book is being sold down
+        drawdown = float((results.get("risk") or {}).get("drawdown") or 0.0)
+        fields.append(("drawdown brake", f"each name at most {brake:.0%} of its size (drawdown {drawdown:.1%}); "
+                                         "`tradeagent risk resume` restarts the peak"))
     why = f" ({hold.get('reason')}: {hold.get('detail')})" if hold else ""
-    aid = enqueue(con, kind="summary", run_date=run_date, severity="critical" if hold.get("fallback") else "info",
+    severity: Severity = "critical" if hold.get("fallback") else ("warning" if brake is not None and brake < 1 else "info")
+    aid = enqueue(con, kind="summary", run_date=run_date, severity=severity,
                   title=f"daily summary · {universe} · {run_date}", body=f"{results.get('status')}{why}", fields=fields)
     ids += [aid] if aid else []
     return ids

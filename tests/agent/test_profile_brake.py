@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
 from pathlib import Path
@@ -9,7 +10,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from agent.cli import app
 from agent.nodes import decision_node
 from agent.profiles import PROFILES
 from agent.settings import Settings
@@ -148,3 +151,30 @@ def test_while_the_brake_binds_sentiment_cannot_lift_a_target_or_cancel_a_sale()
     tilted = _decide(0.011, drawdown=0.15, brake=0.25, sentiment=1.0)
     assert [o["quantity"] for o in tilted] == [o["quantity"] for o in plain]  # +2 points of tilt would cancel them
     assert _decide(0.011, drawdown=0.15, brake=0.25, sentiment=-1.0)[0]["quantity"] > plain[0]["quantity"]
+
+
+def test_day_after_day_the_user_is_told_when_the_brake_binds_and_a_resume_restarts_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the default profile through October 2008 with a 4% drawdown limit (the brake binds from 1%): the daily
+    # summary says so with the way out; the book never latches HALTED; `risk resume` restarts the peak
+    monkeypatch.setenv("TRADEAGENT_HOME", str(tmp_path))
+    monkeypatch.setenv("TRADEAGENT_PROFILE", "balanced")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (tmp_path / "risk.toml").write_text("[limits]\nmax_drawdown = 0.04\n")
+    days = ["2008-09-30", "2008-10-01", "2008-10-02", "2008-10-03", "2008-10-06", "2008-10-07"]
+    outputs = []
+    for day in days:
+        result = CliRunner().invoke(app, ["daily", "--date", day])
+        assert result.exit_code == 0, result.output
+        outputs.append(result.stdout)
+    last = json.loads((tmp_path / "results" / "daily" / f"{days[-1]}.json").read_text())
+    assert last["risk"]["state"]["mode"] == "ACTIVE"
+    assert 0.01 < last["risk"]["drawdown"] < 0.04 and 0 <= last["risk"]["brake"] < 1
+    assert "drawdown brake: drawdown" in outputs[-1] and "risk resume" in outputs[-1]
+    assert "drawdown brake" not in outputs[0]  # a fresh book is at its peak
+    assert CliRunner().invoke(app, ["risk", "resume"]).exit_code == 0
+    after = CliRunner().invoke(app, ["daily", "--date", "2008-10-08"])
+    assert after.exit_code == 0, after.output
+    restarted = json.loads((tmp_path / "results" / "daily" / "2008-10-08.json").read_text())["risk"]
+    assert restarted["drawdown"] < last["risk"]["drawdown"] and restarted["brake"] > last["risk"]["brake"]

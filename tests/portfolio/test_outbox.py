@@ -102,3 +102,19 @@ def test_risk_changes_and_the_day(tmp_path: Path) -> None:
     assert kinds == [("breaker", "critical"), ("hold", "critical"), ("summary", "critical")] and len(ids) == 2
     assert "Cause: the risk node failed" in outbox.alerts(con)[1].body
     con.close()
+
+
+def test_a_day_under_the_drawdown_brake_is_a_warning_that_says_the_way_out(tmp_path: Path) -> None:
+    con = connect(tmp_path / "t.duckdb")
+    outbox.install(con)
+    day = {"date": D.isoformat(), "universe": "demo", "status": "orders_placed", "llm": "offline-rules",
+           "portfolio": {"equity": 9_000, "cash": 5_000, "base_currency": "USD"}}
+    outbox.enqueue_day(con, {**day, "risk": {"state": {"mode": "ACTIVE"}, "drawdown": 0.0, "brake": 1.0}})
+    outbox.enqueue_day(con, {**day, "status": "no_orders", "risk": {"state": {"mode": "ACTIVE"}, "drawdown": 0.125,
+                                                                    "brake": 0.5}})
+    calm, braked = outbox.alerts(con)
+    assert calm.severity == "info" and "drawdown brake" not in dict(calm.fields)
+    assert braked.severity == "warning"
+    assert dict(braked.fields)["drawdown brake"].startswith("each name at most 50% of its size (drawdown 12.5%)")
+    assert "risk resume" in dict(braked.fields)["drawdown brake"]
+    con.close()
