@@ -2,8 +2,9 @@
 
 Replays, through the eval harness (offline rules, net of the broker's 10 bps commission + 5 bps slippage),
 the ``agent`` policy with the offline rules' v3 sizing (``agent@v3``, the default before profiles) and with
-each risk profile (``agent@conservative|balanced|aggressive|v7``; ``balanced`` is the default), against
-buy-and-hold, on:
+each risk profile (``agent@conservative|balanced|aggressive|v8|v7``; ``balanced`` is the default), against
+buy-and-hold (the issue's yardstick: equal weight at the first open, never rebalanced) and ``equalweight``
+(rebalanced monthly: what holding everything with rebalancing gives, with no timing at all), on:
 - in sample, 1999-01-01 … 2008-12-31 — the only span the profiles' numbers were chosen on
   (scripts/tune_profiles.py);
 - out of sample, 2009-01-01 … 2018-12-31 — never looked at while choosing;
@@ -43,7 +44,7 @@ SPANS = (
     ("out of sample", date(2009, 1, 1), date(2018, 12, 31)),
     ("bear 2000-03 … 2002-10 (in sample)", date(2000, 3, 24), date(2002, 10, 9)),
 )
-POLICIES = ("agent@v3", *(f"agent@{p}" for p in PROFILES), "buyhold")
+POLICIES = ("agent@v3", *(f"agent@{p}" for p in PROFILES), "buyhold", "equalweight")
 # --models: each quant model alone in the graph (trained walk-forward), and the agent without and with its memory
 # (+memory), sized by the timing profile: under the default's core (v9: every name held at its full size) a signal
 # no longer moves a size, and an ablation of the signals would measure nothing
