@@ -20,6 +20,7 @@ from rich.text import Text
 from agent.cli_common import cli_errors, console, err_console, load_settings, parse_date, print_json
 from agent.cli_explain import printable
 from agent.daily import DailyResult, run_daily
+from agent.profiles import BRAKE_LOW
 
 LlmOption = Annotated[
     str | None, typer.Option("--llm", help="offline | openai (default: openai when OPENAI_API_KEY is set, else offline)")
@@ -68,11 +69,14 @@ def render_summary(result: DailyResult) -> None:
             f"{len(r['placed'])} order(s) pending: they fill at the next session's open, settled by the next daily run"
         )
     risk = r.get("risk", {})
-    if (share := risk.get("brake")) is not None and share < 1:  # rule 9's brake binds: say how far, and the way out
+    planned = (r.get("nodes", {}).get("risk") or {}).get("status") == "ok"
+    if planned and (share := risk.get("brake")) is not None and share < 1:  # rule 9's brake binds: how far, the way out
+        way_back = ("the book is nearly all cash and can barely earn its way back to its peak" if share < BRAKE_LOW
+                    else "the book earns its way back to its peak slowly from here")
         console.print(Text.assemble(("drawdown brake: ", "yellow"), (
-            f"drawdown {risk.get('drawdown') or 0:.1%} of the {risk['limits']['max_drawdown']:.0%} breaker: each name "
-            f"at most {share:.0%} of its size; the book earns its way back slowly from here, and "
-            "`tradeagent risk resume` restarts the peak the drawdown is measured from")))
+            f"drawdown {risk.get('drawdown') or 0:.2%} of the {risk['limits']['max_drawdown']:.2%} breaker: each name at "
+            f"most {share:.1%} of its size; {way_back}. `tradeagent risk resume` restarts the peak the drawdown is "
+            "measured from (and with it the brake)")))
     for note in risk.get("notes", []):
         console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
     for note in r.get("data", {}).get("notes", []):

@@ -426,6 +426,9 @@ def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
     if why_not is not None and not json_:
         console.print(f"the drawdown is still measured from the whole equity curve's peak: {printable(why_not)}",
                       style="dim")
+    elif mode != "HALTED" and not json_:  # the drawdown brake of the risk profiles steers by the same number
+        console.print(f"the drawdown is measured from the {since} equity mark on: a risk profile's drawdown brake "
+                      "releases, and the next daily run may size every name back up", style="dim")
     if mode != "ACTIVE" and not json_:
         what = "every pending order" if mode == "HALTED" else "pending orders that add risk"
         console.print(f"the next daily run cancels {what} before settling", style="dim")

@@ -86,14 +86,19 @@ PROFILES: dict[str, Profile] = {
 }
 
 
+BRAKE_LOW = 0.1  # a brake share under this leaves the book nearly all cash: said as such (daily, eval)
+
+
 def brake_share(brake: float, drawdown: float | None, limit: float) -> float:
     """The share of its size a name may hold under rule 9's brake (offline rules v9) at this drawdown.
 
     1 until the drawdown reaches ``brake`` x ``limit`` (the breaker's ``max_drawdown``), then a straight line
     down to 0 at ``limit``. No brake, or an unknown drawdown: 1.
     """
-    if brake <= 0 or drawdown is None or limit <= 0:
+    if brake <= 0 or drawdown is None:
         return 1.0
+    if limit <= 0:  # a zero limit (risk.toml allows it): the breaker halts at any fall, and the brake holds nothing
+        return 0.0 if drawdown > 0 else 1.0
     start = min(brake, 1.0) * limit
     if drawdown <= start:
         return 1.0

@@ -13,8 +13,10 @@ causes so that the rows add up to ``1 − average exposure`` exactly:
   a target of 0 by its stated cause (the rules' own phrases: no signal, exit score, below entry, no volatility
   estimate, open-position limit, a correlated name held, rule 9's drawdown brake, an LLM's own words); a
   positive target splits into ``sized below the cap`` (max_weight − target; ``drawdown brake`` when the brake
-  capped it) and ``not at target`` (target − weight: the rebalance band, a clamp or rejection by the guard, price
-  drift since the fill);
+  capped it: the size it had before the cap minus the target) and ``not at target`` (target − weight: the rebalance
+  band, a clamp or rejection by the guard, price drift since the fill);
+- after a breaker latched the kill switch (the replay's notes), every session's shortfall is ``kill switch MODE``:
+  a HALTED book trades nothing, a REDUCING one only sells, whatever its last plan said;
 - with more names than the equity can hold at the cap (names × max_weight > 1, say 20 names at 20%), a day's
   shortfalls add up to more than its cash: each cause is scaled to its share of that day's cash.
 
@@ -26,11 +28,13 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from evals.models import PolicyRun
+from evals.replay import latched_modes
 
 BRAKE = "drawdown brake"
 # rationale phrase (offline rules, agent/llm/offline.py) -> cause of a zero target
@@ -44,6 +48,8 @@ _ZERO_CAUSES = (
     ("one exposure", "correlated with a name held"),
     ("losing with negative momentum", "not adding to a loser"),
 )
+KILL_SWITCH = "kill switch"  # "kill switch HALTED": the sessions decided after a breaker latched (nothing or only sales)
+_BRAKED = re.compile(r"brake from [^)]*\): at most ([0-9.]+) x size")
 CAP = "position cap × names"
 SIZED = "sized below the cap"
 OFF_TARGET = "not at target (band, guard, drift)"
@@ -66,6 +72,8 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
     capacity = len(symbols) * max_weight  # what the names could hold at the cap
     totals[CAP] = max(0.0, 1.0 - capacity) * len(days)
     plan: Mapping[str, tuple[float, str]] = {}
+    latches = {day: mode for mode, day in latched_modes(run.notes)}  # the mode a breaker latched on each day
+    mode = None
     for day in days:
         key = day.date().isoformat()
         row = weights.loc[day] if weights is not None else None
@@ -76,14 +84,19 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
             w = max(w, 0.0)
             held += w
             short = max_weight - w
+            if mode is not None:  # the decision before D was made under a latched kill switch
+                today[f"{KILL_SWITCH} {mode}"] += short
+                continue
             if sym not in plan:
                 today[UNPLANNED] += short
                 continue
             target, why = plan[sym]
             if target <= 0:
                 today[target_cause(why)] += short
-            else:  # a positive target the brake capped: its shortfall from the cap is the brake's
-                today[BRAKE if "brake from" in why else SIZED] += max_weight - target
+            else:
+                size = _size_before_brake(target, why, max_weight)  # the brake's part of a capped target is its own
+                today[SIZED] += max_weight - size
+                today[BRAKE] += size - target
                 today[OFF_TARGET] += target - w
         # More names than the equity can hold at the cap (20 names at 20%): the shortfalls add up to
         # capacity − held, not to the cash 1 − held; each cause keeps its share of that day's cash.
@@ -91,6 +104,7 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
         for cause, v in today.items():
             totals[cause] += v * scale
         plan = plans.get(key, plan)  # the plan decided on D acts from D+1
+        mode = latches.get(key, mode)  # so does the mode a breaker latched on D
     # A book above the cap (whole equity invested in fewer names than the cap allows) would make the cap row
     # negative; exposure counts only what is held, so the residual is what the rows cannot name.
     exposure = float(run.exposure.mean())
@@ -99,6 +113,13 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
     if abs(residual) > 1e-9:
         shares["shorts, cash held back for fees, rounding"] = residual
     return [{"cause": c, "share": v} for c, v in sorted(shares.items(), key=lambda kv: -kv[1])]
+
+
+def _size_before_brake(target: float, why: str, max_weight: float) -> float:
+    """The size a positive target had before rule 9's brake capped it ("at most S x size = T"), else the target."""
+    match = _BRAKED.search(why)
+    share = float(match.group(1)) if match else 1.0
+    return min(max_weight, target / share) if 0 < share < 1 else target
 
 
 def why_traded(run: PolicyRun) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from agent.cli_common import (
     parse_date,
     print_json,
 )
-from evals.replay import BRAKE_NOTE, KILL_SWITCH_NOTE
+from evals.replay import BRAKE_NOTE, BRAKE_PARKED_NOTE, KILL_SWITCH_NOTE
 from evals.report import metrics_table
 from evals.run import DEFAULT_POLICIES, EvalConfig, run_eval
 
@@ -96,9 +96,9 @@ def register(app: typer.Typer) -> None:
         finally:
             if bar is not None:
                 bar.stop()
-        # a latched breaker changes what the metrics mean: said in both outputs
+        # a latched breaker (or a book the brake parked in cash) changes what the metrics mean: said in both outputs
         warnings = [f"{name}: {note}" for name, block in files.report["policies"].items()
-                    for note in block.get("notes", []) if note.startswith(KILL_SWITCH_NOTE)]
+                    for note in block.get("notes", []) if note.startswith((KILL_SWITCH_NOTE, BRAKE_PARKED_NOTE))]
         if as_json:
             print_json({"report": str(files.json_path), "html": str(files.html_path),
                         "metrics": {n: b["metrics"] for n, b in files.report["policies"].items()},

@@ -40,7 +40,7 @@ import pandas as pd
 
 from agent.day import Book, trade_day
 from agent.llm.base import LLMClient
-from agent.profiles import LEGACY, PROFILES, Profile, UnknownProfile, resolve
+from agent.profiles import BRAKE_LOW, LEGACY, PROFILES, Profile, UnknownProfile, resolve
 from agent.quant_inputs import PREDICTORS, QuantSetup
 from agent.state import DayDeps
 from evals.metrics import realised_pnls
@@ -67,8 +67,9 @@ POLICY_NODES: dict[str, frozenset[str]] = {
 MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
 KILL_SWITCH_NOTE = "kill switch latched:"  # a policy's note when a breaker stopped it trading (evals.cli, results)
 KILL_SWITCH_CHANGE = ": kill switch "  # "D: kill switch ACTIVE -> HALTED: reason", one note per change of mode
-BRAKE_LOW = 0.1  # a brake share under this is reported as a book near cash (its longest stretch)
-BRAKE_NOTE = "drawdown brake:"  # a policy's note when rule 9's brake capped its sizes (offline rules v9)
+BRAKE_PARKED_SESSIONS = 63  # a quarter of a year in a row under BRAKE_LOW: a warning, like a latched breaker
+BRAKE_NOTE = "drawdown brake:"
+BRAKE_PARKED_NOTE = "drawdown brake parked the book:"  # evals.cli prints it as a warning; results tables mark it  # a policy's note when rule 9's brake capped its sizes (offline rules v9)
 PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
@@ -304,10 +305,15 @@ class _Log:
             else:
                 runs.append([d])
         longest = max(runs, key=len) if runs else []
-        return [f"{BRAKE_NOTE} sizes capped on {len(self.braked)} of {len(self.days)} sessions; lowest share "
-                f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"
-                + (f"; under {BRAKE_LOW:g} of the size for {len(longest)} sessions in a row from {longest[0]} to "
-                   f"{longest[-1]}" if longest else "")]
+        notes = [f"{BRAKE_NOTE} sizes capped on {len(self.braked)} of {len(self.days)} sessions; lowest share "
+                 f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"
+                 + (f"; under {BRAKE_LOW:g} of the size for {len(longest)} sessions in a row from {longest[0]} to "
+                    f"{longest[-1]}" if longest else "")]
+        if len(longest) >= BRAKE_PARKED_SESSIONS:  # as good as frozen: said like a latched breaker
+            notes.append(f"{BRAKE_PARKED_NOTE} {longest[0]} to {longest[-1]} ({len(longest)} sessions) under "
+                         f"{BRAKE_LOW:g} of the size, nearly all cash: a book that can barely earn its way back to its "
+                         "peak; a replay has no person to run `tradeagent risk resume`, which restarts the peak")
+        return notes
 
     def memory_notes(self, store: MemoryStore) -> list[str]:
         stats = memory_stats(store)

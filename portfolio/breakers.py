@@ -7,10 +7,12 @@ Deliberate decisions:
 - A person's word restarts the drawdown measure: a state written by the CLI (``changed_by == "cli"``, ACTIVE or
   REDUCING) with a ``since`` measures the peak only over the marks on or after ``since`` (the book's last
   equity-mark day when ``risk resume``/``risk reduce`` ran), else the next run would latch HALTED again from
-  the same old peak and the person could never de-risk. A breaker-written state keeps the whole curve's peak
-  (a REDUCING latched by a daily loss still reaches HALTED from the earlier peak), and a ``since`` after every
-  mark up to today (an older state file that recorded the wall clock) means the whole curve too. The
-  one-day loss is always the last two marks.
+  the same old peak and the person could never de-risk. A breaker that latches after that keeps the person's
+  start (``peak_since``): a one-day loss after a resume does not bring the old peak back (it did, and with it
+  the drawdown brake of the offline rules, which steers by the same number). Without a person's restart the
+  peak is the whole curve's (a REDUCING latched by a daily loss still reaches HALTED from the earlier peak), and
+  a ``since`` after every mark up to today (an older state file that recorded the wall clock) means the whole
+  curve too. The one-day loss is always the last two marks.
 - Fail closed: an equity curve with a non-finite or non-positive value halts; a missing state file means
   ACTIVE on a fresh install, HALTED when a paper book exists (the file was lost), and a CORRUPT one means HALTED. A file without an explicit ``mode`` (``{}``, a
   list, ``null``) is corrupt too: the model's ACTIVE default is for a fresh state, never for a damaged file.
@@ -54,13 +56,14 @@ def update_breakers(
     values = [v for _, v in points]
     peak, last = max(_peak_window(points, state)), values[-1]
     drawdown = 1.0 - last / peak
+    start = _peak_start(state)  # a latch keeps the peak a person restarted (their resume is not undone by it)
     if drawdown > limits.max_drawdown:
-        return RiskState(mode="HALTED", since=today, changed_by="breaker:max_drawdown",
+        return RiskState(mode="HALTED", since=today, changed_by="breaker:max_drawdown", peak_since=start,
                          reason=f"drawdown {drawdown:.2%} from peak {peak:.2f} exceeds {limits.max_drawdown:.2%}")
     if len(values) >= 2 and state.mode == "ACTIVE":
         loss = 1.0 - last / values[-2]
         if loss > limits.daily_loss_limit:
-            return RiskState(mode="REDUCING", since=today, changed_by="breaker:daily_loss",
+            return RiskState(mode="REDUCING", since=today, changed_by="breaker:daily_loss", peak_since=start,
                              reason=f"one-day loss {loss:.2%} exceeds {limits.daily_loss_limit:.2%}")
     return state
 
@@ -89,12 +92,19 @@ def _marks(equity_curve: Sequence[tuple[date, float]], today: date) -> tuple[lis
     return points, ""
 
 
+def _peak_start(state: RiskState) -> date | None:
+    """The first mark of the drawdown peak: the one a breaker's latch carried on, else a person's ``since``."""
+    if state.peak_since is not None:
+        return state.peak_since
+    return state.since if state.changed_by == "cli" else None
+
+
 def _peak_window(points: list[tuple[date, float]], state: RiskState) -> list[float]:
-    """The equity values the drawdown peak is taken over: from a person's ``since`` on, else the whole curve."""
+    """The equity values the drawdown peak is taken over: from a person's restart on, else the whole curve."""
     values = [v for _, v in points]
-    if state.changed_by != "cli" or state.since is None:
+    if (start := _peak_start(state)) is None:
         return values
-    window = [v for d, v in points if d >= state.since]
+    window = [v for d, v in points if d >= start]
     return window or values  # a since after every mark (a wall-clock date) must not switch the breaker off
 
 

@@ -285,3 +285,6 @@ class RiskState(_Frozen):
     reason: str = ""
     since: date | None = None
     changed_by: str = "default"
+    # the first equity mark the drawdown peak is taken from, when a person's resume or reduce restarted it and a
+    # breaker has latched since (the breaker's state carries it on); None: the person's own ``since``, or the whole curve
+    peak_since: date | None = None

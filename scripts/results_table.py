@@ -36,7 +36,7 @@ from typing import Any
 
 from agent.profiles import PROFILES
 from agent.settings import Settings
-from evals.replay import latched_modes
+from evals.replay import BRAKE_PARKED_NOTE, latched_modes
 from evals.run import EvalConfig, run_eval
 
 SPANS = (
@@ -69,8 +69,11 @@ def costs_share(block: dict[str, Any], slippage_bps: float) -> str:
 
 
 def latched(block: dict[str, Any]) -> str:
-    """Each mode a breaker latched in this run and its date, "REDUCING 2001-01-05, HALTED 2001-09-17" ("": none)."""
-    return ", ".join(f"{mode} {day}" for mode, day in latched_modes(block.get("notes", [])))
+    """Each mode a breaker latched in this run and its date, "REDUCING 2001-01-05, HALTED 2001-09-17", and when the
+    drawdown brake parked the book in cash, "PARKED 2008-02-01" ("": none)."""
+    notes = block.get("notes", [])
+    parked = [f"PARKED {n[len(BRAKE_PARKED_NOTE):].split()[0]}" for n in notes if n.startswith(BRAKE_PARKED_NOTE)]
+    return ", ".join([*(f"{mode} {day}" for mode, day in latched_modes(notes)), *parked])
 
 
 def rows_for(label: str, report: dict[str, Any], slippage_bps: float, skip: tuple[str, ...] = ()) -> list[str]:

@@ -365,8 +365,10 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         if throttle < 1 and full is not None and target > throttle * full:  # rule 9's brake: at most throttle x size
             target, why = throttle * full, why + f"; {brake_why}: at most {throttle:.3f} x size = {throttle * full:.4f}"
             braked.add(sym)
-            if 0 < target < _smallest_trade(ctx, limits):  # the guard would refuse the sale down to it; a close passes
-                target, why = 0.0, why + "; below the smallest trade (min_trade_value): close"
+            # the guard refuses a trade under min_trade_value (a whole close passes): a cap under twice that is 0, so
+            # that a book near the breaker neither keeps leftovers it cannot sell nor reopens them a few dollars at a time
+            if 0 < target < 2 * _smallest_trade(ctx, limits):
+                target, why = 0.0, why + "; under twice the smallest trade (min_trade_value): close / stay out"
         plan[sym] = (target, combined * conf, why)
 
     # Rule 6: max_open_positions limits NEW entries only. A held name that keeps a weight keeps its slot (even

@@ -38,6 +38,9 @@ def test_the_brake_caps_every_size_on_a_straight_line_from_its_start_to_the_brea
     assert braked(0.18) == {"A": pytest.approx(0.04, abs=1e-4)}
     assert braked(0.20) == braked(0.35) == {"A": 0.0}  # at or beyond the breaker's limit: nothing
     assert braked(0.06, brake=0.25) == {"A": pytest.approx(0.2 * 14 / 15, abs=1e-4)}  # starts at 5%
+    # a zero limit (risk.toml allows it): any fall holds nothing
+    assert braked(0.001, limits={**LIMITS, "max_drawdown": 0.0}) == {"A": 0.0}
+    assert braked(0.0, limits={**LIMITS, "max_drawdown": 0.0}) == {"A": 0.2}
     # the limit in force is the one the context gives (a tightened risk.toml)
     tight = {**LIMITS, "max_drawdown": 0.10}
     assert braked(0.075, limits=tight) == {"A": pytest.approx(0.10, abs=1e-4)}
@@ -107,9 +110,12 @@ def test_a_braked_book_sells_down_before_the_breaker_that_halts_the_same_book_wi
 
 def test_a_braked_target_below_the_smallest_trade_the_guard_accepts_is_closed() -> None:
     # equity 10,000 and min_trade_value 10: 0.1% of equity. At a 19.98% drawdown the cap is 0.2 x 0.002 = 0.04%: the
-    # guard would refuse the sale down to it (found by an attacker: leftovers drifted into the breaker), so close
+    # guard would refuse the sale down to it (found by an attacker: leftovers drifted into the breaker), so close.
+    # Under twice the smallest trade too (19.95%: 0.1%), else a book near the breaker reopens it $12 at a time
     limits = {**LIMITS, "min_trade_value": 10.0}
     assert braked(0.1998, limits=limits, positions={"A": 0.004}) == {"A": 0.0}
+    assert braked(0.1995, limits=limits) == {"A": 0.0}
+    assert braked(0.1985, limits=limits) == {"A": pytest.approx(0.003, abs=1e-4)}  # 3x the smallest trade: opened
     assert braked(0.19, limits=limits, positions={"A": 0.05}) == {"A": pytest.approx(0.02, abs=1e-4)}
     assert braked(0.1998, positions={"A": 0.004}) == {"A": pytest.approx(0.0004, abs=1e-4)}  # no such limit: capped
 
@@ -178,3 +184,18 @@ def test_day_after_day_the_user_is_told_when_the_brake_binds_and_a_resume_restar
     assert after.exit_code == 0, after.output
     restarted = json.loads((tmp_path / "results" / "daily" / "2008-10-08.json").read_text())["risk"]
     assert restarted["drawdown"] < last["risk"]["drawdown"] and restarted["brake"] > last["risk"]["brake"]
+
+
+def test_a_book_the_brake_parks_in_cash_is_a_warning_like_a_latched_breaker(tmp_path: Path) -> None:
+    # found by an attacker: with a tight limit the braked book sat in cash for years (its drawdown, and so its
+    # share, frozen) and the eval said so only in a dim note
+    (tmp_path / "risk.toml").write_text("[limits]\nmax_drawdown = 0.05\n")
+    result = CliRunner().invoke(app, ["eval", "--universe", "demo", "--start", "2007-06-01", "--end", "2008-12-31",
+                                      "--policy", "agent@balanced", "--out", str(tmp_path / "out"), "--json"],
+                                env={"TRADEAGENT_HOME": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    warnings = json.loads(result.stdout)["warnings"]
+    parked = [w for w in warnings if "drawdown brake parked the book:" in w]
+    assert len(parked) == 1 and "risk resume" in parked[0], warnings
+    block = json.loads((tmp_path / "out" / "report.json").read_text())["policies"]["agent@balanced"]
+    assert not latched_modes(block["notes"])  # parked, not halted

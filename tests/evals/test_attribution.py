@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import pytest
 
@@ -86,3 +88,21 @@ def test_what_the_drawdown_brake_held_back_is_its_own_cause() -> None:
     assert sum(rows.values()) == pytest.approx(1.0 - float(run.exposure.mean()))
     assert rows[BRAKE] == pytest.approx(3 * (0.2 - 0.1067) / 4 + 3 * 0.2 / 4)  # not "sized below the cap", not "exit"
     assert SIZED not in rows and "score at or below the exit" not in rows
+
+
+def test_only_the_brakes_part_of_a_capped_size_is_the_brakes() -> None:
+    # a size of 0.10 (under the 20% cap) capped at half of it: 5 points are the brake's, 10 points the sizing's
+    capped = "vol 30% -> size 0.1000; drawdown 12.5% (brake from 5.0%, 0 at 20.0%): at most 0.500 x size = 0.0500"
+    run = _run(weights=[{}, {"A": 0.05}, {"A": 0.05}, {"A": 0.05}], targets=[_t(0, "A", 0.05, capped)])
+    rows = {r["cause"]: r["share"] for r in why_not_invested(run, ["A"], 0.2)}
+    assert rows[BRAKE] == pytest.approx(3 * 0.05 / 4) and rows[SIZED] == pytest.approx(3 * 0.10 / 4)
+
+
+def test_after_a_breaker_latched_the_cash_is_the_kill_switchs() -> None:
+    # found by an attacker: a book HALTED for years showed its cash as "sized below the cap" (its last plan)
+    run = _run(weights=[{}, {"A": 0.12}, {"A": 0.12}, {"A": 0.12}], targets=[_t(0, "A", 0.12, "vol 25% -> size 0.12")])
+    halted = dataclasses.replace(run, notes=(f"{DAYS[1].date()}: kill switch ACTIVE -> HALTED: drawdown 21% from peak",))
+    rows = {r["cause"]: r["share"] for r in why_not_invested(halted, ["A"], 0.2)}
+    assert sum(rows.values()) == pytest.approx(1.0 - float(run.exposure.mean()))
+    assert rows["kill switch HALTED"] == pytest.approx(2 * 0.08 / 4)  # days 3-4: decided after the latch on day 2
+    assert rows[SIZED] == pytest.approx(0.08 / 4)

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from portfolio.models import RiskState
-from portfolio.risk import CEILINGS, RiskStateStore, effective_limits, load_limits, tighten, update_breakers
+from portfolio.risk import (
+    CEILINGS,
+    RiskStateStore,
+    drawdown_from_peak,
+    effective_limits,
+    load_limits,
+    tighten,
+    update_breakers,
+)
 
 D0 = date(2024, 1, 1)
 
@@ -133,3 +141,17 @@ def test_a_resume_dated_after_every_mark_keeps_the_whole_curve() -> None:
     assert update_breakers(curve(100, 110, 103, 102.5), TIGHT_DD, wall_clock, day(3)).mode == "HALTED"
     no_since = RiskState(mode="ACTIVE", reason="resumed by hand", changed_by="cli")
     assert update_breakers(curve(100, 110, 103, 102.5), TIGHT_DD, no_since, day(3)).mode == "HALTED"
+
+
+def test_a_daily_loss_after_a_resume_keeps_the_peak_the_person_restarted() -> None:
+    # found by an attacker: the REDUCING a one-day loss latched after a resume measured from the old peak again,
+    # and the drawdown brake sold most of the book that day
+    limits = effective_limits({"max_drawdown": 0.08})  # daily_loss_limit stays at its 5% ceiling
+    resumed = RiskState(mode="ACTIVE", reason="resumed by hand", since=day(2), changed_by="cli")
+    marks = curve(100, 110, 95, 100, 94)  # 6% one-day loss on day 4; 14.5% under the old peak, 6% under the resume's
+    reducing = update_breakers(marks, limits, resumed, day(4))
+    assert reducing.mode == "REDUCING" and reducing.peak_since == day(2)
+    assert drawdown_from_peak(marks, reducing, day(4)) == pytest.approx(0.06)
+    assert update_breakers(marks, limits, reducing, day(4)).mode == "REDUCING"  # not HALTED from 110
+    halted = update_breakers(curve(100, 110, 95, 100, 94, 91), limits, reducing, day(5))  # 9% under 100
+    assert halted.mode == "HALTED" and "peak 100.00" in halted.reason and halted.peak_since == day(2)
