@@ -68,8 +68,8 @@ MODEL_POLICIES = {"xgb": "xgb", "ppo": "ppo"}
 KILL_SWITCH_NOTE = "kill switch latched:"  # a policy's note when a breaker stopped it trading (evals.cli, results)
 KILL_SWITCH_CHANGE = ": kill switch "  # "D: kill switch ACTIVE -> HALTED: reason", one note per change of mode
 BRAKE_PARKED_SESSIONS = 63  # a quarter of a year in a row under BRAKE_LOW: a warning, like a latched breaker
-BRAKE_NOTE = "drawdown brake:"
-BRAKE_PARKED_NOTE = "drawdown brake parked the book:"  # evals.cli prints it as a warning; results tables mark it  # a policy's note when rule 9's brake capped its sizes (offline rules v9)
+BRAKE_NOTE = "drawdown brake:"  # a policy's note when rule 9's brake capped its sizes (offline rules v9)
+BRAKE_PARKED_NOTE = "drawdown brake parked the book:"  # evals.cli prints it as a warning; results tables mark it
 PROFILE_SEP = "@"  # agent@conservative: the policy with that risk profile (agent.profiles)
 MEMORY_SUFFIX = "+memory"  # the name of a policy's run with the vector memory (eval --memory on)
 # Policies whose inputs cannot exist yet: the one line that says what is missing.
