@@ -19,6 +19,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from pydantic import SecretStr
@@ -41,11 +42,27 @@ def configured_secrets(settings: Settings) -> tuple[str, ...]:
 
 
 def redact_text(text: str, secrets: Iterable[str]) -> str:
-    """``text`` with each secret masked, longest first (a secret containing another is masked whole)."""
+    """``text`` with each secret masked, longest first (a secret containing another is masked whole).
+
+    A secret written with JSON escapes (``sk-\\u002d…``, ``https:\\/\\/…``) is masked too: parsing the answer
+    would otherwise turn it back into the key, in results files and memory (found by an attacker).
+    """
     for secret in sorted(set(secrets), key=len, reverse=True):
         if len(secret) >= MIN_SECRET_CHARS:
             text = text.replace(secret, MASK)
+            if "\\" in text:
+                text = _escaped(secret).sub(MASK, text)
     return text
+
+
+def _escaped(secret: str) -> re.Pattern[str]:
+    """``secret`` with any of its characters written as itself or as a JSON escape (\\uXXXX, any case; \\/)."""
+    parts = []
+    for ch in secret:
+        hexes = "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in f"{ord(ch):04x}")
+        alternatives = [re.escape(ch), r"\\u" + hexes] + ([r"\\/"] if ch == "/" else [])
+        parts.append("(?:" + "|".join(alternatives) + ")")
+    return re.compile("".join(parts))
 
 
 def redact_response(response: LLMResponse, secrets: Iterable[str]) -> LLMResponse:

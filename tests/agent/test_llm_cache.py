@@ -13,6 +13,7 @@ from agent.daily import run_daily
 from agent.errors import LLMError
 from agent.llm.base import LLMRequest, LLMResponse, TokenBudget, tool_spec
 from agent.llm.cache import CachedClient, CacheMiss, cache_key
+from agent.llm.redaction import redact_text
 from agent.llm.runner import ask
 from agent.models import AnalystReport, RiskPlan, SymbolSignal, TargetWeight
 from agent.settings import Settings
@@ -145,6 +146,21 @@ def test_a_secret_in_an_answer_is_masked_in_the_cache_file_and_in_what_is_return
     (path,) = tmp_path.glob("*/*.json")
     assert SECRET not in path.read_text() and "key ***" in path.read_text()
     assert SECRET not in (recorded.content or "") and SECRET not in (replayed.content or "")
+
+
+def test_a_secret_written_with_json_escapes_is_masked_too(tmp_path: Path) -> None:
+    # found by an attacker: "sk-live-ECHOED\u002d…" is not the key as text, but parsing the answer makes it the
+    # key again, and it reached the results file, the memory and --json
+    escaped = SECRET.replace("-", "\\u002d", 1).replace("s", "\\u0073", 1)
+    content = '{"signals": [], "note": "' + escaped + ' and key ' + SECRET.replace("E", "\\u0045") + '"}'
+    answer = final_answer({"signals": []}).model_copy(update={"content": content})
+    recorded = CachedClient(ScriptedLLM([answer]), tmp_path, "record", secrets=(SECRET,)).complete(analyst_request())
+
+    assert json.loads(recorded.content or "")["note"] == "*** and key ***"
+    (path,) = tmp_path.glob("*/*.json")
+    assert SECRET not in json.dumps(json.loads(path.read_text()))  # decoded, the file holds no key either
+    hook = "https://discord.example/api/webhooks/1/abcdefgh"
+    assert redact_text('{"url": "https:\\/\\/discord.example\\/api\\/webhooks\\/1\\/abcdefgh"}', [hook]) == '{"url": "***"}'
 
 
 def test_a_recording_made_before_redaction_is_masked_when_replayed(tmp_path: Path) -> None:
