@@ -77,6 +77,9 @@ def render_summary(result: DailyResult) -> None:
             f"drawdown {risk.get('drawdown') or 0:.2%} of the {risk['limits']['max_drawdown']:.2%} breaker: each name at "
             f"most {share:.1%} of its size; {way_back}. `tradeagent risk resume` restarts the peak the drawdown is "
             "measured from (and with it the brake)")))
+        if cut := ((r.get("nodes", {}).get("risk") or {}).get("brake") or {}).get("capped"):
+            console.print(Text.assemble(("drawdown brake: ", "yellow"), printable(
+                f"the risk node's plan went above the brake on {', '.join(c['symbol'] for c in cut)}: capped in code")))
     for note in risk.get("notes", []):
         console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
     for note in r.get("data", {}).get("notes", []):

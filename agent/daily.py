@@ -40,13 +40,13 @@ from agent.llm.base import Deadline, LLMClient, TokenBudget
 from agent.llm.factory import make_client
 from agent.memory_open import open_user_memory
 from agent.news_inputs import load_for_run
-from agent.profiles import LEGACY, Profile, UnknownProfile, resolve
+from agent.profiles import LEGACY, Profile, UnknownProfile, brake_share, resolve
 from agent.quant_inputs import QuantSetup
 from agent.settings import Settings
 from portfolio import outbox
 from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
-from portfolio.risk import RiskStateStore, load_limits
+from portfolio.risk import RiskStateStore, drawdown_from_peak, load_limits
 from prompts.loader import load_prompt
 from tools.cache import MarketCache
 from tools.data import UniverseData, load_universe_data
@@ -265,6 +265,9 @@ def _recovered_results(
     orders = [o for o in ledger.orders() if o.run_date == run_date]
     log = ledger.guard_log(run_date)
     limits, limit_notes = load_limits(settings.risk_config_path)
+    state = RiskStateStore(settings.risk_state_path).load(book_exists=True)
+    drawdown = drawdown_from_peak(ledger.equity_curve(), state, run_date)  # facts of the ledger, as the run saw them
+    profile = resolve(settings.profile)  # the profile set now (the run's own is not recorded anywhere else)
     return {
         "date": run_date.isoformat(), "universe": uni.name, "base_currency": uni.base_currency,
         "status": "recovered", "dry_run": False, "llm": "unknown", "model": "unknown", "hold": None,
@@ -282,8 +285,9 @@ def _recovered_results(
         "placed": [o.order_id for o in orders],
         "fills": fills_since_previous_run(ledger, run_date), "expired": [], "cancelled": [],
         "portfolio": ledger.snapshot().model_dump(mode="json"),
-        "risk": {"state": RiskStateStore(settings.risk_state_path).load(book_exists=True).model_dump(mode="json"),
-                 "limits": limits.model_dump(mode="json"), "notes": limit_notes},
+        "risk": {"state": state.model_dump(mode="json"), "limits": limits.model_dump(mode="json"), "notes": limit_notes,
+                 "drawdown": drawdown, "brake": (brake_share(profile.brake, drawdown, limits.max_drawdown)
+                                                  if profile is not None and profile.brake > 0 else None)},
         "data": {"notes": [], "errors": {}, "untradeable": {}},
         "prompts": {},  # which templates that run used is not known; today's hashes would lie
         "llm_calls": 0, "tokens": 0,

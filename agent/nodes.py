@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agent.brake_caps import cap_plan
 from agent.llm.base import LLMRequest, tool_spec
 from agent.llm.runner import AskFailed, BoundTool, ask
 from agent.memory_inputs import SearchMemoryInput, search_memory
@@ -376,7 +377,12 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
     snap = deps.portfolio
     held = {p.symbol: p for p in snap.positions}
     proposals: list[dict[str, Any]] = []
-    braking = deps.profile is not None and brake_share(deps.profile.brake, deps.drawdown, deps.limits.max_drawdown) < 1
+    share = brake_share(deps.profile.brake, deps.drawdown, deps.limits.max_drawdown) if deps.profile else 1.0
+    braking = share < 1
+    capped: list[dict[str, Any]] = []
+    if braking and deps.profile is not None:  # the brake holds on any plan, an LLM's included
+        plan, tilted, capped = cap_plan(plan, tilted, state.get("features", {}), snap.positions,
+                                        deps.limits.max_position_weight, deps.profile, share)
     for planned, target in zip(plan.targets, tilted.targets, strict=True):
         current = held.get(target.symbol)
         w0 = current.weight if current is not None else 0.0
@@ -410,6 +416,9 @@ def decision_node(state: DayState, deps: DayDeps) -> DayState:
     update: DayState = {"proposals": proposals}
     if tilts and sentiment is not None:
         update["nodes"] = {"sentiment": {**sentiment, "tilt": {"cap": SENTIMENT_CAP, "targets": tilts}}}
+    if braking:  # what the brake allowed today, and what of the plan it cut (nothing, for the offline rules)
+        risk = {**state["nodes"]["risk"], "brake": {"share": _round(share), "capped": capped}}
+        update["nodes"] = {**update.get("nodes", {}), "risk": risk}
     if not proposals:
         update["hold"] = deliberate_hold("no_change", "the plan matches the book within the rebalance band").model_dump()
     return update

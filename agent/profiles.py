@@ -105,6 +105,18 @@ def brake_share(brake: float, drawdown: float | None, limit: float) -> float:
     return 0.0 if drawdown >= limit else (limit - drawdown) / (limit - start)
 
 
+def brake_cap(profile: Profile, share: float, vol: float | None, max_weight: float) -> float | None:
+    """The most a name may hold while rule 9's brake allows ``share`` of its size, enforced in code on any plan.
+
+    Its size is taken at its loosest, min(``max_weight``, ``vol_target`` / vol, 1): the offline rules' own cap
+    (after the spread and memory's halving) is never above it, so only a plan that ignores the brake is cut. No
+    volatility estimate: None (the rules do not size such a name either).
+    """
+    if share >= 1 or vol is None or not vol > 0:
+        return None
+    return share * min(max_weight, 1.0, profile.vol_target / vol)
+
+
 DEFAULT = "balanced"  # what `tradeagent daily` and eval's plain `agent` use unless told otherwise
 LEGACY = "v3"  # no profile: the offline rules' v3 sizing (score x confidence), kept to compare against
 

@@ -236,6 +236,7 @@ class _Log:
     mode: str = "ACTIVE"  # the kill switch as the last session left it (a replay starts ACTIVE)
     latched: dict[str, int] = dataclasses.field(default_factory=dict)  # sessions decided in each non-ACTIVE mode
     braked: list[tuple[date, float, float]] = dataclasses.field(default_factory=list)  # (day, share, drawdown) < 1
+    brake_cuts: int = 0  # braked sessions whose plan went above the brake's caps (agent.brake_caps cut it)
     calls: int = 0
     tokens: int = 0
     memory: dict[str, Any] = dataclasses.field(default_factory=lambda: {"days": 0, "recalled": 0, "errors": []})
@@ -275,6 +276,7 @@ class _Log:
         share = (r.get("risk") or {}).get("brake")
         if share is not None and share < 1 and risk.get("status") == "ok":  # a plan was made under the brake
             self.braked.append((day, float(share), float((r.get("risk") or {}).get("drawdown") or 0.0)))
+            self.brake_cuts += bool((risk.get("brake") or {}).get("capped"))  # the plan ignored it: cut in code
         hold = r.get("hold")
         if hold and hold.get("fallback"):  # a failed day, not a deliberate "nothing to change"
             self.decisions.append({"date": when, "symbol": "*", "action": "hold-all", "reason": hold["reason"]})
@@ -308,7 +310,9 @@ class _Log:
         notes = [f"{BRAKE_NOTE} sizes capped on {len(self.braked)} of {len(self.days)} sessions; lowest share "
                  f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"
                  + (f"; under {BRAKE_LOW:g} of the size for {len(longest)} sessions in a row from {longest[0]} to "
-                    f"{longest[-1]}" if longest else "")]
+                    f"{longest[-1]}" if longest else "")
+                 + (f"; the risk node's plan went above the caps on {self.brake_cuts} sessions (cut in code)"
+                    if self.brake_cuts else "")]
         if len(longest) >= BRAKE_PARKED_SESSIONS:  # as good as frozen: said like a latched breaker
             notes.append(f"{BRAKE_PARKED_NOTE} {longest[0]} to {longest[-1]} ({len(longest)} sessions) under "
                          f"{BRAKE_LOW:g} of the size, nearly all cash: a book that can barely earn its way back to its "

@@ -257,6 +257,8 @@ def enqueue_day(con: duckdb.DuckDBPyConnection, results: dict[str, Any]) -> list
               ("cash", f"{float(p.get('cash', 0)):,.2f}"), ("positions", str(len(p.get("positions") or []))),
               ("risk", str(risk))]  # fmt: skip
     brake = (results.get("risk") or {}).get("brake")
+    if ((results.get("nodes") or {}).get("risk") or {}).get("status") != "ok":
+        brake = None  # no plan was made (HALTED, a hold-all): the brake capped nothing today
     if brake is not None and brake < 1:  # rule 9's drawdown brake binds: the book is being sold down
         drawdown = float((results.get("risk") or {}).get("drawdown") or 0.0)
         fields.append(("drawdown brake", f"each name at most {brake:.0%} of its size (drawdown {drawdown:.1%}); "

@@ -199,3 +199,31 @@ def test_a_book_the_brake_parks_in_cash_is_a_warning_like_a_latched_breaker(tmp_
     assert len(parked) == 1 and "risk resume" in parked[0], warnings
     block = json.loads((tmp_path / "out" / "report.json").read_text())["policies"]["agent@balanced"]
     assert not latched_modes(block["notes"])  # parked, not halted
+
+
+def test_a_plan_that_ignores_the_brake_is_capped_in_code_and_the_cut_is_recorded() -> None:
+    # found by an attacker: an LLM's plan holding every name at full size while the brake allowed half was traded
+    # as is, and the reports said the sizes were capped. Vol 15%: size 0.15 / 0.15 capped at 0.20; drawdown 12.5%
+    # with brake 0.25 of the 20% limit: share 0.5, cap 0.10; a held weight within the band (25%) above it may stay
+    positions = [SimpleNamespace(symbol=s, weight=w, quantity=w * 100, avg_price=100.0)
+                 for s, w in (("A", 0.2), ("B", 0.125), ("C", 0.2))]
+    plan = {"targets": [{"symbol": "A", "target_weight": 0.2, "rationale": "LLM: full size"},
+                        {"symbol": "B", "target_weight": 0.125, "rationale": "LLM: keep"},
+                        {"symbol": "D", "target_weight": 0.2, "rationale": "LLM: new name"}], "comment": ""}
+    state: dict[str, Any] = {"nodes": {"risk": {"status": "ok", "output": plan}},
+                             "features": {s: {"vol_20": 0.15} for s in "ABCD"}}
+    deps = SimpleNamespace(
+        profile=PROFILES["balanced"], drawdown=0.125,
+        portfolio=SimpleNamespace(positions=positions, equity=10_000.0),
+        market=SimpleNamespace(quotes={s: SimpleNamespace(price=100.0, fx_rate=1.0) for s in "ABCD"}),
+        limits=CEILINGS)
+    out = decision_node(state, deps)  # type: ignore[arg-type]
+
+    orders = {o["symbol"]: (o["side"], o["quantity"]) for o in out["proposals"]}
+    assert orders["A"] == ("sell", pytest.approx(10.0))  # 0.20 -> 0.10 of 10,000 at 100
+    assert orders["C"] == ("sell", pytest.approx(10.0))  # left out of the plan: capped too
+    assert orders["D"] == ("buy", pytest.approx(10.0))  # a new name: at most the cap
+    assert "B" not in orders  # 0.125 is within 25% above the 0.10 cap: kept, as the rules keep it
+    brake = out["nodes"]["risk"]["brake"]
+    assert brake["share"] == pytest.approx(0.5)
+    assert {c["symbol"]: c["plan"] for c in brake["capped"]} == {"A": 0.2, "D": 0.2, "C": None}

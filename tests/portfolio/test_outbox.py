@@ -109,10 +109,14 @@ def test_a_day_under_the_drawdown_brake_is_a_warning_that_says_the_way_out(tmp_p
     outbox.install(con)
     day = {"date": D.isoformat(), "universe": "demo", "status": "orders_placed", "llm": "offline-rules",
            "portfolio": {"equity": 9_000, "cash": 5_000, "base_currency": "USD"}}
-    outbox.enqueue_day(con, {**day, "risk": {"state": {"mode": "ACTIVE"}, "drawdown": 0.0, "brake": 1.0}})
-    outbox.enqueue_day(con, {**day, "status": "no_orders", "risk": {"state": {"mode": "ACTIVE"}, "drawdown": 0.125,
-                                                                    "brake": 0.5}})
-    calm, braked = outbox.alerts(con)
+    planned = {"nodes": {"risk": {"status": "ok"}}}
+    outbox.enqueue_day(con, {**day, **planned, "risk": {"state": {"mode": "ACTIVE"}, "drawdown": 0.0, "brake": 1.0}})
+    outbox.enqueue_day(con, {**day, **planned, "status": "no_orders",
+                             "risk": {"state": {"mode": "ACTIVE"}, "drawdown": 0.125, "brake": 0.5}})
+    outbox.enqueue_day(con, {**day, "status": "hold", "hold": {"reason": "hold:halted", "detail": "HALTED"},
+                             "risk": {"state": {"mode": "HALTED"}, "drawdown": 0.21, "brake": 0.0}})
+    calm, braked, halted = outbox.alerts(con)
+    assert "drawdown brake" not in dict(halted.fields)  # no plan was made: the brake capped nothing
     assert calm.severity == "info" and "drawdown brake" not in dict(calm.fields)
     assert braked.severity == "warning"
     assert dict(braked.fields)["drawdown brake"].startswith("each name at most 50% of its size (drawdown 12.5%)")
