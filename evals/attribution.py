@@ -2,7 +2,7 @@
 
 ``why_traded(run)``: every fill matched to the order that caused it (same symbol and side, the last approved
 order decided before the fill) and classed by what it did to the position — ``entry`` (from flat), ``exit``
-(to flat), ``add``, ``trim`` — or ``top-up after a clamp`` (a buy of a symbol whose previous order was clamped
+(to flat), ``add``, ``trim`` (``trim by the drawdown brake`` when the brake asked for it) — or ``top-up after a clamp`` (a buy of a symbol whose previous order was clamped
 by the guard: the plan asked for more the day after). Rows: fills, traded notional, fees and their share.
 
 ``why_not_invested(run, symbols, max_weight)``: the equity NOT invested, averaged over the days, split into
@@ -37,6 +37,7 @@ from evals.models import PolicyRun
 from evals.replay import latched_modes
 
 BRAKE = "drawdown brake"
+BRAKE_TRIM = "trim by the drawdown brake"  # why_traded: a partial sale the brake asked for
 # rationale phrase (offline rules, agent/llm/offline.py) -> cause of a zero target
 _ZERO_CAUSES = (
     ("brake from", BRAKE),  # first: a braked target's reason also holds the phrases of what it was before the cap
@@ -142,6 +143,8 @@ def why_traded(run: PolicyRun) -> list[dict[str, Any]]:
             cause = "entry"
         elif abs(after) <= 1e-9:
             cause = "exit"
+        elif t.side == "sell" and _braked_sale(cause_order):
+            cause = BRAKE_TRIM
         else:
             cause = "add" if t.side == "buy" else "trim"
         last_clamped[t.symbol] = bool(cause_order and cause_order.get("clamped"))
@@ -153,6 +156,12 @@ def why_traded(run: PolicyRun) -> list[dict[str, Any]]:
     total_fees = sum(r["fees"] for r in rows.values()) or 1.0
     return sorted(({"cause": c, "fills": int(r["fills"]), "notional": r["notional"], "fees": r["fees"],
                     "fee_share": r["fees"] / total_fees} for c, r in rows.items()), key=lambda r: -r["notional"])
+
+
+def _braked_sale(order: Mapping[str, Any] | None) -> bool:
+    """A partial sale the drawdown brake asked for (the rules' reason, or the cap the code put on a plan)."""
+    reason = str((order or {}).get("reason") or "")
+    return "brake from" in reason or "capped in code by the drawdown brake" in reason
 
 
 def _plans_by_day(targets: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, tuple[float, str]]]:

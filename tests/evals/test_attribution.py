@@ -7,7 +7,7 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from evals.attribution import BRAKE, CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
+from evals.attribution import BRAKE, BRAKE_TRIM, CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
 from evals.models import PolicyRun, Trade
 
 DAYS = pd.bdate_range("2024-01-01", periods=4)
@@ -75,6 +75,18 @@ def test_trades_are_classed_by_what_they_did_to_the_position() -> None:
     assert rows["top-up after a clamp"]["fills"] == 1  # the first buy was clamped: the plan asked again
     assert rows["exit"]["fees"] == pytest.approx(1.5)
     assert sum(r["fee_share"] for r in rows.values()) == pytest.approx(1.0)
+
+
+def test_a_sale_the_drawdown_brake_asked_for_is_its_own_kind_of_trim() -> None:
+    d = [x.date() for x in DAYS]
+    trades = (Trade(d[1], "A", "buy", 10, 100.0, 1.0), Trade(d[2], "A", "sell", 4, 100.0, 0.4),
+              Trade(d[3], "A", "sell", 2, 100.0, 0.2))
+    decisions = ({"date": d[0].isoformat(), "symbol": "A", "action": "buy", "clamped": None, "reason": "vol 20%"},
+                 {"date": d[1].isoformat(), "symbol": "A", "action": "sell", "clamped": None,
+                  "reason": "drawdown 12.0% (brake from 5.0%, 0 at 20.0%): at most 0.533 x size = 0.1067"},
+                 {"date": d[2].isoformat(), "symbol": "A", "action": "sell", "clamped": None, "reason": "band"})
+    rows = {r["cause"]: r["fills"] for r in why_traded(_run([{}] * 4, [], trades, decisions))}
+    assert rows == {"entry": 1, BRAKE_TRIM: 1, "trim": 1}
 
 
 def test_what_the_drawdown_brake_held_back_is_its_own_cause() -> None:
