@@ -35,8 +35,7 @@ Deliberate decisions:
   brake {0.25, 0.5}; its rule (v8's, breaker-latching candidates out) chose **core 1, brake 0.25**: each name held
   at its volatility size whatever the signal, the whole book cut from 5% of drawdown (with the 20% breaker). With
   core 1 the signal no longer moves a position: the in-sample evidence did not favour timing on the two universes
-  together. ``v8`` keeps the quarter core without
-  a brake, ``v7`` the profile without a core.
+  together. ``v8`` keeps the quarter core without a brake, ``v7`` the profile without a core.
 - ``balanced`` is the default (settings ``TRADEAGENT_PROFILE``, ``daily --profile``, eval's plain ``agent``): out of
   sample it beat the v3 sizing on Sharpe, return and costs (README, "Results"). ``v3`` (no profile in the
   context) keeps the offline rules of v3 (rules 1–8), so recorded replays and older results keep their meaning.
