@@ -360,6 +360,9 @@ def risk_node(state: DayState, deps: DayDeps) -> DayState:
         context["long_trend"] = {s: _long_trend(f) for s, f in state.get("features", {}).items()}
         if deps.profile.brake > 0:  # only then, so that a profile without a brake keeps its cache keys
             context["drawdown"] = _round(deps.drawdown)
+        if deps.profile.book_vol > 0:  # rule 9's book volatility target reads every pair (v10), and only it
+            context["all_correlations"] = {a: {b: _round(c) for b, c in row.items()}
+                                           for a, row in deps.market.correlations.items()}
     plan, outcome = _ask_node("risk", deps, RiskPlan, *_with_memory(state, deps, context, book_tools(deps)))
     update: DayState = {"nodes": {"risk": outcome}}
     if plan is None and outcome["abstain_reason"] == CACHE_MISS:

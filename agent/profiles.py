@@ -58,11 +58,13 @@ class Profile:
     trend_gate: str = "off"  # v6: "entry": enter only above the 200-day average; "hold": that, and a held name above it is not exited
     core: float = 0.0  # v8: share of the size held whatever the signal (0: none; 1: always the full size)
     brake: float = 0.0  # v9: share of max_drawdown from which every size shrinks, to 0 at max_drawdown (0: off)
+    book_vol: float = 0.0  # v10: the book's estimated annualised volatility at most this; every size scaled (0: off)
 
     def context(self) -> dict[str, Any]:
         out = asdict(self)
-        if not self.brake:  # left out at 0: a profile without a brake keeps the context (and cache keys) of v8
-            del out["brake"]
+        for key in ("brake", "book_vol"):  # left out at 0: such a profile keeps the context (and cache keys) it had
+            if not out[key]:
+                del out[key]
         return out
 
 

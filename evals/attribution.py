@@ -13,7 +13,8 @@ causes so that the rows add up to ``1 − average exposure`` exactly:
   a target of 0 by its stated cause (the rules' own phrases: no signal, exit score, below entry, no volatility
   estimate, open-position limit, a correlated name held, rule 9's drawdown brake, an LLM's own words); a
   positive target splits into ``sized below the cap`` (max_weight − target; ``drawdown brake`` when the brake
-  capped it: the size it had before the cap minus the target) and ``not at target`` (target − weight: the rebalance
+  capped it: the size it had before the cap minus the target; ``book volatility target`` when rule 9's book
+  volatility target scaled the size: the size before the scaling minus after) and ``not at target`` (target − weight: the rebalance
   band, a clamp or rejection by the guard, price drift since the fill);
 - after a breaker latched the kill switch (the replay's notes), every session's shortfall is ``kill switch MODE``:
   a HALTED book trades nothing, a REDUCING one only sells, whatever its last plan said;
@@ -51,6 +52,8 @@ _ZERO_CAUSES = (
 )
 KILL_SWITCH = "kill switch"  # "kill switch HALTED": the sessions decided after a breaker latched (nothing or only sales)
 _BRAKED = re.compile(r"brake from [^)]*\): at most ([0-9.]+) x size")
+BOOK_VOL = "book volatility target"  # rule 9 (v10): the part of a size the book's volatility target scaled away
+_BOOK_SCALED = re.compile(r"at full size, target [0-9.]+%: size x([0-9.]+)")
 CAP = "position cap × names"
 SIZED = "sized below the cap"
 OFF_TARGET = "not at target (band, guard, drift)"
@@ -96,7 +99,9 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
                 today[target_cause(why)] += short
             else:
                 size = _size_before_brake(target, why, max_weight)  # the brake's part of a capped target is its own
-                today[SIZED] += max_weight - size
+                unscaled = _size_before(_BOOK_SCALED, size, why, max_weight)  # and so is the book vol target's
+                today[SIZED] += max_weight - unscaled
+                today[BOOK_VOL] += unscaled - size
                 today[BRAKE] += size - target
                 today[OFF_TARGET] += target - w
         # More names than the equity can hold at the cap (20 names at 20%): the shortfalls add up to
@@ -118,9 +123,14 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
 
 def _size_before_brake(target: float, why: str, max_weight: float) -> float:
     """The size a positive target had before rule 9's brake capped it ("at most S x size = T"), else the target."""
-    match = _BRAKED.search(why)
+    return _size_before(_BRAKED, target, why, max_weight)
+
+
+def _size_before(factor: re.Pattern[str], size: float, why: str, max_weight: float) -> float:
+    """``size`` before the factor a rationale names (``factor``'s group) scaled it down, else ``size``."""
+    match = factor.search(why)
     share = float(match.group(1)) if match else 1.0
-    return min(max_weight, target / share) if 0 < share < 1 else target
+    return min(max_weight, size / share) if 0 < share < 1 else size
 
 
 def why_traded(run: PolicyRun) -> list[dict[str, Any]]:

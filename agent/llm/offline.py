@@ -61,6 +61,7 @@ from agent.llm.base import LLMRequest, LLMResponse
 from agent.llm.offline_sizing import (
     DEFAULT_MAX_DRAWDOWN,
     REBALANCE_BAND,
+    book_vol_scale,
     brake,
     gross_step,
     one_exposure_per_cluster,
@@ -302,6 +303,22 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     cores: dict[str, float] = {}  # rule 9's core: symbol -> its core weight, for names not open above it
     bearish: set[str] = set()  # combined score at or below the exit: a core held only because it is the core
     braked: set[str] = set()  # rule 9's brake cut these: a sale down to the cap needs no 2-point band
+
+    def size_of(sym: str) -> float | None:
+        """Rule 9's size (after the spread; memory's halving still halves it), before the book volatility target."""
+        combo, vol = combos[sym], _num(vols.get(sym))
+        if not profile or combo is None or vol is None or vol <= 0:
+            return None
+        conf, _ = _memory_lesson(memory.get(sym), combo[1])
+        return min(size_cap, min(1.0, float(profile["vol_target"]) / vol) * conf / combo[1])
+
+    # rule 9's book volatility target (v10): every size scaled so that the book of all sized names stays under it
+    book_target = float(profile.get("book_vol") or 0.0) if profile else 0.0
+    book_scale, book_est = 1.0, 0.0
+    if book_target > 0:
+        sizes = {s: w for s in symbols if s not in exit_only and (w := size_of(s)) is not None}
+        book_scale, book_est = book_vol_scale(book_target, sizes, {s: float(_num(vols.get(s)) or 0.0) for s in sizes},
+                                              ctx.get("all_correlations") or {})
     for sym in symbols:
         held = max(0.0, positions.get(sym, 0.0))
         keep = min(held, max_w)
@@ -318,9 +335,10 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
         lt = _num(long_trend.get(sym))
-        # rule 9's size (after the spread; memory's halving still halves it), and its core share (v8)
-        full = (min(size_cap, min(1.0, float(profile["vol_target"]) / vol) * conf / conf0)
-                if profile and vol is not None and vol > 0 else None)
+        full = size_of(sym)  # rule 9's size, scaled by the book volatility target, and its core share (v8)
+        if full is not None and book_scale < 1:
+            full *= book_scale
+            why += f"; book vol {book_est:.1%} at full size, target {book_target:.1%}: size x{book_scale:.3f}"
         # with a core, a position at its core is not "open" for the entry and the trend gate: growing it to the
         # full size is an entry (a held name within the band of its core size counts as at the core)
         core_w = core * full if core > 0 and full is not None else 0.0
@@ -422,7 +440,9 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
     n_open = sum(1 for t in targets if t.target_weight > 0)
     sizing = (f"profile {profile['name']}: vol target {float(profile['vol_target']):.0%}, entry {entry}, exit {exit_at}, "
               f"band {float(profile['band']):.0%}" + (f", core {core:.0%}" if core else "")
-              + (f", brake x{throttle:.3f}" if throttle < 1 else "") if profile
+              + (f", brake x{throttle:.3f}" if throttle < 1 else "")
+              + (f", book vol {book_est:.1%} > {book_target:.1%}: sizes x{book_scale:.3f}" if book_scale < 1 else "")
+              if profile
               else f"vol target {VOL_TARGET:.0%}, entry {ENTRY_SCORE}, band {REBALANCE_BAND}")
     comment = f"offline-rules: {n_open} positions, gross {final_gross:.4f} (cap {gross_cap:.4f}); {sizing}"
     return RiskPlan(targets=targets, comment=comment)

@@ -7,7 +7,11 @@ import dataclasses
 import pandas as pd
 import pytest
 
-from evals.attribution import BRAKE, BRAKE_TRIM, CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
+from agent.llm.base import LLMRequest
+from agent.llm.offline import OfflineRulesClient
+from agent.models import RiskPlan
+from agent.profiles import PROFILES
+from evals.attribution import BOOK_VOL, BRAKE, BRAKE_TRIM, CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
 from evals.models import PolicyRun, Trade
 
 DAYS = pd.bdate_range("2024-01-01", periods=4)
@@ -108,6 +112,25 @@ def test_only_the_brakes_part_of_a_capped_size_is_the_brakes() -> None:
     run = _run(weights=[{}, {"A": 0.05}, {"A": 0.05}, {"A": 0.05}], targets=[_t(0, "A", 0.05, capped)])
     rows = {r["cause"]: r["share"] for r in why_not_invested(run, ["A"], 0.2)}
     assert rows[BRAKE] == pytest.approx(3 * 0.05 / 4) and rows[SIZED] == pytest.approx(3 * 0.10 / 4)
+
+
+def test_the_book_volatility_targets_part_of_a_size_is_its_own_and_the_brakes_is_taken_from_what_is_left() -> None:
+    # the rules' own rationale: A's size 0.15 / 0.5 = 0.3 is capped at 0.2; with B (unmeasured pair: counted as one)
+    # the book is 2 x 0.2 x 0.5 = 20% of volatility, the 10% target halves each size to 0.1, and the brake at 12.5% of
+    # drawdown (from 5%, 0 at 20%) halves that again
+    ctx = {"as_of": "2024-03-01", "equity": 1e4, "cash": 1e4, "positions": {}, "drawdown": 0.125,
+           "limits": {"max_position_weight": 0.2, "max_gross_exposure": 1.0, "max_open_positions": 3},
+           "signals": {s: {"analyst": {"score": 0.8, "confidence": 0.8}} for s in "AB"}, "volatility": {"A": 0.5, "B": 0.5},
+           "profile": {**PROFILES["balanced"].context(), "brake": 0.25, "book_vol": 0.10}}
+    plan = RiskPlan.model_validate_json(OfflineRulesClient().complete(LLMRequest(node="risk", messages=[], context=ctx))
+                                        .content or "")
+    a = next(t for t in plan.targets if t.symbol == "A")
+    assert a.target_weight == pytest.approx(0.05, abs=1e-4)
+    run = _run(weights=[{}, {"A": 0.05}, {"A": 0.05}, {"A": 0.05}], targets=[_t(0, "A", a.target_weight, a.rationale)])
+    rows = {r["cause"]: r["share"] for r in why_not_invested(run, ["A"], 0.2)}
+    assert rows[BOOK_VOL] == pytest.approx(3 * 0.10 / 4, abs=1e-4) and rows[BRAKE] == pytest.approx(3 * 0.05 / 4, abs=1e-4)
+    assert SIZED not in rows or rows[SIZED] == pytest.approx(0.0, abs=1e-4)
+    assert sum(rows.values()) == pytest.approx(1.0 - float(run.exposure.mean()))
 
 
 def test_after_a_breaker_latched_the_cash_is_the_kill_switchs() -> None:

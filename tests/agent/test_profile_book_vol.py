@@ -1,0 +1,107 @@
+"""Rule 9's book volatility target (offline rules v10): every size scaled so the book's estimated vol stays under it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from datetime import date
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from agent.llm.base import LLMRequest
+from agent.llm.offline import OfflineRulesClient
+from agent.llm.offline_sizing import book_vol_scale
+from agent.models import RiskPlan
+from agent import nodes
+from agent.profiles import PROFILES
+from portfolio.risk import CEILINGS
+from tests.agent.test_llm_offline import LIMITS, risk, sig
+
+CORE1 = {**PROFILES["v7"].context(), "core": 1.0}  # every name at its full size: only the sizing moves it
+TWO = {"A": {"analyst": sig(0.8, 0.8)}, "B": {"analyst": sig(0.8, 0.8)}}
+VOLS = {"A": 0.30, "B": 0.60}  # sizes 0.15 / 0.30 = 0.5 and 0.25, both capped at the 20% position cap
+
+
+def test_the_estimate_is_the_books_volatility_with_unknown_pairs_counted_as_one() -> None:
+    sizes, vols = {"A": 0.2, "B": 0.2}, {"A": 0.3, "B": 0.6}
+    # 0.2 x 0.3 = 0.06 and 0.2 x 0.6 = 0.12 of volatility: sqrt(0.06² + 0.12² + 2 x 0.06 x 0.12 x r)
+    for r, expected in ((1.0, 0.18), (0.0, math.hypot(0.06, 0.12)), (-1.0, 0.06)):
+        scale, est = book_vol_scale(0.09, sizes, vols, {"A": {"B": r}})
+        assert est == pytest.approx(expected)
+        assert scale == pytest.approx(min(1.0, 0.09 / expected))
+    assert book_vol_scale(0.09, sizes, vols, {"B": {"A": 0.0}})[1] == pytest.approx(math.hypot(0.06, 0.12))  # either way
+    assert book_vol_scale(0.09, sizes, vols, {})[1] == pytest.approx(0.18)  # nobody measured the pair: no credit
+    assert book_vol_scale(0.0, sizes, vols, {}) == (1.0, pytest.approx(0.18))  # no target: nothing scaled
+    assert book_vol_scale(0.09, {"A": 0.2, "B": 0.0}, vols, {}) == (1.0, pytest.approx(0.06))  # under it: 1
+    assert book_vol_scale(0.09, {}, {}, {}) == (1.0, 0.0)
+
+
+def test_every_size_is_scaled_by_the_same_factor_and_the_reason_says_so() -> None:
+    plain = risk(profile=CORE1, signals=TWO, volatility=VOLS)
+    assert plain == {"A": 0.2, "B": 0.2}
+    together = {"A": {"B": 1.0}}  # the book 0.18 of volatility, a 9% target halves it
+    text = risk(profile={**CORE1, "book_vol": 0.09}, signals=TWO, volatility=VOLS, all_correlations=together)
+    assert text == {"A": pytest.approx(0.1, abs=1e-4), "B": pytest.approx(0.1, abs=1e-4)}
+    # independent names: 0.134 of volatility, scaled by 0.09 / 0.134
+    apart = risk(profile={**CORE1, "book_vol": 0.09}, signals=TWO, volatility=VOLS, all_correlations={"A": {"B": 0.0}})
+    factor = 0.09 / math.hypot(0.06, 0.12)
+    assert apart == {"A": pytest.approx(0.2 * factor, abs=1e-4), "B": pytest.approx(0.2 * factor, abs=1e-4)}
+    # a loose target changes nothing; without the key the pair counts as one
+    assert risk(profile={**CORE1, "book_vol": 0.5}, signals=TWO, volatility=VOLS) == plain
+    assert risk(profile={**CORE1, "book_vol": 0.09}, signals=TWO, volatility=VOLS) == text
+
+
+def test_the_reason_of_a_scaled_target_names_the_estimate_and_the_factor() -> None:
+    ctx = {"as_of": "2024-03-01", "equity": 10_000.0, "cash": 10_000.0, "positions": {}, "limits": LIMITS,
+           "signals": TWO, "volatility": VOLS, "profile": {**CORE1, "book_vol": 0.09}}
+    plan = RiskPlan.model_validate_json(OfflineRulesClient().complete(
+        LLMRequest(node="risk", messages=[], context=ctx)).content or "")
+    assert all("book vol 18.0% at full size, target 9.0%: size x0.500" in t.rationale for t in plan.targets)
+    assert "book vol 18.0% > 9.0%: sizes x0.500" in plan.comment
+
+
+def test_the_scaled_size_is_what_the_band_the_core_and_the_brake_start_from() -> None:
+    prof = {**CORE1, "book_vol": 0.09, "band": 0.25}
+    # held at 0.2 each, the scaled size 0.1 is outside a 25% band: sold down to it
+    assert risk(profile=prof, positions={"A": 0.2, "B": 0.2}, signals=TWO, volatility=VOLS) == {
+        "A": pytest.approx(0.1, abs=1e-4), "B": pytest.approx(0.1, abs=1e-4)}
+    # held at 0.115, within 25% of the size 0.1: kept (no churn on each day's small change of the estimate)
+    assert risk(profile=prof, positions={"A": 0.115, "B": 0.115}, signals=TWO, volatility=VOLS) == {
+        "A": 0.115, "B": 0.115}
+    # the brake caps a share of the scaled size: half of it at 15% of drawdown with brake 0.5
+    assert risk(profile={**prof, "brake": 0.5}, drawdown=0.15, signals=TWO, volatility=VOLS) == {
+        "A": pytest.approx(0.05, abs=1e-4), "B": pytest.approx(0.05, abs=1e-4)}
+
+
+def test_names_the_rules_do_not_size_are_left_out_of_the_estimate_and_keep_their_weight() -> None:
+    prof = {**CORE1, "book_vol": 0.09}
+    # B has no volatility estimate: only A's 0.2 x 0.3 = 6% counts, under the target; B keeps its held weight
+    assert risk(profile=prof, positions={"B": 0.15}, signals=TWO, volatility={"A": 0.3, "B": None}) == {
+        "A": 0.2, "B": 0.15}
+    # a held name no node spoke about (rule 2) is held as it is and not counted
+    assert risk(profile=prof, positions={"C": 0.2}, signals={"A": TWO["A"]}, volatility=VOLS) == {"A": 0.2, "C": 0.2}
+
+
+def test_only_a_profile_with_the_target_is_given_every_correlation_pair(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
+    monkeypatch.setattr(nodes, "_ask_node", lambda node, deps, model, ctx, *rest: (seen.append(ctx), (None, {
+        "abstain_reason": "error"}))[1])
+    monkeypatch.setattr(nodes, "_with_memory", lambda state, deps, context, tools: (context, tools))
+    monkeypatch.setattr(nodes, "book_tools", lambda deps: [])
+
+    def context(profile: Any) -> dict[str, Any]:
+        deps = SimpleNamespace(
+            run_date=date(2024, 3, 1), profile=profile, drawdown=0.0, limits=CEILINGS,
+            portfolio=SimpleNamespace(base_currency="USD", equity=1e4, cash=1e4, positions=[]),
+            market=SimpleNamespace(quotes={}, correlations={"A": {"B": 0.31}, "B": {"A": 0.31}}))
+        nodes.risk_node({"nodes": {"analyst": {"status": "ok", "output": {"signals": []}}}, "features": {}},
+                        deps)  # type: ignore[arg-type]
+        return seen.pop()
+
+    with_target = context(replace(PROFILES["balanced"], book_vol=0.1))
+    assert with_target["all_correlations"] == {"A": {"B": 0.31}, "B": {"A": 0.31}}
+    assert with_target["profile"]["book_vol"] == 0.1
+    without = context(PROFILES["balanced"])
+    assert "all_correlations" not in without and "book_vol" not in without["profile"]
