@@ -1,6 +1,7 @@
 """Choose the ``balanced`` risk profile walk-forward: a small grid replayed on the IN-SAMPLE span only.
 
-The grid (``--grid``): v9 (default) is ``balanced`` with each core share of ``CORES_V9`` and each drawdown brake
+The grid (``--grid``): v10 (default) is v9's ``balanced`` with each book volatility target of ``BOOK_VOLS`` and
+v9's ``balanced`` itself (no target) as the incumbent; v9 is ``balanced`` with each core share of ``CORES_V9`` and each drawdown brake
 of ``BRAKES``, and v8's ``balanced`` (core 0.25, no brake) as the incumbent; v8 is ``balanced`` with each core share
 of ``CORES``, every other number as chosen in v6; v6 is the 20 candidates that chose v6's thresholds, spread and
 trend gate. Every candidate is the
@@ -44,16 +45,20 @@ TIE = 0.02
 CORES = (0.0, 0.25, 0.5, 0.75, 1.0)  # v8's grid: balanced (v6) with each core share, nothing else changed
 BRAKES = (0.25, 0.5)  # v9's grid: balanced (v8) with each core share of CORES_V9 and each brake, plus v8 itself
 CORES_V9 = (0.25, 0.5, 0.75, 1.0)
+BOOK_VOLS = (0.04, 0.06, 0.08, 0.10, 0.12)  # v10's grid: v9's balanced with each book volatility target, plus itself
 
 
-def grid(version: str = "v9") -> list[Profile]:
+def grid(version: str = "v10") -> list[Profile]:
     base = PROFILES["balanced"]
+    if version == "v10":
+        v9 = replace(base, name="bookvol0", book_vol=0.0)  # the incumbent, v9's balanced
+        return [v9, *(replace(base, name=f"bookvol{v:g}", book_vol=v) for v in BOOK_VOLS)]
     if version == "v9":
-        v8 = replace(base, name="core0.25", core=0.25, brake=0.0)  # the incumbent, v8's balanced
-        return [v8, *(replace(base, name=f"core{c:g}brake{b:g}", core=c, brake=b)
+        v8 = replace(base, name="core0.25", core=0.25, brake=0.0, book_vol=0.0)  # the incumbent, v8's balanced
+        return [v8, *(replace(base, name=f"core{c:g}brake{b:g}", core=c, brake=b, book_vol=0.0)
                       for c in CORES_V9 for b in BRAKES)]
     if version == "v8":
-        return [replace(base, name=f"core{c:g}", core=c, brake=0.0) for c in CORES]
+        return [replace(base, name=f"core{c:g}", core=c, brake=0.0, book_vol=0.0) for c in CORES]
     return [Profile(f"e{e:g}x{x:g}{'' if g == 'off' else g}{'s' if sp else ''}", vol_target=VOL_TARGET, entry=e, exit=x,
                     band=BAND, trend_gate=g, spread=sp)
             for sp, g, e, x in itertools.product(SPREADS, GATES, ENTRIES, EXITS)
@@ -108,9 +113,9 @@ def summary(files: list[Path]) -> None:
     best = sum(r["sharpe"] for r in eligible[0][1]) / len(eligible[0][1])
     near = [kv for kv in eligible if best - sum(r["sharpe"] for r in kv[1]) / len(kv[1]) <= TIE]
     chosen = min(near, key=lambda kv: sum(r["turnover"] for r in kv[1]) / len(kv[1]))[0]
-    print("| entry | exit | spread | trend gate | core | brake | mean Sharpe | " + " | ".join(
+    print("| entry | exit | spread | trend gate | core | brake | book vol | mean Sharpe | " + " | ".join(
         f"{u} Sharpe / return / max DD / turnover ×/yr / fills" for u in universes) + " |")
-    print("|---|---|---|---|---|---|---|" + "---|" * len(universes))
+    print("|---|---|---|---|---|---|---|---|" + "---|" * len(universes))
     for name, rs in ranked:
         p, mean = rs[0]["profile"], sum(r["sharpe"] for r in rs) / len(rs)
         cells = []
@@ -122,6 +127,7 @@ def summary(files: list[Path]) -> None:
         mark = "**" if name == chosen else ("~~" if all(kv[0] != name for kv in eligible) else "")
         print(f"| {p['entry']:.2f} | {p['exit']:.2f} | {'on' if p.get('spread') else 'off'} | "
               f"{_gate(p.get('trend_gate'))} | {float(p.get('core') or 0.0):.2f} | {float(p.get('brake') or 0.0):.2f} | "
+              f"{float(p.get('book_vol') or 0.0):.2f} | "
               f"{mark}{mean:.3f}{mark} | " + " | ".join(cells) + " |")
     print(f"\nchosen: {chosen}")
 
@@ -130,8 +136,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--part", default="1/1", help="k/n: run every n-th candidate starting at k (two processes)")
     parser.add_argument("--universes", default="demo,synthetic-20")
-    parser.add_argument("--grid", choices=("v6", "v8", "v9"), default="v9",
-                        help="v9: balanced with each core share and drawdown brake, and v8's balanced; v8: each core "
+    parser.add_argument("--grid", choices=("v6", "v8", "v9", "v10"), default="v10",
+                        help="v10: v9's balanced with each book volatility target, and itself; v9: balanced with each core share and drawdown brake, and v8's balanced; v8: each core "
                              "share; v6: the 20 candidates of v6 (docs/tuning.md)")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="tune-")))
     parser.add_argument("--summary", type=Path, nargs="+", help="rank the JSON lines saved from the parts instead")
