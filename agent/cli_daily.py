@@ -80,6 +80,9 @@ def render_summary(result: DailyResult) -> None:
         if cut := ((r.get("nodes", {}).get("risk") or {}).get("brake") or {}).get("capped"):
             console.print(Text.assemble(("drawdown brake: ", "yellow"), printable(
                 f"the risk node's plan went above the brake on {', '.join(c['symbol'] for c in cut)}: capped in code")))
+    if planned and (book := risk.get("book_vol")):  # rule 9's book volatility target (v10): the plan against it
+        console.print(f"book volatility: the plan's book is an estimated {book['planned']:.1%} a year (profile target "
+                      f"{book['target']:.1%}; 20-day volatilities, 60-day correlations)", style="dim")
     for note in risk.get("notes", []):
         console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
     for note in r.get("data", {}).get("notes", []):

@@ -35,7 +35,7 @@ import pandas as pd
 from agent.graph import run_day_graph
 from agent.llm.base import LLMClient
 from agent.memory_day import close_day, open_day
-from agent.profiles import brake_share
+from agent.profiles import book_volatility, brake_share
 from agent.quant_inputs import QuantSetup
 from agent.state import DayDeps
 from memory.store import MemoryStore
@@ -307,7 +307,9 @@ def _trade(
                  # brake allows at it (null without a brake in the profile)
                  "drawdown": deps.drawdown,
                  "brake": (brake_share(deps.profile.brake, deps.drawdown, book.limits.max_drawdown)
-                           if deps.profile is not None and deps.profile.brake > 0 else None)},
+                           if deps.profile is not None and deps.profile.brake > 0 else None),
+                 # the estimated volatility of the planned book against the profile's book volatility target
+                 "book_vol": _planned_book_vol(state, deps)},
         "llm_calls": sum(int(n.get("llm_calls", 0)) for n in state.get("nodes", {}).values()),
         "tokens": sum(int(n.get("tokens", 0)) for n in state.get("nodes", {}).values()),
         "timings": {**state.get("timings", {}), "graph_seconds": round(time.perf_counter() - started, 4)},
@@ -324,6 +326,21 @@ def _trade(
     if alerts_error is not None:
         results["alerts_error"] = alerts_error
     return results
+
+
+def _planned_book_vol(state: dict[str, Any], deps: DayDeps) -> dict[str, float] | None:
+    """``{target, planned}``: the profile's book volatility target (rule 9, v10) and the estimated annualised
+    volatility of the risk node's plan (any plan, an LLM's too; names without a volatility estimate not counted).
+    None without a target in the profile or without a plan."""
+    risk = (state.get("nodes") or {}).get("risk") or {}
+    if deps.profile is None or deps.profile.book_vol <= 0 or risk.get("status") != "ok" or not risk.get("output"):
+        return None
+    quotes = deps.market.quotes
+    weights = {t["symbol"]: float(t["target_weight"]) for t in risk["output"].get("targets", [])
+               if (q := quotes.get(t["symbol"])) is not None and q.volatility is not None and q.volatility > 0}
+    vols = {s: float(quotes[s].volatility or 0.0) for s in weights}
+    return {"target": deps.profile.book_vol,
+            "planned": round(book_volatility(weights, vols, deps.market.correlations), 6)}
 
 
 def _status(state: dict[str, Any], dry_run: bool) -> str:

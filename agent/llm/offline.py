@@ -61,7 +61,6 @@ from agent.llm.base import LLMRequest, LLMResponse
 from agent.llm.offline_sizing import (
     DEFAULT_MAX_DRAWDOWN,
     REBALANCE_BAND,
-    book_vol_scale,
     brake,
     gross_step,
     one_exposure_per_cluster,
@@ -69,6 +68,7 @@ from agent.llm.offline_sizing import (
 )
 from agent.llm.offline_sizing import num as _num
 from agent.models import AnalystReport, QuantReport, RiskPlan, SentimentReport, SymbolSignal, TargetWeight
+from agent.profiles import book_vol_scale
 
 PROVIDER = "offline-rules"
 MODEL = "offline-rules-v1"

@@ -1,7 +1,7 @@
 """Rule 9's book-level steps of the offline risk rules (``agent.llm.offline``; ``prompts/offline_rules.md``).
 
 Split from the per-symbol rules so that each module stays short: the drawdown brake and the smallest trade it may
-leave, the book volatility target, the gross step with the rebalance band, and correlated names as one exposure. Pure functions of the
+leave, the gross step with the rebalance band, and correlated names as one exposure. Pure functions of the
 risk node's context and the plan being built; the same inputs give the same outputs.
 """
 
@@ -11,7 +11,7 @@ import math
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from agent.profiles import brake_share
+from agent.profiles import brake_share, pair_correlation
 
 REBALANCE_BAND = 0.02  # weight changes smaller than 2 points of equity are not traded (no churn)
 DEFAULT_MAX_DRAWDOWN = 0.20  # the guard's ceiling, when the context's limits leave it out
@@ -44,34 +44,6 @@ def brake(profile: dict[str, Any] | None, drawdown: float | None, limits: dict[s
     if share >= 1:
         return 1.0, ""
     return share, f"drawdown {drawdown:.1%} (brake from {min(brake, 1.0) * limit:.1%}, 0 at {limit:.1%})"
-
-
-def pair_correlation(corr: dict[str, Any], a: str, b: str) -> float | None:
-    """The return correlation of ``a`` and ``b`` in a context's ``{a: {b: r}}`` map (either way round), or None."""
-    c = num((corr.get(a) or {}).get(b))
-    return c if c is not None else num((corr.get(b) or {}).get(a))
-
-
-def book_vol_scale(target: float, sizes: dict[str, float], vols: dict[str, float],
-                   corr: dict[str, Any]) -> tuple[float, float]:
-    """Rule 9's book volatility target (v10): the factor every size is scaled by, and the book's estimated volatility.
-
-    The estimate is that of the book holding every sized name at its size: sqrt(sum of w_a w_b vol_a vol_b r_ab),
-    with each name's annualised volatility and the return correlations of the context (``all_correlations``); an
-    unknown pair counts as 1 (no credit for diversification nobody measured). Above ``target`` every size is scaled
-    by ``target`` / estimate; at or below it, or with no target (0), by 1.
-    """
-    names = sorted(s for s, w in sizes.items() if w > 0)
-    variance = 0.0
-    for a in names:
-        for b in names:
-            rho = 1.0 if a == b else pair_correlation(corr, a, b)
-            rho = 1.0 if rho is None else max(-1.0, min(1.0, rho))
-            variance += sizes[a] * sizes[b] * vols[a] * vols[b] * rho
-    estimate = math.sqrt(max(variance, 0.0))
-    if target <= 0 or estimate <= target:
-        return 1.0, estimate
-    return target / estimate, estimate
 
 
 def gross_step(plan: dict[str, tuple[float, float, str]], positions: dict[str, float], gross_cap: float,

@@ -10,12 +10,11 @@ from typing import Any
 
 import pytest
 
+from agent import nodes
 from agent.llm.base import LLMRequest
 from agent.llm.offline import OfflineRulesClient
-from agent.llm.offline_sizing import book_vol_scale
 from agent.models import RiskPlan
-from agent import nodes
-from agent.profiles import PROFILES
+from agent.profiles import PROFILES, book_vol_scale
 from portfolio.risk import CEILINGS
 from tests.agent.test_llm_offline import LIMITS, risk, sig
 
@@ -103,5 +102,5 @@ def test_only_a_profile_with_the_target_is_given_every_correlation_pair(monkeypa
     with_target = context(replace(PROFILES["balanced"], book_vol=0.1))
     assert with_target["all_correlations"] == {"A": {"B": 0.31}, "B": {"A": 0.31}}
     assert with_target["profile"]["book_vol"] == 0.1
-    without = context(PROFILES["balanced"])
+    without = context(PROFILES["v9"])
     assert "all_correlations" not in without and "book_vol" not in without["profile"]

@@ -162,10 +162,11 @@ def test_while_the_brake_binds_sentiment_cannot_lift_a_target_or_cancel_a_sale()
 def test_day_after_day_the_user_is_told_when_the_brake_binds_and_a_resume_restarts_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # the default profile through October 2008 with a 4% drawdown limit (the brake binds from 1%): the daily
-    # summary says so with the way out; the book never latches HALTED; `risk resume` restarts the peak
+    # v9's default (a brake, no book volatility target) through October 2008 with a 4% drawdown limit (the brake
+    # binds from 1%): the daily summary says so with the way out; the book never latches HALTED; `risk resume`
+    # restarts the peak
     monkeypatch.setenv("TRADEAGENT_HOME", str(tmp_path))
-    monkeypatch.setenv("TRADEAGENT_PROFILE", "balanced")
+    monkeypatch.setenv("TRADEAGENT_PROFILE", "v9")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     (tmp_path / "risk.toml").write_text("[limits]\nmax_drawdown = 0.04\n")
     days = ["2008-09-30", "2008-10-01", "2008-10-02", "2008-10-03", "2008-10-06", "2008-10-07"]

@@ -13,7 +13,7 @@ from prompts import Prompt, load_prompt, render
 
 NODE_PROMPTS = ["analyst", "sentiment", "quant", "risk"]
 ALL_PROMPTS = ["system", *NODE_PROMPTS, "offline_rules"]
-VERSIONS = {"offline_rules": "9", "risk": "5"}  # 2: rule 6; 3: sentiment tilt, memory; 4: risk profiles (rule 9); 5: its gross step; 6: spread, trend gate; 7: exit_only; 8: core; 9: brake
+VERSIONS = {"offline_rules": "10", "risk": "6"}  # 2: rule 6; 3: sentiment tilt, memory; 4: risk profiles (rule 9); 5: its gross step; 6: spread, trend gate; 7: exit_only; 8: core; 9: brake; 10: book vol
 
 
 @pytest.mark.parametrize("name", ALL_PROMPTS)

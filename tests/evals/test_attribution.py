@@ -11,7 +11,16 @@ from agent.llm.base import LLMRequest
 from agent.llm.offline import OfflineRulesClient
 from agent.models import RiskPlan
 from agent.profiles import PROFILES
-from evals.attribution import BOOK_VOL, BRAKE, BRAKE_TRIM, CAP, OFF_TARGET, SIZED, why_not_invested, why_traded
+from evals.attribution import (
+    BOOK_VOL,
+    BRAKE,
+    BRAKE_TRIM,
+    CAP,
+    OFF_TARGET,
+    SIZED,
+    why_not_invested,
+    why_traded,
+)
 from evals.models import PolicyRun, Trade
 
 DAYS = pd.bdate_range("2024-01-01", periods=4)
