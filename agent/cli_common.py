@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Annotated, Any, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -45,6 +45,7 @@ console = Console(markup=False, width=console_width(sys.stdout))
 err_console = Console(stderr=True, markup=False, width=console_width(sys.stderr))
 
 F = TypeVar("F", bound=Callable[..., Any])
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 EARLIEST_DATE, LATEST_DATE = date(1900, 1, 1), date(2199, 12, 31)
 
 

@@ -14,12 +14,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from agent.cli_common import UserError, cli_errors, console, load_settings, print_json
+from agent.cli_common import JsonFlag, UserError, cli_errors, console, load_settings, print_json
 from portfolio.broker import PaperBroker
 from portfolio.ledger import Ledger
 
 app = typer.Typer(help="Pending paper orders: list them, cancel them by hand.", no_args_is_help=True)
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
 
 
 @app.command("list")

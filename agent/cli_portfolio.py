@@ -1,4 +1,4 @@
-"""CLI: ``tradeagent portfolio``, ``tradeagent trades`` and ``tradeagent risk limits|status|halt|reduce|resume``.
+"""CLI: ``tradeagent portfolio`` and ``tradeagent trades`` (the ``risk`` group is ``agent.cli_risk``).
 
 Contract of ``portfolio --json``: the keys of shared/DESIGN.md (``base_currency``, ``cash``, ``equity``,
 ``positions`` [``symbol``, ``quantity``, ``avg_price``, ``market_value``, ``weight``]), then ``as_of`` (the book's
@@ -22,13 +22,6 @@ Deliberate decisions:
   universe whose path is not recorded or no longer exists, no cached bars, a locked file) is one dim line:
   the command never fails for it.
 - ``portfolio --plot FILE.png`` draws the stored equity marks and fills (``agent.plots.equity_figure``).
-- The kill switch lives here (``risk halt|reduce|resume``), never in an LLM tool. ``resume`` and ``reduce``
-  record the book's last equity-mark day as ``since``: the drawdown breaker measures its peak from there
-  (``portfolio.breakers``). ``risk`` prints recorded text through ``printable`` (control characters escaped). ``risk limits`` shows the
-  limits IN FORCE: the coded ceilings tightened by ``TRADEAGENT_HOME/risk.toml``, each with its ceiling,
-  unit and meaning (``portfolio.risk.LIMIT_INFO``); ``--json`` keeps plain numbers under the limit names.
-  A looser value keeps the ceiling and is reported on stderr; a risk.toml that does not parse or holds an
-  unknown table, key or a non-number is ``RiskConfigError``: one line, exit 2 (the daily run refuses too).
 """
 
 from __future__ import annotations
@@ -37,7 +30,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,23 +39,25 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli_common import UserError, cli_errors, console, err_console, load_settings, plot_path, print_json
+from agent.cli_common import (
+    JsonFlag,
+    UserError,
+    cli_errors,
+    console,
+    err_console,
+    load_settings,
+    plot_path,
+    print_json,
+)
 from agent.cli_explain import printable
-from portfolio import outbox
-from portfolio.errors import LedgerError
+from agent.cli_risk import risk_app
 from portfolio.ledger import Ledger
-from portfolio.models import RiskMode, RiskState
-from portfolio.risk import CEILINGS, LIMIT_INFO, RiskStateStore, load_limits
-from portfolio.storage import connect
 from tools.cache import MarketCache
 from tools.errors import DataError
 from tools.fx import fx_instrument
 from tools.models import Instrument
 from tools.universe import load_universe
 from tools.validation import last_valuation_close
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON on stdout.")]
-ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (recorded in the risk state).")]
 
 _DEFAULT_CASH = 10_000.0
 _DEFAULT_BASE = "USD"
@@ -332,147 +327,6 @@ def trades_cmd(json_: JsonFlag = False) -> None:
         table.add_row(o.order_id, o.status, o.side, o.symbol, f"{o.quantity:g}", f"{o.filled_quantity:g}",
                       o.status_reason or o.clamped or "")
     console.print(table)
-
-
-risk_app = typer.Typer(help="Risk limits in force and the kill switch (halt, reduce, resume).",
-                       no_args_is_help=True)
-
-
-@risk_app.command("limits")
-@cli_errors
-def risk_limits_cmd(json_: JsonFlag = False) -> None:
-    """Show the risk limits in force (coded ceilings tightened by risk.toml), with units and meanings."""
-    limits, notes = load_limits(load_settings().risk_config_path)
-    for note in notes:
-        err_console.print(Text.assemble(("warning: ", "yellow"), note), highlight=False)
-    if json_:
-        print_json(limits.model_dump())
-        return
-    table = Table("limit", "in force", "ceiling", "unit", "meaning")
-    ceilings = CEILINGS.model_dump()
-    for key, value in limits.model_dump().items():
-        unit, meaning = LIMIT_INFO[key]
-        table.add_row(key, _number(value), _number(ceilings[key]), unit, meaning)
-    console.print(table)
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if float(value).is_integer() else f"{value:g}"
-
-
-def _show_state(state: RiskState, json_: bool) -> None:
-    """The state as one line; recorded text (reason, author) goes through ``printable``: no control characters."""
-    if json_:
-        print_json(state.model_dump(mode="json"))
-    else:
-        since = f" since {state.since}" if state.since else ""
-        console.print(Text.assemble("Risk mode ", (printable(state.mode), "bold"),
-                                    f"{since} ({printable(state.changed_by)}): {printable(state.reason)}"))
-
-
-@risk_app.command("status")
-@cli_errors
-def risk_status_cmd(json_: JsonFlag = False) -> None:
-    """Show the risk mode (ACTIVE, REDUCING, HALTED) and why."""
-    settings = load_settings()
-    _show_state(RiskStateStore(settings.risk_state_path).load(book_exists=_book_exists(settings.db_path)), json_)
-
-
-def _book_exists(db_path: Path) -> bool:
-    """Whether a paper book with activity exists (a locked file counts: a run holding it has a book)."""
-    try:
-        ledger = Ledger.open_existing(db_path)
-    except LedgerError:
-        return True
-    if ledger is None:
-        return False
-    try:
-        return ledger.last_activity() is not None
-    finally:
-        ledger.close()
-
-
-def _last_mark_day(db_path: Path) -> tuple[date | None, str | None]:
-    """The book's last equity-mark day (read-only), or None and why not (no ledger, no marks, a locked file)."""
-    try:
-        ledger = Ledger.open_existing(db_path)
-    except LedgerError as exc:
-        return None, f"the ledger cannot be read ({' '.join(str(exc).split())})"
-    if ledger is None:
-        return None, "there is no ledger yet"
-    try:
-        curve = ledger.equity_curve()
-    finally:
-        ledger.close()
-    return (curve[-1][0], None) if curve else (None, "the book has no equity marks yet")
-
-
-def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
-    """A person's word: written under the store's lock, so a run about to place orders reads it first or not at all.
-
-    ``resume`` and ``reduce`` record the BOOK's last equity-mark day as ``since`` (not the wall clock: a book
-    may live in 2013): the breakers measure the drawdown peak from that mark on (``portfolio.breakers``).
-    """
-    settings = load_settings()
-    settings.ensure_home()
-    since, why_not = (date.today(), None) if mode == "HALTED" else _last_mark_day(settings.db_path)
-    state = RiskState(mode=mode, reason=reason, since=since, changed_by="cli")
-    store = RiskStateStore(settings.risk_state_path)
-    with store.locked():
-        before = store.load()
-        store.save(state)
-    _show_state(state, json_)
-    _queue_alert(settings.db_path, before, state)
-    if why_not is not None and not json_:
-        console.print(f"the drawdown is still measured from the whole equity curve's peak: {printable(why_not)}",
-                      style="dim")
-    elif mode != "HALTED" and not json_:  # the drawdown brake of the risk profiles steers by the same number
-        console.print(f"the drawdown is measured from the {since} equity mark on: a risk profile's drawdown brake "
-                      "releases, and the next daily run may size every name back up", style="dim")
-    if mode != "ACTIVE" and not json_:
-        what = "every pending order" if mode == "HALTED" else "pending orders that add risk"
-        console.print(f"the next daily run cancels {what} before settling", style="dim")
-
-
-def _queue_alert(db_path: Path, before: RiskState, after: RiskState) -> None:
-    """The change goes to the alert outbox right after the state file is saved (it is a file, not a ledger row).
-
-    The switch has changed whatever happens here: a DuckDB file held by a running daily run is a warning line.
-    """
-    try:
-        con = connect(db_path)
-        try:
-            con.begin()
-            outbox.install(con)
-            outbox.enqueue_risk_change(con, before, after, run_date=None, source="kill_switch",
-                                       event=datetime.now(UTC).isoformat())
-            con.commit()
-        finally:
-            con.close()
-    except Exception as exc:
-        err_console.print(f"warning: the alert for this change was not queued ({printable(str(exc))})", style="yellow")
-
-
-@risk_app.command("halt")
-@cli_errors
-def risk_halt_cmd(reason: ReasonOpt = "halted by hand", json_: JsonFlag = False) -> None:
-    """Stop all trading: nothing passes the guard until `risk resume`."""
-    _set_mode("HALTED", reason, json_)
-
-
-@risk_app.command("reduce")
-@cli_errors
-def risk_reduce_cmd(reason: ReasonOpt = "reducing by hand", json_: JsonFlag = False) -> None:
-    """Only risk-reducing orders (sells) pass until `risk resume`."""
-    _set_mode("REDUCING", reason, json_)
-
-
-@risk_app.command("resume")
-@cli_errors
-def risk_resume_cmd(reason: ReasonOpt = "resumed by hand", json_: JsonFlag = False) -> None:
-    """Back to ACTIVE (releases a breaker's latch). The max_drawdown breaker then measures from the book's last
-    equity mark, not from the old peak (else the next run would halt again)."""
-    _set_mode("ACTIVE", reason, json_)
 
 
 def register(app: typer.Typer) -> None:

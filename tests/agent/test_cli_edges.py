@@ -75,7 +75,7 @@ def test_ctrl_c_inside_a_command_is_one_line_and_exit_130(
     def interrupted() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("agent.cli_portfolio.load_settings", interrupted)
+    monkeypatch.setattr("agent.cli_risk.load_settings", interrupted)
     monkeypatch.setattr(sys, "argv", ["tradeagent", "risk", "status"])
     with pytest.raises(SystemExit) as exited:
         entry.main()
