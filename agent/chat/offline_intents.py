@@ -120,7 +120,8 @@ def _day_account(ctx: Ctx, acc: dict[str, Any], side: str | None) -> str:
         lines.append(f"- this is a dry run's file: no real run on {esc(day)}")
     if acc.get("hold"):
         hold = acc["hold"]
-        lines.append(f"- the day was a **hold-all**: {esc(hold.get('reason'))} ({esc(hold.get('detail'))})")
+        what = "the day was a **hold-all**" if hold.get("fallback") else "no orders that day"  # a failure, or a choice
+        lines.append(f"- {what}: {esc(hold.get('reason'))} ({esc(hold.get('detail'))})")
     if acc.get("recovered"):
         lines.append(f"- recovered from the ledger, node outputs lost: {esc(acc['recovered'])}")
     approved = acc["approved"]

@@ -134,3 +134,19 @@ def test_a_book_held_by_a_running_job_answers_busy_or_from_results_files(book_ho
         assert "decision: **buy 2.3296 GOOG**" in ask(home, "why did you buy GOOG on 2012-03-01?")
     code, _, err = run_cli(home, "portfolio")  # nothing was left locked
     assert code == 0, err
+
+
+def test_a_deliberate_no_order_day_is_not_called_a_hold_all(book_home: Path, tmp_path: Path) -> None:
+    # found in review: the chat called every day without orders a "hold-all", the word for a failure
+    home = copy_home(book_home, tmp_path / "home")
+    path = home / "results" / "daily" / "2012-03-07.json"
+    results = json.loads(path.read_text())
+    for hold, said, unsaid in (
+        ({"reason": "hold:no_change", "detail": "every target within its band", "fallback": False},
+         "no orders that day: hold:no_change", "hold-all"),
+        ({"reason": "fallback:risk_error", "detail": "the risk node could not size the day", "fallback": True},
+         "the day was a **hold-all**: fallback:risk_error", "no orders that day"),
+    ):
+        path.write_text(json.dumps({**results, "hold": hold}))
+        text = ask(home, "what happened on 2012-03-07?")
+        assert said in text and unsaid not in text, text
