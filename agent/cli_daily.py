@@ -81,8 +81,10 @@ def render_summary(result: DailyResult) -> None:
             console.print(Text.assemble(("drawdown brake: ", "yellow"), printable(
                 f"the risk node's plan went above the brake on {', '.join(c['symbol'] for c in cut)}: capped in code")))
     if planned and (book := risk.get("book_vol")):  # rule 9's book volatility target (v10): the plan against it
+        above = ("; above it: held names the rebalance band keeps, or a plan that does not follow the target"
+                 if book["planned"] > book["target"] + 5e-4 else "")
         console.print(f"book volatility: the plan's book is an estimated {book['planned']:.1%} a year (profile target "
-                      f"{book['target']:.1%}; 20-day volatilities, 60-day correlations)", style="dim")
+                      f"{book['target']:.1%}; 20-day volatilities, 60-day correlations){above}", style="dim")
     for note in risk.get("notes", []):
         console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
     for note in r.get("data", {}).get("notes", []):
@@ -176,7 +178,7 @@ def register(app: typer.Typer) -> None:
         dry_run: Annotated[bool, typer.Option("--dry-run", help="decide and guard, but change nothing")] = False,
         llm: LlmOption = None,
         llm_cache: CacheOption = "off",
-        profile: Annotated[str | None, typer.Option("--profile", help="risk profile: conservative | balanced | aggressive | v8 (a quarter core, no drawdown brake) | v7 (the signal times entries and exits) | v3 (default TRADEAGENT_PROFILE, else balanced)")] = None,
+        profile: Annotated[str | None, typer.Option("--profile", help="risk profile: conservative | balanced | aggressive (book volatility 4%, 6%, 8%) | v9 (no book volatility target) | v8 (a quarter core, no drawdown brake) | v7 (the signal times entries and exits) | v3 (default TRADEAGENT_PROFILE, else balanced)")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
     ) -> None:
         """Run one trading day: settle, refresh data, decide, guard, place paper orders, write results."""

@@ -11,9 +11,11 @@ Deliberate decisions:
 - ``risk status`` also shows the drawdown the breaker judges (from the equity peak, restarted by a person's
   ``resume``, as of the book's last mark: ``portfolio.breakers.drawdown_from_peak``), the breaker's limit, and what
   the risk profile in force (``TRADEAGENT_PROFILE``) does at it: how much of each size its drawdown brake allows
-  (``agent.profiles.brake_share``). ``--json`` adds ``drawdown``, ``as_of``, ``max_drawdown``, ``profile`` and
-  ``brake`` to the state's keys (null when unknown). A ledger that cannot be read or a risk.toml that does not
-  parse is one dim line: the mode is shown whatever else fails.
+  (``agent.profiles.brake_share``). ``--json`` adds ``drawdown``, ``as_of``, ``max_drawdown``, ``profile``,
+  ``brake`` (null when unknown) and ``note`` (why something is unknown) to the state's keys. A ledger that cannot
+  be read or a risk.toml that does not parse is one line: the mode is shown whatever else fails.
+- The kill switch works whatever else is misconfigured: a bad variable other than ``TRADEAGENT_HOME`` (a typo in
+  ``TRADEAGENT_PROFILE``) is a warning and its default is used (``load_settings_for_kill_switch``).
 """
 
 from __future__ import annotations
@@ -26,10 +28,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli_common import JsonFlag, cli_errors, console, err_console, load_settings, print_json
+from agent.cli_common import JsonFlag, cli_errors, console, err_console, print_json
 from agent.cli_explain import printable
 from agent.profiles import BRAKE_LOW, brake_share, resolve
-from agent.settings import Settings
+from agent.settings import Settings, load_settings_for_kill_switch
 from portfolio import outbox
 from portfolio.errors import LedgerError, RiskConfigError
 from portfolio.ledger import Ledger
@@ -48,7 +50,7 @@ risk_app = typer.Typer(help="Risk limits in force and the kill switch (halt, red
 @cli_errors
 def risk_limits_cmd(json_: JsonFlag = False) -> None:
     """Show the risk limits in force (coded ceilings tightened by risk.toml), with units and meanings."""
-    limits, notes = load_limits(load_settings().risk_config_path)
+    limits, notes = load_limits(_settings().risk_config_path)
     for note in notes:
         err_console.print(Text.assemble(("warning: ", "yellow"), note), highlight=False)
     if json_:
@@ -60,6 +62,16 @@ def risk_limits_cmd(json_: JsonFlag = False) -> None:
         unit, meaning = LIMIT_INFO[key]
         table.add_row(key, _number(value), _number(ceilings[key]), unit, meaning)
     console.print(table)
+
+
+def _settings() -> Settings:
+    """The settings, with any bad variable but the home at its default and a warning: the kill switch always works."""
+    settings, problems = load_settings_for_kill_switch()
+    for problem in problems:
+        err_console.print(Text.assemble(("warning: ", "yellow"), printable(problem),
+                                        "; the risk commands use its default (the daily run refuses until it is fixed)"),
+                          highlight=False)
+    return settings
 
 
 def _number(value: float) -> str:
@@ -80,20 +92,25 @@ def _show_state(state: RiskState, json_: bool) -> None:
 @cli_errors
 def risk_status_cmd(json_: JsonFlag = False) -> None:
     """Show the risk mode (ACTIVE, REDUCING, HALTED) and why, the drawdown and what the profile's brake does at it."""
-    settings = load_settings()
+    settings = _settings()
     state = RiskStateStore(settings.risk_state_path).load(book_exists=_book_exists(settings.db_path))
-    where, why_not = _drawdown_now(settings, state)
+    where = _drawdown_now(settings, state)
     if json_:
         print_json({**state.model_dump(mode="json"), **where})
         return
     _show_state(state, json_=False)
-    if why_not:
-        console.print(f"drawdown: not known ({printable(why_not)})", style="dim")
+    drawdown, limit, profile, brake = where["drawdown"], where["max_drawdown"], where["profile"], where["brake"]
+    if drawdown is None:
+        console.print(f"drawdown: not known ({printable(where['note'])})", style="dim")
         return
-    limit, profile = where["max_drawdown"], where["profile"]
-    console.print(f"drawdown {where['drawdown']:.2%} from the equity peak as of the {where['as_of']} mark "
+    if limit is None:
+        console.print(f"drawdown {drawdown:.2%} from the equity peak as of the {where['as_of']} mark; the breaker's "
+                      f"limit is not known ({printable(where['note'])})")
+        return
+    console.print(f"drawdown {drawdown:.2%} from the equity peak as of the {where['as_of']} mark "
                   f"(the breaker halts the book beyond {limit:.2%})")
-    brake = where["brake"]
+    if drawdown > limit and state.mode != "HALTED":  # a tightened risk.toml, or a fall since the last run
+        console.print(Text.assemble(("beyond the limit: ", "red"), "the next daily run latches HALTED"))
     if brake is None:
         console.print(f"profile {profile}: no drawdown brake", style="dim")
     elif brake >= 1:
@@ -106,36 +123,37 @@ def risk_status_cmd(json_: JsonFlag = False) -> None:
             + "; `tradeagent risk resume` restarts the peak the drawdown is measured from")))
 
 
-def _drawdown_now(settings: Settings, state: RiskState) -> tuple[dict[str, Any], str | None]:
-    """The drawdown as the breaker judges it at the book's last mark, the limit, and the profile's brake share."""
+def _drawdown_now(settings: Settings, state: RiskState) -> dict[str, Any]:
+    """The drawdown as the breaker judges it at the book's last mark, the limit, the profile's brake share, and a
+    ``note`` saying what could not be known (null when everything was)."""
     where: dict[str, Any] = {"drawdown": None, "as_of": None, "max_drawdown": None, "profile": settings.profile,
-                             "brake": None}
-    try:
-        limits, _ = load_limits(settings.risk_config_path)
-    except RiskConfigError as exc:
-        return where, f"risk.toml: {exc}"
-    where["max_drawdown"] = limits.max_drawdown
+                             "brake": None, "note": None}
     try:
         ledger = Ledger.open_existing(settings.db_path)
     except LedgerError as exc:
-        return where, f"the ledger cannot be read: {' '.join(str(exc).split())}"
+        return {**where, "note": f"the ledger cannot be read: {' '.join(str(exc).split())}"}
     if ledger is None:
-        return where, "there is no ledger yet"
+        return {**where, "note": "there is no ledger yet"}
     try:
         curve = ledger.equity_curve()
     finally:
         ledger.close()
     if not curve:
-        return where, "the book has no equity marks yet"
+        return {**where, "note": "the book has no equity marks yet"}
     as_of: date = curve[-1][0]
     drawdown = drawdown_from_peak(curve, state, as_of)
     if drawdown is None:
-        return where, "the equity marks cannot be read"
+        return {**where, "note": "the equity marks cannot be read"}
+    where.update(drawdown=drawdown, as_of=as_of.isoformat())
+    try:
+        limits, _ = load_limits(settings.risk_config_path)
+    except RiskConfigError as exc:
+        return {**where, "note": f"risk.toml: {exc}"}
     profile = resolve(settings.profile)
-    where.update(drawdown=drawdown, as_of=as_of.isoformat(),
+    where.update(max_drawdown=limits.max_drawdown,
                  brake=brake_share(profile.brake, drawdown, limits.max_drawdown)
                  if profile is not None and profile.brake > 0 else None)
-    return where, None
+    return where
 
 
 def _book_exists(db_path: Path) -> bool:
@@ -173,7 +191,7 @@ def _set_mode(mode: RiskMode, reason: str, json_: bool) -> None:
     ``resume`` and ``reduce`` record the BOOK's last equity-mark day as ``since`` (not the wall clock: a book
     may live in 2013): the breakers measure the drawdown peak from that mark on (``portfolio.breakers``).
     """
-    settings = load_settings()
+    settings = _settings()
     settings.ensure_home()
     since, why_not = (date.today(), None) if mode == "HALTED" else _last_mark_day(settings.db_path)
     state = RiskState(mode=mode, reason=reason, since=since, changed_by="cli")

@@ -154,6 +154,28 @@ def load_settings() -> Settings:
         raise SettingsError("; ".join(_describe(error) for error in exc.errors())) from None
 
 
+def load_settings_for_kill_switch() -> tuple[Settings, list[str]]:
+    """Settings in which a bad variable other than the home falls back to its default, and those variables named.
+
+    For the kill switch (``risk halt|reduce|resume|status``), which must work whatever else is misconfigured (a
+    typo in ``TRADEAGENT_PROFILE`` must not stop a person halting the book). A bad home is still a
+    ``SettingsError``: without it nobody knows which book to halt.
+    """
+    try:
+        return Settings(), []
+    except ValidationError as exc:
+        errors = exc.errors()
+    problems = [_describe(error) for error in errors]
+    bad = {str(error["loc"][0]) for error in errors if error.get("loc")}
+    if not bad or "home" in bad or not bad <= set(Settings.model_fields):
+        raise SettingsError("; ".join(problems))
+    defaults = {name: Settings.model_fields[name].get_default(call_default_factory=True) for name in bad}
+    try:
+        return Settings(**defaults), problems
+    except ValidationError:
+        raise SettingsError("; ".join(problems)) from None
+
+
 def _describe(error: Any) -> str:
     """One pydantic error as ``VARIABLE='value': what is wrong`` (the value left out for a secret)."""
     where = str(error["loc"][0]) if error.get("loc") else "?"

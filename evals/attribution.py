@@ -53,7 +53,7 @@ _ZERO_CAUSES = (
 KILL_SWITCH = "kill switch"  # "kill switch HALTED": the sessions decided after a breaker latched (nothing or only sales)
 _BRAKED = re.compile(r"brake from [^)]*\): at most ([0-9.]+) x size")
 BOOK_VOL = "book volatility target"  # rule 9 (v10): the part of a size the book's volatility target scaled away
-_BOOK_SCALED = re.compile(r"at full size, target [0-9.]+%: size x([0-9.]+)")
+_BOOK_SCALED = re.compile(r"at full size, target [0-9.]+%: size x([0-9.]+) = ([0-9.]+)")
 CAP = "position cap × names"
 SIZED = "sized below the cap"
 OFF_TARGET = "not at target (band, guard, drift)"
@@ -99,9 +99,9 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
                 today[target_cause(why)] += short
             else:
                 size = _size_before_brake(target, why, max_weight)  # the brake's part of a capped target is its own
-                unscaled = _size_before(_BOOK_SCALED, size, why, max_weight)  # and so is the book vol target's
-                today[SIZED] += max_weight - unscaled
-                today[BOOK_VOL] += unscaled - size
+                book = _book_vol_part(size, why, max_weight)  # and so is the book volatility target's
+                today[SIZED] += max_weight - size - book
+                today[BOOK_VOL] += book
                 today[BRAKE] += size - target
                 today[OFF_TARGET] += target - w
         # More names than the equity can hold at the cap (20 names at 20%): the shortfalls add up to
@@ -123,14 +123,20 @@ def why_not_invested(run: PolicyRun, symbols: Sequence[str], max_weight: float) 
 
 def _size_before_brake(target: float, why: str, max_weight: float) -> float:
     """The size a positive target had before rule 9's brake capped it ("at most S x size = T"), else the target."""
-    return _size_before(_BRAKED, target, why, max_weight)
-
-
-def _size_before(factor: re.Pattern[str], size: float, why: str, max_weight: float) -> float:
-    """``size`` before the factor a rationale names (``factor``'s group) scaled it down, else ``size``."""
-    match = factor.search(why)
+    match = _BRAKED.search(why)
     share = float(match.group(1)) if match else 1.0
-    return min(max_weight, size / share) if 0 < share < 1 else size
+    return min(max_weight, target / share) if 0 < share < 1 else target
+
+
+def _book_vol_part(size: float, why: str, max_weight: float) -> float:
+    """What rule 9's book volatility target took from a weight of ``size``: the size before the scaling ("size xF =
+    Z": Z / F, at most ``max_weight``) less the larger of the scaled size and ``size`` (a weight the band kept above
+    the scaled size was not cut by it). 0 without the phrase."""
+    match = _BOOK_SCALED.search(why)
+    if match is None or not 0 < float(match.group(1)) < 1:
+        return 0.0
+    factor, scaled = float(match.group(1)), float(match.group(2))
+    return max(0.0, min(max_weight, scaled / factor) - max(scaled, size))
 
 
 def why_traded(run: PolicyRun) -> list[dict[str, Any]]:

@@ -338,7 +338,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         full = size_of(sym)  # rule 9's size, scaled by the book volatility target, and its core share (v8)
         if full is not None and book_scale < 1:
             full *= book_scale
-            why += f"; book vol {book_est:.1%} at full size, target {book_target:.1%}: size x{book_scale:.3f}"
+            why += f"; book vol {book_est:.1%} at full size, target {book_target:.1%}: size x{book_scale:.3f} = {full:.4f}"
         # with a core, a position at its core is not "open" for the entry and the trend gate: growing it to the
         # full size is an entry (a held name within the band of its core size counts as at the core)
         core_w = core * full if core > 0 and full is not None else 0.0
@@ -380,6 +380,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         down = _num(mom.get(sym))
         if target > held > 0 and loss is not None and loss < 0 and down is not None and down < 0:
             target, why = keep, why + "; losing with negative momentum: not adding"
+        if book_scale < 1 and full is not None and target > full:  # rule 9's book target binds: no name above its size
+            target, why = full, why + f"; held above its scaled size: at most {full:.4f}"
         if throttle < 1 and full is not None and target > throttle * full:  # rule 9's brake: at most throttle x size
             target, why = throttle * full, why + f"; {brake_why}: at most {throttle:.3f} x size = {throttle * full:.4f}"
             braked.add(sym)

@@ -75,7 +75,7 @@ def test_ctrl_c_inside_a_command_is_one_line_and_exit_130(
     def interrupted() -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("agent.cli_risk.load_settings", interrupted)
+    monkeypatch.setattr("agent.cli_risk._settings", interrupted)
     monkeypatch.setattr(sys, "argv", ["tradeagent", "risk", "status"])
     with pytest.raises(SystemExit) as exited:
         entry.main()
@@ -112,9 +112,12 @@ def test_a_bad_number_names_the_variable_and_its_value_in_one_line(
         load_settings()
     assert "TRADEAGENT_LLM_MAX_RETRIES='two'" in str(caught.value)
     assert "TRADEAGENT_COMMISSION_BPS='ten'" in str(caught.value)
-    code, out, err = invoke("risk", "status")
+    code, out, err = invoke("portfolio")
     assert code == 2 and out == "" and err.startswith("error: TRADEAGENT_") and err.count("\n") == 1
     assert "unexpected" not in err and "ValidationError" not in err
+    # the kill switch works whatever else is misconfigured: each bad variable is a warning, its default is used
+    code, out, err = invoke("risk", "status")
+    assert code == 0 and "Risk mode" in out and err.count("warning: TRADEAGENT_") == 2
 
 
 def test_a_secret_with_a_bad_value_is_named_but_never_shown() -> None:

@@ -78,6 +78,20 @@ def test_the_scaled_size_is_what_the_band_the_core_and_the_brake_start_from() ->
         "A": pytest.approx(0.05, abs=1e-4), "B": pytest.approx(0.05, abs=1e-4)}
 
 
+def test_while_the_target_binds_a_weight_kept_by_hysteresis_is_cut_to_the_scaled_size_too() -> None:
+    # found by an attacker: a lukewarm name (between exit and entry) kept its old weight while the strong and the
+    # bearish ones were scaled down, so the planned book stayed above the target
+    three = {"A": {"analyst": sig(0.1, 0.8)}, "B": {"analyst": sig(0.6, 0.8)}, "C": {"analyst": sig(-0.6, 0.8)}}
+    corr = {a: {b: 0.9 for b in "ABC" if b != a} for a in "ABC"}
+    held = {s: 0.0943 for s in "ABC"}
+    out = risk(profile={**CORE1, "book_vol": 0.06}, positions=held, signals=three,
+               volatility={s: 0.6 for s in "ABC"}, all_correlations=corr)
+    assert out["A"] == out["B"] == out["C"] < 0.04
+    # without the target all three go to their full size (core 1), the lukewarm one too
+    assert risk(profile=CORE1, positions=held, signals=three, volatility={s: 0.6 for s in "ABC"}) == {
+        s: 0.2 for s in "ABC"}
+
+
 def test_names_the_rules_do_not_size_are_left_out_of_the_estimate_and_keep_their_weight() -> None:
     prof = {**CORE1, "book_vol": 0.09}
     # B has no volatility estimate: only A's 0.2 x 0.3 = 6% counts, under the target; B keeps its held weight
@@ -120,7 +134,7 @@ def test_the_daily_run_reports_the_plans_book_volatility_and_risk_status_the_dra
     monkeypatch.setenv("TRADEAGENT_HOME", str(tmp_path))
     monkeypatch.delenv("TRADEAGENT_PROFILE", raising=False)
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    for day in ("2008-10-09", "2008-10-10"):
+    for day in ("2008-10-09", "2008-10-10", "2008-10-14", "2008-10-15"):
         result = CliRunner().invoke(app, ["daily", "--date", day])
         assert result.exit_code == 0, result.output
     assert "book volatility: the plan's book is an estimated" in result.stdout and "target 6.0%" in result.stdout
@@ -133,11 +147,22 @@ def test_the_daily_run_reports_the_plans_book_volatility_and_risk_status_the_dra
     # `risk status` says how far below its peak the book is, and what the brake does there
     status = CliRunner().invoke(app, ["risk", "status"])
     assert status.exit_code == 0 and "Risk mode ACTIVE" in status.stdout
-    assert "from the equity peak as of the 2008-10-10 mark (the breaker halts the book beyond 20.00%)" in status.stdout
+    assert "from the equity peak as of the 2008-10-15 mark (the breaker halts the book beyond 20.00%)" in status.stdout
     js = json.loads(CliRunner().invoke(app, ["risk", "status", "--json"]).stdout)
-    assert js["mode"] == "ACTIVE" and js["as_of"] == "2008-10-10" and js["max_drawdown"] == 0.2
-    assert js["profile"] == "balanced" and 0 <= js["drawdown"] < 0.05 and js["brake"] == 1.0
+    assert js["mode"] == "ACTIVE" and js["as_of"] == "2008-10-15" and js["max_drawdown"] == 0.2
+    assert js["profile"] == "balanced" and 0 < js["drawdown"] < 0.05 and js["brake"] == 1.0
     # a typo in risk.toml: the mode is still shown, the drawdown is one line
     (tmp_path / "risk.toml").write_text("[limits]\nmax_drawdown = ten\n")
     broken = CliRunner().invoke(app, ["risk", "status"])
-    assert broken.exit_code == 0 and "Risk mode ACTIVE" in broken.stdout and "drawdown: not known (risk.toml" in broken.stdout
+    assert broken.exit_code == 0 and "Risk mode ACTIVE" in broken.stdout
+    assert "as of the 2008-10-15 mark; the breaker's limit is not known (risk.toml" in broken.stdout
+    # a tightened limit the book is already beyond: the next run latches
+    (tmp_path / "risk.toml").write_text(f"[limits]\nmax_drawdown = {js['drawdown'] / 2}\n")
+    beyond = CliRunner().invoke(app, ["risk", "status"])
+    assert "beyond the limit: the next daily run latches HALTED" in beyond.stdout
+    # a typo in the profile variable: a warning, and the kill switch still works
+    monkeypatch.setenv("TRADEAGENT_PROFILE", "balanced-ish")
+    halted = CliRunner().invoke(app, ["risk", "halt", "--reason", "holiday"])
+    assert halted.exit_code == 0 and "TRADEAGENT_PROFILE='balanced-ish'" in halted.stderr
+    assert "Risk mode HALTED" in CliRunner().invoke(app, ["risk", "status"]).stdout
+    assert CliRunner().invoke(app, ["daily", "--date", "2008-10-13"]).exit_code == 2  # the daily run still refuses
