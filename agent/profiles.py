@@ -147,11 +147,18 @@ def book_volatility(weights: dict[str, float], vols: dict[str, float], corr: dic
     """
     names = sorted(s for s, w in weights.items() if w > 0)
     variance = 0.0
-    for a in names:
+    for a in names:  # a replay runs this twice a day over every pair: the row is read directly when it can be
+        wa, va, row = weights[a], vols[a], corr.get(a) or {}
         for b in names:
-            rho = 1.0 if a == b else pair_correlation(corr, a, b)
-            rho = 1.0 if rho is None else max(-1.0, min(1.0, rho))
-            variance += weights[a] * weights[b] * vols[a] * vols[b] * rho
+            if a == b:
+                rho = 1.0
+            else:
+                value = row.get(b)
+                if value is None or not math.isfinite(rho := float(value)):
+                    found = pair_correlation(corr, a, b)
+                    rho = 1.0 if found is None else found
+                rho = max(-1.0, min(1.0, rho))
+            variance += wa * weights[b] * va * vols[b] * rho
     return math.sqrt(max(variance, 0.0))
 
 
