@@ -26,6 +26,7 @@ from rich.text import Text
 
 from agent.settings import Settings
 from agent.settings import load_settings as _settings_from_env
+from portfolio.storage import reraise_interrupt
 
 # markup=False: symbols, reasons, LLM and server text are printed as they are; a "[/b]" in any of them is
 # text, not a rich tag (styles are given with style= or rich.text.Text, never inline).
@@ -139,6 +140,11 @@ def cli_errors(fn: F) -> F:
             err_console.print("interrupted")
             raise typer.Exit(130) from None
         except Exception as exc:
+            try:
+                reraise_interrupt(exc)  # a Ctrl-C DuckDB caught inside a query and re-labelled
+            except KeyboardInterrupt:
+                err_console.print("interrupted")
+                raise typer.Exit(130) from None
             if os.environ.get("TRADEAGENT_DEBUG"):
                 raise
             err_console.print(

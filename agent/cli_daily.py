@@ -21,6 +21,7 @@ from agent.cli_common import cli_errors, console, err_console, load_settings, pa
 from agent.cli_explain import printable
 from agent.daily import DailyResult, run_daily
 from agent.profiles import BRAKE_LOW
+from portfolio.storage import reraise_interrupt
 
 LlmOption = Annotated[
     str | None, typer.Option("--llm", help="offline | openai (default: openai when OPENAI_API_KEY is set, else offline)")
@@ -166,6 +167,7 @@ def _after_run(settings: Any, result: DailyResult, quiet: bool) -> None:
         try:
             entry.load()(settings, result, quiet)
         except Exception as exc:
+            reraise_interrupt(exc)
             err_console.print(f"warning: {entry.name} after the run failed ({type(exc).__name__})", style="yellow")
 
 

@@ -46,6 +46,7 @@ from portfolio.holdall import hold_all
 from portfolio.ledger import Ledger
 from portfolio.models import MarketSnapshot, Quote, RiskLimits
 from portfolio.risk import drawdown_from_peak, update_breakers
+from portfolio.storage import reraise_interrupt
 from tools.fx import fx_rates_as_of
 from tools.indicators import correlation_matrix
 from tools.models import Universe, ValidationResult
@@ -262,6 +263,7 @@ def _trade(
                 with ledger.transaction() as con:
                     outbox.enqueue_risk_change(con, before, risk_state, run_date=run_date, source="breaker")
             except Exception as exc:
+                reraise_interrupt(exc)
                 alerts_error = f"{type(exc).__name__}: {exc}"
     # outcomes due by D are attached after settlement; a memory failure is reported, never fails the day
     day_memory, memory_report = open_day(memory, view, dry_run=dry_run) if memory is not None else (None, {})
@@ -277,6 +279,7 @@ def _trade(
     try:
         state = run_day_graph(deps)
     except Exception as exc:
+        reraise_interrupt(exc)
         state = {"hold": hold_all("graph_error", type(exc).__name__).model_dump(), "nodes": {}, "timings": {}}
     guard_result = state.get("guard")
     results = {
@@ -322,6 +325,7 @@ def _trade(
             with ledger.transaction() as con:
                 outbox.enqueue_day(con, results)
         except Exception as exc:
+            reraise_interrupt(exc)
             alerts_error = f"{type(exc).__name__}: {exc}"
     if alerts_error is not None:
         results["alerts_error"] = alerts_error

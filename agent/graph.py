@@ -26,6 +26,7 @@ from agent import nodes
 from agent.state import DayDeps, DayState
 from portfolio import outbox
 from portfolio.holdall import hold_all
+from portfolio.storage import reraise_interrupt
 
 NodeFn = Callable[[DayState, DayDeps], DayState]
 
@@ -44,6 +45,7 @@ def _safe(name: str, fn: NodeFn) -> Callable[[DayState, RunnableConfig], dict[st
         try:
             update = dict(fn(state, deps))
         except Exception as exc:  # fail closed, whatever went wrong
+            reraise_interrupt(exc)
             if name in nodes.SIGNAL_NODES:
                 update = {"nodes": {name: nodes.abstention(name, deps, f"error:{type(exc).__name__}")}}
             else:

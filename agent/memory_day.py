@@ -36,6 +36,7 @@ import pandas as pd
 from agent.memory_inputs import DayMemory, K, one_line, situation_of
 from memory.models import MemoryRecord, Outcome, date_int, int_date, is_hit
 from memory.store import MemoryStore
+from portfolio.storage import reraise_interrupt
 from tools.view import MarketView
 
 HORIZON = 5  # sessions after the decision at whose close its outcome is known
@@ -111,6 +112,7 @@ def open_day(store: MemoryStore, view: MarketView, *, dry_run: bool, k: int = K)
         try:
             report["attached"] = store.attach(due_outcomes(store.pending(date_int(view.as_of)), view))
         except Exception as exc:  # optional: reported, never fails the day
+            reraise_interrupt(exc)
             report["errors"].append(f"outcomes: {one_line(exc)}")
     report["seconds"] = time.perf_counter() - started
     return DayMemory(store, view.as_of, k=k), report
@@ -162,6 +164,7 @@ def close_day(store: MemoryStore, day: DayMemory, report: dict[str, Any], featur
         try:
             report["written"] = store.add(day_records(day.as_of, features, results))
         except Exception as exc:  # optional: reported, never fails the day (the orders are already in the ledger)
+            reraise_interrupt(exc)
             report["errors"].append(f"records: {one_line(exc)}")
     report["recalled"] = day.recalled
     report["queries"] = day.queries

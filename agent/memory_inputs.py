@@ -32,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from memory.errors import MemoryStoreError
 from memory.models import MemoryHit, Situation, date_int, int_date, is_hit
 from memory.store import MemoryStore
+from portfolio.storage import reraise_interrupt
 
 K = 5  # past decisions recalled per symbol in the prompt
 TREND_FULL_GAP = 0.05
@@ -149,6 +150,7 @@ class DayMemory:
             hits = self.store.search([x.label for x in situations], as_of=date_int(self.as_of), k=self.k,
                                      situations=situations)
         except Exception as exc:  # optional: whatever failed, the node goes on as with memory off
+            reraise_interrupt(exc)
             self.errors.append(f"recall: {one_line(exc)}")
             return None
         finally:
@@ -193,6 +195,7 @@ def search_memory(inp: SearchMemoryInput, memory: DayMemory) -> SearchMemoryOutp
     try:
         hits = memory.search(inp.query, symbol=inp.symbol, k=inp.k)
     except Exception as exc:  # the model is told, the day's results say why
+        reraise_interrupt(exc)
         memory.errors.append(f"search_memory: {one_line(exc)}")
         return SearchMemoryOutput(decisions=[], note="the memory is unavailable today")
     return SearchMemoryOutput(decisions=[hit_view(h) for h in hits],

@@ -27,6 +27,7 @@ from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import urlsplit
 
+from portfolio.storage import reraise_interrupt
 from tools.news.models import NewsItem
 from tools.news.store import LoadedNews, NewsStore, news_table_exists
 from tools.news.text import cap
@@ -110,4 +111,5 @@ def load_for_run(db_path: Path, day: date) -> tuple[LoadedNews | None, str | Non
     try:
         return load_day_news(db_path, day), None
     except Exception as exc:  # a damaged news table or a locked file: the sentiment node abstains, the day goes on
+        reraise_interrupt(exc)
         return None, f"news could not be read, sentiment abstains ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"

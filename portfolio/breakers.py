@@ -36,6 +36,7 @@ from typing import Protocol
 
 from portfolio.errors import RiskStateError
 from portfolio.models import RiskLimits, RiskState
+from portfolio.storage import reraise_interrupt
 
 _RANK = {"ACTIVE": 0, "REDUCING": 1, "HALTED": 2}
 
@@ -161,6 +162,7 @@ class RiskStateStore:
             problem = None if isinstance(raw, dict) and "mode" in raw else "no mode"
             state = None if problem else RiskState.model_validate(raw)
         except Exception as exc:  # any unreadable state halts trading
+            reraise_interrupt(exc)
             problem, state = type(exc).__name__, None
         if state is None:
             return RiskState(mode="HALTED", reason=f"corrupt risk state file {self.path} ({problem})",

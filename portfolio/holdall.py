@@ -14,6 +14,8 @@ from contextlib import contextmanager
 
 from pydantic import BaseModel, ConfigDict
 
+from portfolio.storage import reraise_interrupt
+
 _SLUG = re.compile(r"[^a-z0-9_.\-]+")
 _SECRETS = [
     re.compile(r"(?i)\b(sk|pk|rk|xox[abp]|ghp|gho|glpat)[-_][A-Za-z0-9_\-]{8,}"),
@@ -64,4 +66,5 @@ def guarded_day() -> Iterator[DayOutcome]:
     try:
         yield outcome
     except Exception as exc:  # every failure means hold-all, by design
+        reraise_interrupt(exc)
         outcome.hold = hold_all(type(exc).__name__, str(exc))

@@ -93,6 +93,7 @@ from portfolio.models import (
     TradingHistory,
 )
 from portfolio.proposals import Proposal, Reject, as_items, describe, parse
+from portfolio.storage import reraise_interrupt
 
 __all__ = [
     "CEILINGS",
@@ -305,6 +306,7 @@ def guard(
         items = as_items(proposals)
         return _guard(items, portfolio, market, _within_ceilings(limits), mode, history, run_date, fee_bps)
     except Exception as exc:  # fail closed
+        reraise_interrupt(exc)
         detail = f"internal guard error ({type(exc).__name__}); every proposal rejected"
         rejections = [Rejection(symbol=None, raw=describe(p), code="guard_error", detail=detail) for p in items]
         if not rejections:

@@ -155,3 +155,40 @@ def test_a_piped_table_is_not_cut_at_80_columns(tmp_path: Path) -> None:
 def test_daily_takes_u_like_data(clean_env: Path) -> None:
     code, _, err = invoke("daily", "-u", "no-such-universe", "--dry-run")
     assert code == 2 and "no-such-universe" in err and "No such option" not in err
+
+
+def test_a_ctrl_c_duckdb_caught_inside_a_node_stops_the_day_instead_of_recording_a_hold_all(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # found by an attacker: DuckDB turns a SIGINT during a query into RuntimeError("Query interrupted"); the graph's
+    # fail-closed `except` made it an abstention, and the day went on and was recorded as if nobody had pressed Ctrl-C
+    import agent.nodes as nodes  # noqa: PLC0415 - the node the graph calls, patched for this test only
+
+    def interrupted_query(*_: object, **__: object) -> object:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setenv("TRADEAGENT_MEMORY", "off")
+    monkeypatch.setattr(nodes, "analyst_node", interrupted_query)
+    code, _, err = invoke("daily", "--date", "2012-03-01")
+    assert code == 130 and err.strip() == "interrupted"
+    assert not (clean_env / "data" / "results" / "daily" / "2012-03-01.json").exists()  # nothing recorded
+    monkeypatch.undo()
+    monkeypatch.setenv("TRADEAGENT_HOME", str(clean_env / "data"))
+    monkeypatch.setenv("TRADEAGENT_MEMORY", "off")
+    code, out, err = invoke("daily", "--date", "2012-03-01")  # the re-run decides the day
+    assert code == 0, err
+    assert (clean_env / "data" / "results" / "daily" / "2012-03-01.json").is_file()
+
+
+def test_a_ctrl_c_duckdb_caught_in_a_command_is_interrupted_not_an_unexpected_error(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted_query() -> None:
+        raise RuntimeError("Query interrupted")
+
+    monkeypatch.setattr("agent.cli_risk._settings", interrupted_query)
+    code, _, err = invoke("risk", "status")
+    assert code == 130 and err.strip() == "interrupted"
+    monkeypatch.setattr("agent.cli_risk._settings", lambda: (_ for _ in ()).throw(RuntimeError("something else")))
+    code, _, err = invoke("risk", "status")
+    assert code == 2 and "unexpected RuntimeError: something else" in err
