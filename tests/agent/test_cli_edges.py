@@ -162,7 +162,7 @@ def test_a_ctrl_c_duckdb_caught_inside_a_node_stops_the_day_instead_of_recording
 ) -> None:
     # found by an attacker: DuckDB turns a SIGINT during a query into RuntimeError("Query interrupted"); the graph's
     # fail-closed `except` made it an abstention, and the day went on and was recorded as if nobody had pressed Ctrl-C
-    import agent.nodes as nodes  # noqa: PLC0415 - the node the graph calls, patched for this test only
+    import agent.nodes as nodes  # the node the graph calls (looked up by name on every call)
 
     def interrupted_query(*_: object, **__: object) -> object:
         raise RuntimeError("Query interrupted")
@@ -175,7 +175,7 @@ def test_a_ctrl_c_duckdb_caught_inside_a_node_stops_the_day_instead_of_recording
     monkeypatch.undo()
     monkeypatch.setenv("TRADEAGENT_HOME", str(clean_env / "data"))
     monkeypatch.setenv("TRADEAGENT_MEMORY", "off")
-    code, out, err = invoke("daily", "--date", "2012-03-01")  # the re-run decides the day
+    code, _, err = invoke("daily", "--date", "2012-03-01")  # the re-run decides the day
     assert code == 0, err
     assert (clean_env / "data" / "results" / "daily" / "2012-03-01.json").is_file()
 
