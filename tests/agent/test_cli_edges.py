@@ -168,13 +168,12 @@ def test_a_ctrl_c_duckdb_caught_inside_a_node_stops_the_day_instead_of_recording
         raise RuntimeError("Query interrupted")
 
     monkeypatch.setenv("TRADEAGENT_MEMORY", "off")
+    analyst = nodes.analyst_node
     monkeypatch.setattr(nodes, "analyst_node", interrupted_query)
     code, _, err = invoke("daily", "--date", "2012-03-01")
     assert code == 130 and err.strip() == "interrupted"
     assert not (clean_env / "data" / "results" / "daily" / "2012-03-01.json").exists()  # nothing recorded
-    monkeypatch.undo()
-    monkeypatch.setenv("TRADEAGENT_HOME", str(clean_env / "data"))
-    monkeypatch.setenv("TRADEAGENT_MEMORY", "off")
+    monkeypatch.setattr(nodes, "analyst_node", analyst)
     code, _, err = invoke("daily", "--date", "2012-03-01")  # the re-run decides the day
     assert code == 0, err
     assert (clean_env / "data" / "results" / "daily" / "2012-03-01.json").is_file()
