@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar
@@ -82,6 +83,20 @@ def plot_path(path: Path) -> Path:
     if not folder.is_dir():
         raise UserError(f"cannot write the chart to {path}: folder {folder} does not exist")
     return path.expanduser()
+
+
+REAL_RESULTS = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")  # a real run's file: not *.dry-run.json, not *.corrupt
+
+
+def newest_results(results_dir: Path) -> Iterator[dict[str, Any]]:
+    """The real runs' results files (``results/daily/D.json``), parsed, newest first; an unreadable one is skipped."""
+    for path in sorted((p for p in results_dir.glob("*.json") if REAL_RESULTS.match(p.name)), reverse=True):
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(results, dict):
+            yield results
 
 
 def _json_default(obj: Any) -> Any:

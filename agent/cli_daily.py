@@ -11,13 +11,22 @@ from __future__ import annotations
 import sys
 from datetime import date
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli_common import cli_errors, console, err_console, load_settings, parse_date, print_json
+from agent.cli_common import (
+    cli_errors,
+    console,
+    err_console,
+    load_settings,
+    newest_results,
+    parse_date,
+    print_json,
+)
 from agent.cli_explain import printable
 from agent.daily import DailyResult, run_daily
 from agent.profiles import BRAKE_LOW
@@ -75,8 +84,8 @@ def render_summary(result: DailyResult) -> None:
         way_back = ("the book is nearly all cash and can barely earn its way back to its peak" if share < BRAKE_LOW
                     else "the book earns its way back to its peak slowly from here")
         console.print(Text.assemble(("drawdown brake: ", "yellow"), (
-            f"drawdown {risk.get('drawdown') or 0:.2%} of the {risk['limits']['max_drawdown']:.2%} breaker: each name at "
-            f"most {share:.1%} of its size; {way_back}. `tradeagent risk resume` restarts the peak the drawdown is "
+            f"drawdown {risk.get('drawdown') or 0:.2%} of the {risk['limits']['max_drawdown']:.2%} breaker: each name's "
+            f"target at most {share:.1%} of its size (a held weight within the band above it is kept); {way_back}. `tradeagent risk resume` restarts the peak the drawdown is "
             "measured from (and with it the brake)")))
         if cut := ((r.get("nodes", {}).get("risk") or {}).get("brake") or {}).get("capped"):
             console.print(Text.assemble(("drawdown brake: ", "yellow"), printable(
@@ -90,7 +99,17 @@ def render_summary(result: DailyResult) -> None:
         console.print(Text.assemble(("risk.toml: ", "yellow"), printable(note)))
     for note in r.get("data", {}).get("notes", []):
         console.print(Text(f"note: {printable(note)}", style="dim"))
+    if (before := _previous_profile(result.path.parent, str(r.get("date")))) not in (None, r.get("profile")):
+        console.print(Text.assemble(("profile: ", "yellow"), printable(
+            f"{r.get('profile')} today; the book's previous run used {before} (pass --profile {before} or set "
+            "TRADEAGENT_PROFILE to keep it)")))
     console.print(f"results: {result.path} · {r['timings'].get('total_seconds', 0):.2f} s", style="dim")
+
+
+def _previous_profile(results_dir: Path, day: str) -> str | None:
+    """The risk profile of the newest real run before ``day`` (results files), or None."""
+    return next((str(r["profile"]) for r in newest_results(results_dir)
+                 if str(r.get("date", "")) < day and r.get("profile")), None)
 
 
 def _event_lines(r: dict[str, Any]) -> list[Text]:

@@ -26,9 +26,7 @@ Deliberate decisions:
 
 from __future__ import annotations
 
-import json
 import os
-import re
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -46,6 +44,7 @@ from agent.cli_common import (
     console,
     err_console,
     load_settings,
+    newest_results,
     plot_path,
     print_json,
 )
@@ -61,7 +60,6 @@ from tools.validation import last_valuation_close
 
 _DEFAULT_CASH = 10_000.0
 _DEFAULT_BASE = "USD"
-_REAL_RESULTS = re.compile(r"^\d{4}-\d{2}-\d{2}\.json$")  # a real run's file: not *.dry-run.json, not *.corrupt
 BENCHMARK_LABEL = "equal-weight buy-and-hold, no fees"
 
 
@@ -151,15 +149,10 @@ def _latest_universe(results_dir: Path) -> str:
     the universe's ``name`` (files written before it). A recovered day's file has no source: the next older
     real run's file of the same universe gives it.
     """
-    names = sorted((p for p in results_dir.glob("*.json") if _REAL_RESULTS.match(p.name)), reverse=True)
     recovered: str | None = None
-    for path in names:
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-            universe, source = results.get("universe"), results.get("universe_source")
-            was_recovered = results.get("status") == "recovered"
-        except (OSError, ValueError, AttributeError):
-            continue
+    for results in newest_results(results_dir):
+        universe, source = results.get("universe"), results.get("universe_source")
+        was_recovered = results.get("status") == "recovered"
         if not isinstance(universe, str) or not universe:
             continue
         if recovered is not None and universe != recovered:

@@ -12,7 +12,8 @@ Deliberate decisions:
   ``resume``, as of the book's last mark: ``portfolio.breakers.drawdown_from_peak``), the breaker's limit, and what
   the risk profile in force (``TRADEAGENT_PROFILE``) does at it: how much of each size its drawdown brake allows
   (``agent.profiles.brake_share``). ``--json`` adds ``drawdown``, ``as_of``, ``max_drawdown``, ``profile``,
-  ``brake`` (null when unknown) and ``note`` (why something is unknown) to the state's keys. A ledger that cannot
+  ``last_run_profile`` (the profile of the newest real run's results file: the book may have been run with another
+  ``--profile`` than the environment's, and status says so), ``brake`` (null when unknown) and ``note`` (why something is unknown) to the state's keys. A ledger that cannot
   be read or a risk.toml that does not parse is one line: the mode is shown whatever else fails.
 - The kill switch works whatever else is misconfigured: a bad variable other than ``TRADEAGENT_HOME`` (a typo in
   ``TRADEAGENT_PROFILE``) is a warning and its default is used (``load_settings_for_kill_switch``).
@@ -28,7 +29,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from agent.cli_common import JsonFlag, cli_errors, console, err_console, print_json
+from agent.cli_common import JsonFlag, cli_errors, console, err_console, newest_results, print_json
 from agent.cli_explain import printable
 from agent.profiles import BRAKE_LOW, brake_share, resolve
 from agent.settings import Settings, load_settings_for_kill_switch
@@ -111,6 +112,9 @@ def risk_status_cmd(json_: JsonFlag = False) -> None:
                   f"(the breaker halts the book beyond {limit:.2%})")
     if drawdown > limit and state.mode != "HALTED":  # a tightened risk.toml, or a fall since the last run
         console.print(Text.assemble(("beyond the limit: ", "red"), "the next daily run latches HALTED"))
+    if where["last_run_profile"] not in (None, profile):  # the book's last run was sized by another profile
+        console.print(f"profile {profile} (TRADEAGENT_PROFILE or the default); the book's last run used "
+                      f"{printable(str(where['last_run_profile']))}", style="yellow")
     if brake is None:
         console.print(f"profile {profile}: no drawdown brake", style="dim")
     elif brake >= 1:
@@ -126,8 +130,9 @@ def risk_status_cmd(json_: JsonFlag = False) -> None:
 def _drawdown_now(settings: Settings, state: RiskState) -> dict[str, Any]:
     """The drawdown as the breaker judges it at the book's last mark, the limit, the profile's brake share, and a
     ``note`` saying what could not be known (null when everything was)."""
+    last_run = next((r.get("profile") for r in newest_results(settings.daily_results_dir) if r.get("profile")), None)
     where: dict[str, Any] = {"drawdown": None, "as_of": None, "max_drawdown": None, "profile": settings.profile,
-                             "brake": None, "note": None}
+                             "last_run_profile": last_run, "brake": None, "note": None}
     try:
         ledger = Ledger.open_existing(settings.db_path)
     except LedgerError as exc:

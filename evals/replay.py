@@ -309,8 +309,8 @@ class _Log:
         longest = max(runs, key=len) if runs else []
         notes = [f"{BRAKE_NOTE} sizes capped on {len(self.braked)} of {len(self.days)} sessions; lowest share "
                  f"{share:.3f} of the size on {day} (drawdown {drawdown:.2%})"
-                 + (f"; under {BRAKE_LOW:g} of the size for {len(longest)} sessions in a row from {longest[0]} to "
-                    f"{longest[-1]}" if longest else "")
+                 + (f"; under {BRAKE_LOW:g} of the size for {len(longest)} session{'s' * (len(longest) != 1)} in a row "
+                    f"from {longest[0]} to {longest[-1]}" if longest else "")
                  + (f"; the risk node's plan went above the caps on {self.brake_cuts} sessions (cut in code)"
                     if self.brake_cuts else "")]
         if len(longest) >= BRAKE_PARKED_SESSIONS:  # as good as frozen: said like a latched breaker

@@ -436,8 +436,8 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         factor = gross_cap / gross if gross > gross_cap > 0 else (0.0 if gross_cap <= 0 else 1.0)
         final = {sym: (t * factor, why + (f"; scaled x{factor:.3f} for gross cap" if factor < 1.0 and t > 0 else ""))
                  for sym, (t, _, why) in plan.items()}
-    def said(t: float, why: str) -> str:  # a kept weight above the position cap is trimmed to it: say so, whatever else
-        note = f"; above max_position_weight {max_w:g}: trimmed to it" if t > max_w + 1e-12 else ""
+    def said(t: float, why: str) -> str:  # a kept weight above the position cap: its target is the cap, said so
+        note = f"; above max_position_weight {max_w:g}: target capped at it" if t > max_w + 1e-12 else ""
         return why[:600 - len(note)] + note
 
     targets = [TargetWeight(symbol=sym, target_weight=_floor4(_clip(t, 0.0, max_w)), rationale=said(t, why))

@@ -247,14 +247,14 @@ def test_the_answer_is_compact_json() -> None:
     assert json.loads(content)["signals"][0]["symbol"] == "A" and "\n" not in content
 
 
-def test_a_kept_weight_above_the_position_cap_is_trimmed_and_the_reason_says_so() -> None:
-    # found in review: a held 23% within the band of its 20%-capped size was trimmed to 20% with the reason "within
-    # rebalance band: hold"
+def test_a_kept_weight_above_the_position_cap_is_targeted_at_the_cap_and_the_reason_says_so() -> None:
+    # found in review: a held 23% within the band of its 20%-capped size got a 20% target with the reason "within
+    # rebalance band: hold" (the decision node trades it only when the difference passes its 2-point band)
     ctx = {"as_of": "2024-03-01", "equity": 1e4, "cash": 1e3, "base_currency": "USD", "positions": {"A": 0.23},
            "limits": LIMITS, "signals": {"A": {"analyst": sig(0.8, 0.8)}}, "volatility": {"A": 0.12},
            "profile": {"name": "t", "vol_target": 0.15, "entry": 0.3, "exit": -0.15, "band": 0.25}}
     plan = RiskPlan.model_validate_json(answer("risk", ctx))
     (a,) = plan.targets
-    assert a.target_weight == 0.2 and a.rationale.endswith("; above max_position_weight 0.2: trimmed to it")
+    assert a.target_weight == 0.2 and a.rationale.endswith("; above max_position_weight 0.2: target capped at it")
     held = RiskPlan.model_validate_json(answer("risk", {**ctx, "positions": {"A": 0.19}}))
-    assert held.targets[0].target_weight == 0.19 and "trimmed" not in held.targets[0].rationale
+    assert held.targets[0].target_weight == 0.19 and "capped at it" not in held.targets[0].rationale

@@ -144,18 +144,24 @@ def test_the_daily_run_reports_the_plans_book_volatility_and_risk_status_the_dra
     targets = first["nodes"]["risk"]["output"]["targets"]
     assert targets and all("at full size, target 6.0%: size x" in t["rationale"] for t in targets if t["target_weight"])
     assert sum(t["target_weight"] for t in targets) < 0.2  # three names at a 20% cap would be 60%
+    # another profile one day: said at once, and `risk status` says the book's last run used it
+    switched = CliRunner().invoke(app, ["daily", "--date", "2008-10-16", "--profile", "conservative"])
+    assert switched.exit_code == 0, switched.output
+    assert "profile: conservative today; the book's previous run used balanced" in switched.stdout
+    assert "the book's last run used conservative" in CliRunner().invoke(app, ["risk", "status"]).stdout
     # `risk status` says how far below its peak the book is, and what the brake does there
     status = CliRunner().invoke(app, ["risk", "status"])
     assert status.exit_code == 0 and "Risk mode ACTIVE" in status.stdout
-    assert "from the equity peak as of the 2008-10-15 mark (the breaker halts the book beyond 20.00%)" in status.stdout
+    assert "from the equity peak as of the 2008-10-16 mark (the breaker halts the book beyond 20.00%)" in status.stdout
     js = json.loads(CliRunner().invoke(app, ["risk", "status", "--json"]).stdout)
-    assert js["mode"] == "ACTIVE" and js["as_of"] == "2008-10-15" and js["max_drawdown"] == 0.2
+    assert js["mode"] == "ACTIVE" and js["as_of"] == "2008-10-16" and js["max_drawdown"] == 0.2
+    assert js["last_run_profile"] == "conservative" and js["note"] is None
     assert js["profile"] == "balanced" and 0 < js["drawdown"] < 0.05 and js["brake"] == 1.0
     # a typo in risk.toml: the mode is still shown, the drawdown is one line
     (tmp_path / "risk.toml").write_text("[limits]\nmax_drawdown = ten\n")
     broken = CliRunner().invoke(app, ["risk", "status"])
     assert broken.exit_code == 0 and "Risk mode ACTIVE" in broken.stdout
-    assert "as of the 2008-10-15 mark; the breaker's limit is not known (risk.toml" in broken.stdout
+    assert "as of the 2008-10-16 mark; the breaker's limit is not known (risk.toml" in broken.stdout
     # a tightened limit the book is already beyond: the next run latches
     (tmp_path / "risk.toml").write_text(f"[limits]\nmax_drawdown = {js['drawdown'] / 2}\n")
     beyond = CliRunner().invoke(app, ["risk", "status"])
