@@ -95,7 +95,7 @@ def risk_status_cmd(json_: JsonFlag = False) -> None:
     """Show the risk mode (ACTIVE, REDUCING, HALTED) and why, the drawdown and what the profile's brake does at it."""
     settings = _settings()
     state = RiskStateStore(settings.risk_state_path).load(book_exists=_book_exists(settings.db_path))
-    where = _drawdown_now(settings, state)
+    where = drawdown_now(settings, state)
     if json_:
         print_json({**state.model_dump(mode="json"), **where})
         return
@@ -127,7 +127,7 @@ def risk_status_cmd(json_: JsonFlag = False) -> None:
             + "; `tradeagent risk resume` restarts the peak the drawdown is measured from")))
 
 
-def _drawdown_now(settings: Settings, state: RiskState) -> dict[str, Any]:
+def drawdown_now(settings: Settings, state: RiskState) -> dict[str, Any]:
     """The drawdown as the breaker judges it at the book's last mark, the limit, the profile's brake share, and a
     ``note`` saying what could not be known (null when everything was)."""
     last_run = next((r.get("profile") for r in newest_results(settings.daily_results_dir) if r.get("profile")), None)

@@ -52,6 +52,8 @@ _INTENTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((name, re.compile(rx))
     ("memory", r"\bmemory\b|\bremember|\bsimilar\b|\blessons?\b"),
     ("explain", r"\bwhy\b|\bexplain|\breason|\bwhat happened\b|\bdecision|\bdecide"),
     ("guard", r"\bguard\b|\breject|\bclamp|\bblocked\b|\brefused\b"),
+    # the drawdown now and the brake: the breaker's measure (risk); a period's deepest drawdown stays P&L
+    ("risk", r"\bbrake\b|\b(my|current|the) drawdown\??\s*$|\bdrawdown (now|today)\b"),
     ("pnl", r"p&l|p/l|\bpnl\b|\bprofit|\bloss(es)?\b|\bgain|\breturn|\bearn|\bperform|\bdrawdown"),
     ("risk", r"\brisk\b|\blimit|\bkill.?switch|\bhalt|\bbreaker|\bexposure\b"),
     ("evals", r"\beval|\bbacktest|\breplay|\bsharpe\b|\breport"),

@@ -311,6 +311,18 @@ def risk(ctx: Ctx) -> str:
         if key in info["limits"]:
             lines.append(f"- {code(key)} {num(info['limits'][key])}")
     lines.extend(f"- note: {esc(n)}" for n in info["notes"])
+    where = info["drawdown"]
+    if where["drawdown"] is None:
+        lines.append(f"- drawdown: not known ({esc(where['note'])})")
+    else:  # as the breaker judges it (from the peak a person's resume restarted), and the brake there
+        lines.append(f"- drawdown {where['drawdown']:.2%} from the equity peak as of the {esc(where['as_of'])} mark"
+                     + (f" (the breaker halts beyond {where['max_drawdown']:.2%})" if where["max_drawdown"] is not None
+                        else ""))
+        if where["brake"] is not None:
+            lines.append(f"- profile {esc(where['profile'])}: its drawdown brake allows each name "
+                         f"{where['brake']:.1%} of its size" + (" (not binding)" if where["brake"] >= 1 else ""))
+        elif where["max_drawdown"] is not None:
+            lines.append(f"- profile {esc(where['profile'])}: no drawdown brake")
     lines.append("The chat cannot change these: use `tradeagent risk halt|reduce|resume` in a terminal.")
     return "\n".join(lines)
 

@@ -32,6 +32,7 @@ from typing import Any
 from agent.cli_common import UserError
 from agent.cli_explain import account, load_day, results_days
 from agent.cli_portfolio import book_summary
+from agent.cli_risk import drawdown_now
 from agent.errors import AgentError
 from agent.settings import Settings
 from portfolio import outbox
@@ -147,15 +148,16 @@ class Home:
     # ------------------------------------------------------------ risk, evals, alerts, memory
 
     def risk(self, book_exists: bool) -> dict[str, Any]:
-        """The kill-switch state and the limits in force (with risk.toml's notes), read-only."""
+        """The kill-switch state, the limits in force (with risk.toml's notes) and the drawdown as the breaker judges
+        it with what the profile's brake allows there (``agent.cli_risk.drawdown_now``), read-only."""
         state = RiskStateStore(self.settings.risk_state_path).load(book_exists=book_exists)
         try:
             limits, notes = load_limits(self.settings.risk_config_path)
             return {"state": state.model_dump(mode="json"), "limits": limits.model_dump(), "notes": notes,
-                    "config_error": None}
+                    "config_error": None, "drawdown": drawdown_now(self.settings, state)}
         except PortfolioError as exc:  # a broken risk.toml: the daily run refuses to trade; say so
             return {"state": state.model_dump(mode="json"), "limits": {}, "notes": [],
-                    "config_error": " ".join(str(exc).split())}
+                    "config_error": " ".join(str(exc).split()), "drawdown": drawdown_now(self.settings, state)}
 
     def eval_reports(self) -> list[dict[str, Any]]:
         """Reports under ``TRADEAGENT_HOME/evals/*/report.json``, newest first: name, paths, window, metrics."""

@@ -150,3 +150,16 @@ def test_a_deliberate_no_order_day_is_not_called_a_hold_all(book_home: Path, tmp
         path.write_text(json.dumps({**results, "hold": hold}))
         text = ask(home, "what happened on 2012-03-07?")
         assert said in text and unsaid not in text, text
+
+
+def test_what_is_my_drawdown_is_the_breakers_measure_and_the_brake(book_home: Path) -> None:
+    # found by an attacker: "what is my drawdown?" gave the P&L answer, with no word of the breaker or the brake
+    curve, _, _, _ = ledger_facts(book_home)
+    peak = max(v for _, v in curve)
+    expected = max(0.0, 1 - curve[-1][1] / peak)
+    for question in ("what is my drawdown?", "is the drawdown brake on?"):
+        text = ask(book_home, question)
+        assert f"drawdown {expected:.2%} from the equity peak as of the {curve[-1][0]} mark" in text, text
+        assert "(the breaker halts beyond 20.00%)" in text, text
+        assert "drawdown brake allows each name" in text or ": no drawdown brake" in text, text  # as the profile has
+    assert "deepest drawdown" in ask(book_home, "what was my P&L and drawdown in March 2012?")  # a period's: P&L
