@@ -313,11 +313,12 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         return min(size_cap, min(1.0, float(profile["vol_target"]) / vol) * conf / combo[1])
 
     # rule 9's book volatility target (v10): every size scaled so that the book of all sized names stays under it
+    sizes = {s: w for s in symbols if (w := size_of(s)) is not None}
     book_target = float(profile.get("book_vol") or 0.0) if profile else 0.0
     book_scale, book_est = 1.0, 0.0
-    if book_target > 0:
-        sizes = {s: w for s in symbols if s not in exit_only and (w := size_of(s)) is not None}
-        book_scale, book_est = book_vol_scale(book_target, sizes, {s: float(_num(vols.get(s)) or 0.0) for s in sizes},
+    if book_target > 0:  # a name rule 10 closes is not in the book
+        counted = {s: w for s, w in sizes.items() if s not in exit_only}
+        book_scale, book_est = book_vol_scale(book_target, counted, {s: float(_num(vols.get(s)) or 0.0) for s in counted},
                                               ctx.get("all_correlations") or {})
     for sym in symbols:
         held = max(0.0, positions.get(sym, 0.0))
@@ -335,7 +336,7 @@ def _risk(ctx: dict[str, Any]) -> RiskPlan:
         why = f"combined {combined:+.3f} conf {conf:.2f} ({', '.join(used)})" + lesson
         vol = _num(vols.get(sym))
         lt = _num(long_trend.get(sym))
-        full = size_of(sym)  # rule 9's size, scaled by the book volatility target, and its core share (v8)
+        full = sizes.get(sym)  # rule 9's size, scaled by the book volatility target, and its core share (v8)
         if full is not None and book_scale < 1:
             full *= book_scale
             why += f"; book vol {book_est:.1%} at full size, target {book_target:.1%}: size x{book_scale:.3f} = {full:.4f}"
